@@ -1,0 +1,102 @@
+#include "autograd/node.h"
+
+#include <atomic>
+
+#include "autograd/grad_mode.h"
+#include "ops/pointwise.h"
+
+namespace evit {
+namespace {
+
+std::atomic<uint64_t> g_next_sequence_nr{0};
+
+// Long graphs (thousands of nodes in a chain) must not be destroyed recursively: a node's
+// destructor hands its edges to this thread's queue, and only the outermost destructor drains it.
+thread_local std::vector<std::shared_ptr<Node>>* t_pending = nullptr;
+
+}  // namespace
+
+std::string TensorMeta::str() const {
+  return std::string(dtype_name(dtype)) + " " + shape_str(shape) + " " + device.str();
+}
+
+Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_sequence_nr++) {}
+
+Node::~Node() {
+  if (t_pending) {
+    for (auto& e : next_edges)
+      if (e.node) t_pending->push_back(std::move(e.node));
+    return;
+  }
+  std::vector<std::shared_ptr<Node>> pending;
+  for (auto& e : next_edges)
+    if (e.node) pending.push_back(std::move(e.node));
+  t_pending = &pending;
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    n.reset();  // if this was the last owner, its destructor appends its edges to `pending`
+  }
+  t_pending = nullptr;
+}
+
+AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> leaf)
+    : Node("AccumulateGrad"), leaf_(std::move(leaf)) {}
+
+std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
+  Tensor g = std::move(grads[0]);
+  AutogradMeta& meta = *leaf_->autograd;
+  for (auto& hook : meta.hooks) {
+    Tensor r = hook(g);
+    if (r.defined()) g = r;
+  }
+  if (!meta.grad) {
+    // Steal the buffer only when nobody else can see it; otherwise later in-place accumulation
+    // would write into another tensor (e.g. the same gradient flowing to two leaves).
+    bool exclusive = g.impl_ptr().use_count() == 1 && g.is_contiguous() &&
+                     g.impl().storage.use_count() == 1;
+    meta.grad = exclusive ? g.detach().impl_ptr() : g.detach().clone().impl_ptr();
+  } else {
+    Tensor acc(meta.grad);
+    add_(acc, g);
+  }
+  return {};
+}
+
+FunctionNode::FunctionNode(std::string name, BackwardFn fn, std::vector<Tensor> saved)
+    : Node(std::move(name)), fn_(std::move(fn)) {
+  for (auto& t : saved) {
+    if (t.defined()) {
+      saved_version_.push_back(t.version());
+      saved_.push_back(t.detach());
+    } else {
+      saved_version_.push_back(0);
+      saved_.push_back(Tensor());
+    }
+  }
+}
+
+std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grads) {
+  EVIT_CHECK(!released_, name(),
+             ": trying to backward through the graph a second time; its saved tensors were freed "
+             "(pass retain_graph=true to the first backward)");
+  for (size_t i = 0; i < saved_.size(); ++i) {
+    const Tensor& t = saved_[i];
+    if (!t.defined()) continue;
+    EVIT_CHECK(t.version() == saved_version_[i], name(), ": saved tensor ", i, " (", t.desc(),
+               ") was modified in-place after it was saved (version ", saved_version_[i],
+               " -> ", t.version(), ")");
+  }
+  std::vector<bool> needs(next_edges.size());
+  for (size_t i = 0; i < next_edges.size(); ++i) needs[i] = next_edges[i].valid();
+  BackwardContext ctx(grads, saved_, std::move(needs));
+  return fn_(ctx);
+}
+
+void FunctionNode::release() {
+  saved_.clear();
+  fn_ = nullptr;
+  released_ = true;
+}
+
+}  // namespace evit

@@ -1,0 +1,92 @@
+// Building blocks for pointwise ops. A pointwise op is a small functor with the math (usable on
+// host and device) and one line that turns it into a differentiable op:
+//
+//   struct HardswishOp {
+//     static constexpr const char* name = "hardswish";
+//     static constexpr const char* backward_name = "HardswishBackward";
+//     static constexpr bool uses_input = true, uses_output = false;  // what backward reads
+//     template <class T> EVIT_HD T forward(T x) const { ... }
+//     // x = input, y = output, g = gradient of the output
+//     template <class T> EVIT_HD T backward(T x, T y, T g) const { ... }
+//   };
+//   Tensor hardswish(const Tensor& x) { return unary_op(x, HardswishOp{}); }
+//
+// Binary ops provide forward(a, b) and grad_a(a, b, y, g) / grad_b(a, b, y, g); broadcasting
+// (and the reduction of broadcast gradients) is handled here and in the engine.
+#pragma once
+#include "autograd/node.h"
+#include "ops/iter/map.h"
+
+namespace evit {
+
+// Unary: floating inputs only (activations and math functions).
+template <class Op>
+Tensor unary_op(const Tensor& x, Op op = Op{}) {
+  EVIT_CHECK(x.device().is_cpu(), Op::name, ": no ", x.device().str(), " kernel in this build");
+  Tensor y = empty(x.sizes(), {x.dtype(), x.device()});
+  dispatch_floating(x.dtype(), Op::name, [&](auto tag) {
+    using T = decltype(tag);
+    cpu_map<T, T>(y, [op](T v) { return op.forward(v); }, x);
+  });
+  // Only what backward reads is saved (keeps activations alive no longer than needed); the
+  // gradient stands in for an unsaved operand so the kernel signature stays the same.
+  autograd::record(Op::backward_name, {x}, {y},
+                   {Op::uses_input ? x : Tensor(), Op::uses_output ? y : Tensor()},
+                   [op](const BackwardContext& ctx) -> std::vector<Tensor> {
+                     const Tensor& g = ctx.grad_output(0);
+                     const Tensor& xs = Op::uses_input ? ctx.saved(0) : g;
+                     const Tensor& ys = Op::uses_output ? ctx.saved(1) : g;
+                     Tensor gx = empty(xs.sizes(), {xs.dtype(), xs.device()});
+                     dispatch_floating(xs.dtype(), Op::name, [&](auto tag) {
+                       using T = decltype(tag);
+                       cpu_map<T, T, T, T>(
+                           gx, [op](T a, T b, T c) { return op.backward(a, b, c); }, xs, ys, g);
+                     });
+                     return {gx};
+                   });
+  return y;
+}
+
+// Checks that two operands can meet in a binary op: same device and same dtype.
+void check_binary_operands(const Tensor& a, const Tensor& b, const char* op);
+
+// Binary with broadcasting. Numeric dtypes for forward; gradients for floating dtypes.
+template <class Op>
+Tensor binary_op(const Tensor& a, const Tensor& b, Op op = Op{}) {
+  check_binary_operands(a, b, Op::name);
+  Shape shape = broadcast_shapes(a.sizes(), b.sizes(), Op::name);
+  Tensor y = empty(shape, {a.dtype(), a.device()});
+  dispatch_numeric(a.dtype(), Op::name, [&](auto tag) {
+    using T = decltype(tag);
+    cpu_map<T, T, T>(y, [op](T u, T v) { return op.forward(u, v); }, a, b);
+  });
+  autograd::record(
+      Op::backward_name, {a, b}, {y}, {a, b, Op::uses_output ? y : Tensor()},
+      [op](const BackwardContext& ctx) -> std::vector<Tensor> {
+        const Tensor& g = ctx.grad_output(0);
+        const Tensor &as = ctx.saved(0), &bs = ctx.saved(1);
+        const Tensor& ys = Op::uses_output ? ctx.saved(2) : g;
+        Tensor ga, gb;
+        EVIT_CHECK(g.sizes() == (ys.sizes()), Op::backward_name, ": bad gradient shape");
+        dispatch_floating(g.dtype(), Op::name, [&](auto tag) {
+          using T = decltype(tag);
+          if (ctx.needs_input_grad(0)) {
+            ga = empty(g.sizes(), {g.dtype(), g.device()});
+            cpu_map<T, T, T, T, T>(
+                ga, [op](T u, T v, T w, T d) { return op.grad_a(u, v, w, d); }, as, bs, ys, g);
+          }
+          if (ctx.needs_input_grad(1)) {
+            gb = empty(g.sizes(), {g.dtype(), g.device()});
+            cpu_map<T, T, T, T, T>(
+                gb, [op](T u, T v, T w, T d) { return op.grad_b(u, v, w, d); }, as, bs, ys, g);
+          }
+        });
+        return {ga, gb};  // the engine sums broadcast dims back to each input's shape
+      });
+  return y;
+}
+
+// A 0-D tensor holding `v` in t's dtype and device: how scalars enter binary ops.
+Tensor scalar_like(const Tensor& t, double v);
+
+}  // namespace evit

@@ -1,0 +1,86 @@
+// In-place updates for tensors outside the graph: optimizer steps, running statistics, init.
+#include "autograd/grad_mode.h"
+#include "core/copy.h"
+#include "ops/iter/pointwise.h"
+#include "ops/pointwise.h"
+
+namespace evit {
+namespace {
+
+// In-place on a tensor that requires grad while recording would silently break the graph, so
+// evit refuses it (PyTorch's view+in-place rebasing is deliberately not supported).
+void check_inplace(const Tensor& t, const char* op) {
+  EVIT_CHECK(!(GradMode::is_enabled() && t.requires_grad()), op, ": in-place update of ",
+             t.desc(), " which requires grad; wrap the update in NoGradGuard or detach() it");
+}
+
+template <class F>
+void apply_inplace(Tensor& a, const Tensor& b, const char* op, F f) {
+  check_inplace(a, op);
+  check_binary_operands(a, b, op);
+  Shape s = broadcast_shapes(a.sizes(), b.sizes(), op);
+  EVIT_CHECK(s == a.sizes(), op, ": cannot broadcast ", shape_str(b.sizes()), " into the ",
+             "destination of shape ", shape_str(a.sizes()));
+  // cpu_map writes through `a`'s strides; reading `a` as an input at the same offsets is safe
+  // because each element is read and written by the same iteration.
+  dispatch_numeric(a.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    StridedIter<2> it;
+    it.sizes = a.sizes();
+    it.strides[0] = a.strides();
+    it.strides[1] = broadcast_strides(b.sizes(), b.strides(), a.sizes());
+    T* pa = static_cast<T*>(a.raw_data());
+    const T* pb = static_cast<const T*>(b.raw_data());
+    it.run(kPointwiseGrain, [&](const std::array<int64_t, 2>& off, int64_t n,
+                                const std::array<int64_t, 2>& st) {
+      for (int64_t j = 0; j < n; ++j) {
+        T& x = pa[off[0] + j * st[0]];
+        x = static_cast<T>(f(x, pb[off[1] + j * st[1]]));
+      }
+    });
+  });
+  a.bump_version();
+}
+
+}  // namespace
+
+Tensor& add_(Tensor& a, const Tensor& b, double alpha) {
+  if (alpha == 1.0) {
+    apply_inplace(a, b, "add_", [](auto x, auto y) { return x + y; });
+  } else {
+    apply_inplace(a, b, "add_", [alpha](auto x, auto y) {
+      using T = decltype(x);
+      return x + static_cast<T>(alpha) * y;
+    });
+  }
+  return a;
+}
+Tensor& add_(Tensor& a, double b) { return add_(a, scalar_like(a, b)); }
+Tensor& mul_(Tensor& a, const Tensor& b) {
+  apply_inplace(a, b, "mul_", [](auto x, auto y) { return x * y; });
+  return a;
+}
+Tensor& mul_(Tensor& a, double b) { return mul_(a, scalar_like(a, b)); }
+
+Tensor& copy_(Tensor& dst, const Tensor& src) {
+  check_inplace(dst, "copy_");
+  EVIT_CHECK(dst.device() == src.device(), "copy_: source on ", src.device().str(),
+             ", destination on ", dst.device().str());
+  Shape s = broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
+  EVIT_CHECK(s == dst.sizes(), "copy_: cannot copy ", shape_str(src.sizes()), " into ",
+             shape_str(dst.sizes()));
+  copy_elements(dst, src);
+  dst.bump_version();
+  return dst;
+}
+
+Tensor& fill_(Tensor& t, double value) {
+  check_inplace(t, "fill_");
+  copy_elements(t, full({}, value, {t.dtype(), t.device()}));
+  t.bump_version();
+  return t;
+}
+
+Tensor& zero_(Tensor& t) { return fill_(t, 0.0); }
+
+}  // namespace evit

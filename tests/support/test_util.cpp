@@ -1,0 +1,128 @@
+#include "tests/support/test_util.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "core/generator.h"
+#include "ops/pointwise.h"
+#include "ops/reduce.h"
+
+namespace evit::test {
+
+CloseReport compare_close(const Tensor& actual, const Tensor& expected, double rtol, double atol) {
+  CloseReport r;
+  std::ostringstream os;
+  if (actual.sizes() != expected.sizes()) {
+    r.ok = false;
+    os << "shape mismatch: actual " << actual.desc() << " vs expected " << expected.desc();
+    r.detail = os.str();
+    return r;
+  }
+  std::vector<double> a = actual.detach().to_vector<double>();
+  std::vector<double> b = expected.detach().to_vector<double>();
+  double worst = -1e300, max_abs = 0;
+  int64_t worst_i = -1, bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    double err = std::abs(a[i] - b[i]);
+    double excess = err - (atol + rtol * std::abs(b[i]));
+    if (std::isnan(a[i]) != std::isnan(b[i])) excess = 1e300;
+    if (excess > 0) ++bad;
+    if (excess > worst) {
+      worst = excess;
+      worst_i = static_cast<int64_t>(i);
+    }
+    max_abs = std::max(max_abs, err);
+  }
+  r.ok = bad == 0;
+  os << actual.desc() << ": " << bad << " of " << a.size() << " elements outside rtol " << rtol
+     << " atol " << atol << "; max abs error " << max_abs;
+  if (worst_i >= 0)
+    os << "; worst at flat index " << worst_i << ": actual " << a[worst_i] << " expected "
+       << b[worst_i];
+  r.detail = os.str();
+  return r;
+}
+
+bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.sizes() != b.sizes()) return false;
+  Tensor x = a.detach().contiguous(), y = b.detach().contiguous();
+  return std::memcmp(x.raw_data(), y.raw_data(), x.numel() * dtype_size(x.dtype())) == 0;
+}
+
+const TensorMap& golden(const std::string& family) {
+  static std::mutex mu;
+  static std::map<std::string, TensorMap> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(family);
+  if (it != cache.end()) return it->second;
+  std::string path = std::string(EVIT_GOLDEN_DIR) + "/" + family + ".safetensors";
+  if (!std::filesystem::exists(path))
+    FAIL("golden file " << path << " is missing; regenerate it with "
+                        << "/usr/bin/python3 tools/golden/gen_" << family << ".py");
+  return cache.emplace(family, load_safetensors(path)).first->second;
+}
+
+Tensor golden_tensor(const std::string& family, const std::string& key) {
+  const TensorMap& m = golden(family);
+  auto it = m.find(key);
+  if (it == m.end()) FAIL("golden file " << family << " has no tensor '" << key << "'");
+  return it->second;
+}
+
+void check_golden_case(const std::string& family, const std::string& c, const GradcheckFn& fn,
+                       double rtol, double atol) {
+  const TensorMap& m = golden(family);
+  std::vector<Tensor> inputs;
+  for (int i = 0;; ++i) {
+    auto it = m.find(c + ".x" + std::to_string(i));
+    if (it == m.end()) break;
+    Tensor x = it->second;
+    if (m.count(c + ".grad" + std::to_string(i))) {
+      x = x.detach().clone().detach();  // a private leaf in the golden dtype
+      x.requires_grad_(true);
+    }
+    inputs.push_back(x);
+  }
+  INFO("golden case " << family << "/" << c);
+  REQUIRE(!inputs.empty());
+  Tensor y = fn(inputs);
+  Tensor expected_y = golden_tensor(family, c + ".y");
+  {
+    INFO("forward output");
+    EVIT_REQUIRE_CLOSE(y, expected_y.to(y.dtype()), rtol, atol);
+  }
+  if (!y.requires_grad()) return;
+  Tensor w = golden_tensor(family, c + ".w").to(y.dtype());
+  sum(mul(y, w)).backward();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto it = m.find(c + ".grad" + std::to_string(i));
+    if (it == m.end()) continue;
+    INFO("gradient of input " << i);
+    REQUIRE(inputs[i].grad().defined());
+    EVIT_REQUIRE_CLOSE(inputs[i].grad(), it->second.to(inputs[i].dtype()), rtol, atol);
+  }
+}
+
+Tensor leaf(const Tensor& t) {
+  Tensor c = t.detach().to(DType::f64).contiguous().clone().detach();
+  c.requires_grad_(true);
+  return c;
+}
+
+Tensor random_leaf(const Shape& shape, double lo, double hi, uint64_t seed) {
+  Generator g(seed);
+  Tensor t = uniform(shape, lo, hi, {DType::f64}, &g);
+  t.requires_grad_(true);
+  return t;
+}
+
+std::string shared_data_dir() {
+  std::filesystem::path p(EVIT_SHARED_DATA_DIR);
+  return std::filesystem::is_directory(p) ? std::filesystem::canonical(p).string() : "";
+}
+
+}  // namespace evit::test

@@ -1,0 +1,59 @@
+// Helpers shared by the tests: closeness checks with useful failure output, golden-file access,
+// and leaf construction for gradient checks.
+#pragma once
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "autograd/gradcheck.h"
+#include "core/safetensors.h"
+#include "core/tensor.h"
+
+namespace evit::test {
+
+// Largest |a - b| - (atol + rtol |b|) over all elements; <= 0 means close. Shapes must match.
+struct CloseReport {
+  bool ok = true;
+  std::string detail;
+};
+CloseReport compare_close(const Tensor& actual, const Tensor& expected, double rtol, double atol);
+
+// Fails the current test (with details) unless actual ~= expected.
+#define EVIT_REQUIRE_CLOSE(actual, expected, rtol, atol)                                  \
+  do {                                                                                     \
+    auto _r = ::evit::test::compare_close((actual), (expected), (rtol), (atol));           \
+    INFO(_r.detail);                                                                       \
+    REQUIRE(_r.ok);                                                                        \
+  } while (0)
+
+// Asserts bitwise equality (dtype, shape, bytes).
+bool bitwise_equal(const Tensor& a, const Tensor& b);
+
+// Golden tensors written by tools/golden/*.py: tests/golden/<family>.safetensors, keys
+// "<case>.<name>". Fails the test with a message naming the generator if the file is missing.
+const TensorMap& golden(const std::string& family);
+Tensor golden_tensor(const std::string& family, const std::string& key);
+
+// Runs the golden case "<case>" of `family`: inputs "<case>.x0", "x1", ... (those with a
+// "<case>.grad<i>" entry become leaves requiring grad), compares fn(inputs) with "<case>.y" and
+// the gradients of sum(y * w) (w = "<case>.w") with "<case>.grad<i>".
+void check_golden_case(const std::string& family, const std::string& case_name,
+                       const GradcheckFn& fn, double rtol = 1e-6, double atol = 1e-9);
+
+// An f64 leaf that requires grad, from a tensor (copied, made contiguous unless told otherwise).
+Tensor leaf(const Tensor& t);
+// Random f64 leaf of a shape, values in [lo, hi).
+Tensor random_leaf(const Shape& shape, double lo = -1.0, double hi = 1.0, uint64_t seed = 7);
+
+// Runs gradcheck and fails the test with its message.
+#define EVIT_REQUIRE_GRADCHECK(fn, inputs, ...)                                        \
+  do {                                                                                  \
+    auto _g = ::evit::gradcheck((fn), (inputs) __VA_OPT__(, ) __VA_ARGS__);             \
+    INFO(_g.message);                                                                   \
+    REQUIRE(_g.ok);                                                                     \
+  } while (0)
+
+// The shared sample-data folder (../shared/data next to the repository), or "" when absent.
+std::string shared_data_dir();
+
+}  // namespace evit::test
