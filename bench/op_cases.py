@@ -1,0 +1,26 @@
+"""The benchmark cases shared by the PyTorch twin and the table printer. bench_ops.cpp defines
+the same cases (same names, shapes and parameters); keep them in step.
+
+Shapes are EfficientViT-B1's for a 512x1024 input (spec section 2.4): stage 3 features are
+[1,128,32,64] (LiteMLA: 8 heads of dim 16, qkv 384 channels, aggregated branch 384 channels),
+MBConv expands to 512 channels; stage 4 is [1,256,16,32].
+"""
+WARMUP = 3
+RUNS = 15
+
+CASES = [
+    {"name": "conv2d 1x1 128->512 [1,128,32,64]", "kind": "conv",
+     "shapes": [[1, 128, 32, 64], [512, 128, 1, 1]], "stride": 1, "padding": 0, "groups": 1},
+    {"name": "depthwise 5x5 [1,384,32,64]", "kind": "conv",
+     "shapes": [[1, 384, 32, 64], [384, 1, 5, 5]], "stride": 1, "padding": 2, "groups": 384},
+    {"name": "depthwise 3x3 [1,512,32,64]", "kind": "conv",
+     "shapes": [[1, 512, 32, 64], [512, 1, 3, 3]], "stride": 1, "padding": 1, "groups": 512},
+    {"name": "grouped 1x1 g=24 [1,384,32,64]", "kind": "conv",
+     "shapes": [[1, 384, 32, 64], [384, 16, 1, 1]], "stride": 1, "padding": 0, "groups": 24},
+    {"name": "linear_attention [1,16,16,2048]", "kind": "linear_attention",
+     "shapes": [[1, 16, 16, 2048]] * 3},
+    {"name": "batch_norm train [1,128,32,64]", "kind": "batch_norm",
+     "shapes": [[1, 128, 32, 64], [128], [128]]},
+    {"name": "hardswish [1,512,32,64]", "kind": "hardswish", "shapes": [[1, 512, 32, 64]]},
+    {"name": "matmul [2048,128]x[128,512]", "kind": "matmul", "shapes": [[2048, 128], [128, 512]]},
+]
