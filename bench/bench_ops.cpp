@@ -1,0 +1,90 @@
+// Times forward + backward of EfficientViT's hot ops at B1 shapes for a 512x1024 input.
+// The cases mirror bench/op_cases.py (same names, shapes, warm-up and run counts); the PyTorch
+// twin is bench/ops_torch.py and bench/run_op_bench.sh prints the comparison table.
+// Output: one JSON line per case {"op": name, "median_ms": t, "runs": n}.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/generator.h"
+#include "core/parallel.h"
+#include "ops/attention.h"
+#include "ops/conv.h"
+#include "ops/linalg.h"
+#include "ops/norm.h"
+#include "ops/ops.h"
+
+using namespace evit;
+
+namespace {
+
+constexpr int kWarmup = 3;
+constexpr int kRuns = 15;
+
+struct Case {
+  std::string name;
+  std::vector<Shape> shapes;
+  // Runs the forward pass on fresh leaves `in`.
+  std::function<Tensor(const std::vector<Tensor>&)> forward;
+};
+
+Tensor conv_case(const std::vector<Tensor>& in, int64_t stride, int64_t pad, int64_t groups) {
+  return conv2d(in[0], in[1], Tensor(), stride, pad, 1, groups);
+}
+
+std::vector<Case> cases() {
+  return {
+      {"conv2d 1x1 128->512 [1,128,32,64]", {{1, 128, 32, 64}, {512, 128, 1, 1}},
+       [](auto& in) { return conv_case(in, 1, 0, 1); }},
+      {"depthwise 5x5 [1,384,32,64]", {{1, 384, 32, 64}, {384, 1, 5, 5}},
+       [](auto& in) { return conv_case(in, 1, 2, 384); }},
+      {"depthwise 3x3 [1,512,32,64]", {{1, 512, 32, 64}, {512, 1, 3, 3}},
+       [](auto& in) { return conv_case(in, 1, 1, 512); }},
+      {"grouped 1x1 g=24 [1,384,32,64]", {{1, 384, 32, 64}, {384, 16, 1, 1}},
+       [](auto& in) { return conv_case(in, 1, 0, 24); }},
+      {"linear_attention [1,16,16,2048]", {{1, 16, 16, 2048}, {1, 16, 16, 2048}, {1, 16, 16, 2048}},
+       [](auto& in) { return linear_attention(in[0], in[1], in[2]); }},
+      {"batch_norm train [1,128,32,64]", {{1, 128, 32, 64}, {128}, {128}},
+       [](auto& in) {
+         static Tensor rm = zeros({128}), rv = ones({128});
+         return batch_norm(in[0], in[1], in[2], rm, rv, true, 0.1, 1e-5);
+       }},
+      {"hardswish [1,512,32,64]", {{1, 512, 32, 64}}, [](auto& in) { return hardswish(in[0]); }},
+      {"matmul [2048,128]x[128,512]", {{2048, 128}, {128, 512}},
+       [](auto& in) { return matmul(in[0], in[1]); }},
+  };
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string only = argc > 1 ? argv[1] : "";
+  Generator gen(2024);
+  for (const Case& c : cases()) {
+    if (!only.empty() && c.name.find(only) == std::string::npos) continue;
+    std::vector<double> times;
+    for (int it = 0; it < kWarmup + kRuns; ++it) {
+      std::vector<Tensor> in;
+      for (const Shape& s : c.shapes) in.push_back(randn(s, {}, &gen).requires_grad_());
+      Tensor y = c.forward(in);
+      Tensor gy = randn(y.sizes(), {}, &gen);
+      y = Tensor();
+      // Time a fresh forward + backward (the warm forward above only made the gradient's shape).
+      auto t0 = std::chrono::steady_clock::now();
+      Tensor out = c.forward(in);
+      out.backward(gy);
+      auto t1 = std::chrono::steady_clock::now();
+      if (it >= kWarmup) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    double median = times.size() % 2 ? times[times.size() / 2]
+                                     : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+    std::printf("{\"op\": \"%s\", \"median_ms\": %.4f, \"runs\": %d, \"threads\": %d}\n", c.name.c_str(),
+                median, kRuns, get_num_threads());
+    std::fflush(stdout);
+  }
+  return 0;
+}

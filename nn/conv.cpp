@@ -1,0 +1,44 @@
+#include "nn/conv.h"
+
+#include "nn/init.h"
+
+namespace evit::nn {
+
+Conv2d::Conv2d(const Conv2dOptions& o, Generator* gen) : Module("Conv2d"), o_(o) {
+  EVIT_CHECK(o.groups >= 1 && o.in_channels % o.groups == 0 && o.out_channels % o.groups == 0,
+             "Conv2d: in_channels ", o.in_channels, " and out_channels ", o.out_channels,
+             " must be divisible by groups ", o.groups);
+  Tensor w = empty({o.out_channels, o.in_channels / o.groups, o.kernel_size, o.kernel_size});
+  init::default_weight_(w, gen);
+  weight = register_parameter("weight", w);
+  if (o.bias) {
+    Tensor b = empty({o.out_channels});
+    init::default_bias_(b, init::fan_in(w), gen);
+    bias = register_parameter("bias", b);
+  }
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  return conv2d(x, weight, bias, o_.stride, o_.padding, o_.dilation, o_.groups);
+}
+
+ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o, Generator* gen)
+    : Module("ConvTranspose2d"), o_(o) {
+  EVIT_CHECK(o.groups >= 1 && o.in_channels % o.groups == 0 && o.out_channels % o.groups == 0,
+             "ConvTranspose2d: channels must be divisible by groups ", o.groups);
+  Tensor w = empty({o.in_channels, o.out_channels / o.groups, o.kernel_size, o.kernel_size});
+  init::default_weight_(w, gen);
+  weight = register_parameter("weight", w);
+  if (o.bias) {
+    Tensor b = empty({o.out_channels});
+    init::default_bias_(b, init::fan_in(w), gen);
+    bias = register_parameter("bias", b);
+  }
+}
+
+Tensor ConvTranspose2d::forward(const Tensor& x) {
+  return conv_transpose2d(x, weight, bias, o_.stride, o_.padding, o_.output_padding, o_.groups,
+                          o_.dilation);
+}
+
+}  // namespace evit::nn

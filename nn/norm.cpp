@@ -1,0 +1,42 @@
+#include "nn/norm.h"
+
+#include "autograd/grad_mode.h"
+#include "ops/norm.h"
+#include "ops/pointwise.h"
+
+namespace evit::nn {
+
+BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_)
+    : Module("BatchNorm2d"), eps(eps_), momentum(momentum_) {
+  weight = register_parameter("weight", ones({c}));
+  bias = register_parameter("bias", zeros({c}));
+  running_mean = register_buffer("running_mean", zeros({c}));
+  running_var = register_buffer("running_var", ones({c}));
+  num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::i64));
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  if (is_training()) {
+    NoGradGuard g;
+    add_(num_batches_tracked, 1.0);
+  }
+  return batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+}
+
+LayerNorm::LayerNorm(int64_t features, double eps_) : Module("LayerNorm"), eps(eps_) {
+  weight = register_parameter("weight", ones({features}));
+  bias = register_parameter("bias", zeros({features}));
+}
+
+Tensor LayerNorm::forward(const Tensor& x) {
+  return layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
+
+LayerNorm2d::LayerNorm2d(int64_t c, double eps_) : Module("LayerNorm2d"), eps(eps_) {
+  weight = register_parameter("weight", ones({c}));
+  bias = register_parameter("bias", zeros({c}));
+}
+
+Tensor LayerNorm2d::forward(const Tensor& x) { return layer_norm2d(x, weight, bias, eps); }
+
+}  // namespace evit::nn

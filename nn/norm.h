@@ -1,0 +1,36 @@
+// Normalisation layers with PyTorch's parameter and buffer names.
+#pragma once
+#include "nn/module.h"
+
+namespace evit::nn {
+
+// weight, bias, running_mean, running_var, num_batches_tracked (i64 scalar). Training mode
+// normalises with batch statistics and updates the running ones (momentum, unbiased variance);
+// eval mode uses the running statistics.
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+  Tensor forward(const Tensor& x) override;
+  double eps, momentum;
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+};
+
+// LayerNorm over the last dim (features), affine.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t features, double eps = 1e-5);
+  Tensor forward(const Tensor& x) override;
+  double eps;
+  Tensor weight, bias;
+};
+
+// Per-pixel LayerNorm over the channels of [N, C, H, W], affine.
+class LayerNorm2d : public Module {
+ public:
+  explicit LayerNorm2d(int64_t channels, double eps = 1e-5);
+  Tensor forward(const Tensor& x) override;
+  double eps;
+  Tensor weight, bias;
+};
+
+}  // namespace evit::nn

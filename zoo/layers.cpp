@@ -1,0 +1,86 @@
+#include "zoo/layers.h"
+
+#include "nn/activation.h"
+#include "nn/conv.h"
+#include "nn/dropout.h"
+#include "nn/linear.h"
+#include "nn/norm.h"
+#include "ops/pointwise.h"
+#include "ops/shape.h"
+
+namespace evit::zoo {
+
+std::shared_ptr<nn::Module> make_norm(const NormSpec& spec, int64_t channels) {
+  if (spec.none()) return nullptr;
+  if (spec.kind == "bn2d") return std::make_shared<nn::BatchNorm2d>(channels, spec.eps);
+  if (spec.kind == "ln") return std::make_shared<nn::LayerNorm>(channels, spec.eps);
+  if (spec.kind == "ln2d") return std::make_shared<nn::LayerNorm2d>(channels, spec.eps);
+  EVIT_THROW("unknown norm '", spec.kind, "' (known: bn2d, ln, ln2d)");
+}
+
+std::shared_ptr<nn::Module> make_act_or_null(const std::string& name) {
+  return name.empty() ? nullptr : nn::make_activation(name);
+}
+
+ConvLayer::ConvLayer(const ConvLayerOptions& o) : nn::Module("ConvLayer") {
+  EVIT_CHECK(o.kernel % 2 == 1, "ConvLayer: kernel size must be odd, got ", o.kernel);
+  if (o.dropout > 0) dropout_ = register_module("dropout", std::make_shared<nn::Dropout2d>(o.dropout));
+  nn::Conv2dOptions c{o.in, o.out, o.kernel};
+  c.stride = o.stride;
+  c.padding = (o.kernel / 2) * o.dilation;
+  c.dilation = o.dilation;
+  c.groups = o.groups;
+  c.bias = o.bias;
+  conv_ = register_module("conv", std::make_shared<nn::Conv2d>(c));
+  if (auto n = make_norm(o.norm, o.out)) norm_ = register_module("norm", n);
+  if (auto a = make_act_or_null(o.act)) act_ = register_module("act", a);
+}
+
+Tensor ConvLayer::forward(const Tensor& x) {
+  Tensor y = dropout_ ? dropout_->forward(x) : x;
+  y = conv_->forward(y);
+  if (norm_) y = norm_->forward(y);
+  if (act_) y = act_->forward(y);
+  return y;
+}
+
+LinearLayer::LinearLayer(const LinearLayerOptions& o) : nn::Module("LinearLayer") {
+  if (o.dropout > 0) dropout_ = register_module("dropout", std::make_shared<nn::Dropout>(o.dropout));
+  linear_ = register_module("linear", std::make_shared<nn::Linear>(o.in, o.out, o.bias));
+  if (auto n = make_norm(o.norm, o.out)) norm_ = register_module("norm", n);
+  if (auto a = make_act_or_null(o.act)) act_ = register_module("act", a);
+}
+
+Tensor LinearLayer::forward(const Tensor& x) {
+  Tensor y = x.dim() > 2 ? flatten(x, 1) : x;
+  if (dropout_) y = dropout_->forward(y);
+  y = linear_->forward(y);
+  if (norm_) y = norm_->forward(y);
+  if (act_) y = act_->forward(y);
+  return y;
+}
+
+OpSequential::OpSequential(std::vector<std::shared_ptr<nn::Module>> ops) : nn::Module("OpSequential") {
+  op_list_ = register_module("op_list", std::make_shared<nn::ModuleList>());
+  for (auto& op : ops)
+    if (op) op_list_->push_back(op);
+}
+
+Tensor OpSequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (size_t i = 0; i < op_list_->size(); ++i) y = (*op_list_)[i]->forward(y);
+  return y;
+}
+
+ResidualBlock::ResidualBlock(std::shared_ptr<nn::Module> main, bool identity_shortcut)
+    : nn::Module("ResidualBlock") {
+  main_ = register_module("main", std::move(main));
+  if (identity_shortcut) shortcut_ = register_module("shortcut", nn::Identity());
+}
+
+Tensor ResidualBlock::forward(const Tensor& x) {
+  Tensor y = main_->forward(x);
+  return shortcut_ ? add(y, shortcut_->forward(x)) : y;
+}
+
+}  // namespace evit::zoo

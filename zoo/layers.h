@@ -1,0 +1,81 @@
+// The basic layers of the EfficientViT reference code (spec §1.1–1.4), with its attribute names:
+// ConvLayer {dropout, conv, norm, act}, LinearLayer {dropout, linear, norm, act},
+// OpSequential {op_list}, ResidualBlock {main, shortcut}.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "nn/container.h"
+#include "nn/module.h"
+
+namespace evit::zoo {
+
+// A norm by registry name ("bn2d", "ln", "ln2d"); empty = no norm. eps is per model family.
+struct NormSpec {
+  std::string kind;
+  double eps = 1e-5;
+  bool none() const { return kind.empty(); }
+};
+std::shared_ptr<nn::Module> make_norm(const NormSpec& spec, int64_t channels);
+// Activation by registry name; "" = none.
+std::shared_ptr<nn::Module> make_act_or_null(const std::string& name);
+
+struct ConvLayerOptions {
+  int64_t in, out, kernel = 3, stride = 1, dilation = 1, groups = 1;
+  bool bias = false;
+  double dropout = 0.0;
+  NormSpec norm{"bn2d"};
+  std::string act = "relu";
+};
+
+// [Dropout2d] -> Conv2d (same padding) -> [norm] -> [act].
+class ConvLayer : public nn::Module {
+ public:
+  explicit ConvLayer(const ConvLayerOptions& o);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<nn::Module> dropout_, conv_, norm_, act_;
+};
+
+struct LinearLayerOptions {
+  int64_t in, out;
+  bool bias = true;
+  double dropout = 0.0;
+  NormSpec norm{};
+  std::string act;
+};
+
+// Flattens to [N, features], then [Dropout] -> Linear -> [norm] -> [act].
+class LinearLayer : public nn::Module {
+ public:
+  explicit LinearLayer(const LinearLayerOptions& o);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<nn::Module> dropout_, linear_, norm_, act_;
+};
+
+// Runs its non-null ops in order; they are registered as op_list.0, op_list.1, ...
+class OpSequential : public nn::Module {
+ public:
+  explicit OpSequential(std::vector<std::shared_ptr<nn::Module>> ops);
+  Tensor forward(const Tensor& x) override;
+  const nn::ModuleList& ops() const { return *op_list_; }
+
+ private:
+  std::shared_ptr<nn::ModuleList> op_list_;
+};
+
+// main(x) + shortcut(x); with no shortcut just main(x). The shortcut is always an identity here.
+class ResidualBlock : public nn::Module {
+ public:
+  ResidualBlock(std::shared_ptr<nn::Module> main, bool identity_shortcut);
+  Tensor forward(const Tensor& x) override;
+  bool has_shortcut() const { return shortcut_ != nullptr; }
+
+ private:
+  std::shared_ptr<nn::Module> main_, shortcut_;
+};
+
+}  // namespace evit::zoo

@@ -1,0 +1,82 @@
+#include "zoo/local_blocks.h"
+
+#include <cmath>
+
+namespace evit::zoo {
+namespace {
+ConvLayerOptions conv_opts(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups,
+                           bool bias, const NormSpec& norm, const std::string& act) {
+  ConvLayerOptions o{in, out, k, stride};
+  o.groups = groups;
+  o.bias = bias;
+  o.norm = norm;
+  o.act = act;
+  return o;
+}
+}  // namespace
+
+DSConv::DSConv(int64_t in, int64_t out, int64_t k, int64_t stride, const PerConv<2>& p)
+    : nn::Module("DSConv") {
+  depth_conv_ = register_module("depth_conv", std::make_shared<ConvLayer>(
+      conv_opts(in, in, k, stride, in, p.bias[0], p.norm[0], p.act[0])));
+  point_conv_ = register_module("point_conv", std::make_shared<ConvLayer>(
+      conv_opts(in, out, 1, 1, 1, p.bias[1], p.norm[1], p.act[1])));
+}
+Tensor DSConv::forward(const Tensor& x) { return point_conv_->forward(depth_conv_->forward(x)); }
+
+MBConv::MBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid, const PerConv<3>& p)
+    : nn::Module("MBConv") {
+  inverted_conv_ = register_module("inverted_conv", std::make_shared<ConvLayer>(
+      conv_opts(in, mid, 1, 1, 1, p.bias[0], p.norm[0], p.act[0])));
+  depth_conv_ = register_module("depth_conv", std::make_shared<ConvLayer>(
+      conv_opts(mid, mid, k, stride, mid, p.bias[1], p.norm[1], p.act[1])));
+  point_conv_ = register_module("point_conv", std::make_shared<ConvLayer>(
+      conv_opts(mid, out, 1, 1, 1, p.bias[2], p.norm[2], p.act[2])));
+}
+Tensor MBConv::forward(const Tensor& x) {
+  return point_conv_->forward(depth_conv_->forward(inverted_conv_->forward(x)));
+}
+
+FusedMBConv::FusedMBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid,
+                         const PerConv<2>& p)
+    : nn::Module("FusedMBConv") {
+  spatial_conv_ = register_module("spatial_conv", std::make_shared<ConvLayer>(
+      conv_opts(in, mid, k, stride, 1, p.bias[0], p.norm[0], p.act[0])));
+  point_conv_ = register_module("point_conv", std::make_shared<ConvLayer>(
+      conv_opts(mid, out, 1, 1, 1, p.bias[1], p.norm[1], p.act[1])));
+}
+Tensor FusedMBConv::forward(const Tensor& x) { return point_conv_->forward(spatial_conv_->forward(x)); }
+
+ResBlock::ResBlock(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid, const PerConv<2>& p)
+    : nn::Module("ResBlock") {
+  conv1_ = register_module("conv1", std::make_shared<ConvLayer>(
+      conv_opts(in, mid, k, stride, 1, p.bias[0], p.norm[0], p.act[0])));
+  conv2_ = register_module("conv2", std::make_shared<ConvLayer>(
+      conv_opts(mid, out, k, 1, 1, p.bias[1], p.norm[1], p.act[1])));
+}
+Tensor ResBlock::forward(const Tensor& x) { return conv2_->forward(conv1_->forward(x)); }
+
+std::shared_ptr<nn::Module> make_local_block(const std::string& type, int64_t in, int64_t out,
+                                             int64_t stride, double expand, const NormSpec& norm,
+                                             const std::string& act, bool fewer_norm) {
+  // Python's round() of in·expand; every product in the model zoo is an integer.
+  const int64_t mid = static_cast<int64_t>(std::nearbyint(static_cast<double>(in) * expand));
+  if (type == "mb") {
+    PerConv<3> p;
+    p.bias = fewer_norm ? std::array<bool, 3>{true, true, false} : std::array<bool, 3>{};
+    p.norm = fewer_norm ? std::array<NormSpec, 3>{NormSpec{}, NormSpec{}, norm}
+                        : std::array<NormSpec, 3>{norm, norm, norm};
+    p.act = {act, act, ""};
+    return std::make_shared<MBConv>(in, out, 3, stride, mid, p);
+  }
+  PerConv<2> p;
+  p.bias = fewer_norm ? std::array<bool, 2>{true, false} : std::array<bool, 2>{};
+  p.norm = fewer_norm ? std::array<NormSpec, 2>{NormSpec{}, norm} : std::array<NormSpec, 2>{norm, norm};
+  p.act = {act, ""};
+  if (type == "ds") return std::make_shared<DSConv>(in, out, 3, stride, p);
+  if (type == "fmb") return std::make_shared<FusedMBConv>(in, out, 3, stride, mid, p);
+  if (type == "res") return std::make_shared<ResBlock>(in, out, 3, stride, mid, p);
+  EVIT_THROW("unknown local block type '", type, "' (known: ds, mb, fmb, res)");
+}
+
+}  // namespace evit::zoo

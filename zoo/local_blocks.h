@@ -1,0 +1,65 @@
+// The convolutional blocks of EfficientViT (spec §1.5–1.9). Each takes per-conv bias, norm and
+// activation settings, as the reference does; make_local_block() applies the "normal" and
+// "fewer_norm" patterns of §1.9.
+#pragma once
+#include <array>
+
+#include "zoo/layers.h"
+
+namespace evit::zoo {
+
+template <size_t N>
+struct PerConv {
+  std::array<bool, N> bias{};
+  std::array<NormSpec, N> norm{};
+  std::array<std::string, N> act{};
+};
+
+// depth_conv (k×k depthwise, stride) -> point_conv (1×1).
+class DSConv : public nn::Module {
+ public:
+  DSConv(int64_t in, int64_t out, int64_t kernel, int64_t stride, const PerConv<2>& p);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<nn::Module> depth_conv_, point_conv_;
+};
+
+// inverted_conv (1×1 in->mid) -> depth_conv (k×k depthwise, stride) -> point_conv (1×1 mid->out).
+class MBConv : public nn::Module {
+ public:
+  MBConv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t mid, const PerConv<3>& p);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<nn::Module> inverted_conv_, depth_conv_, point_conv_;
+};
+
+// spatial_conv (k×k in->mid, stride) -> point_conv (1×1 mid->out).
+class FusedMBConv : public nn::Module {
+ public:
+  FusedMBConv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t mid,
+              const PerConv<2>& p);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<nn::Module> spatial_conv_, point_conv_;
+};
+
+// conv1 (k×k in->mid, stride) -> conv2 (k×k mid->out).
+class ResBlock : public nn::Module {
+ public:
+  ResBlock(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t mid, const PerConv<2>& p);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<nn::Module> conv1_, conv2_;
+};
+
+// "ds" (DSConv), "mb" (MBConv), "fmb" (FusedMBConv), "res" (ResBlock) with mid = round(in·expand)
+// and the normal or fewer_norm pattern. The final conv never has an activation.
+std::shared_ptr<nn::Module> make_local_block(const std::string& type, int64_t in, int64_t out,
+                                             int64_t stride, double expand, const NormSpec& norm,
+                                             const std::string& act, bool fewer_norm);
+
+}  // namespace evit::zoo
