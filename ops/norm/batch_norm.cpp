@@ -1,0 +1,252 @@
+// batch_norm: forward (training and eval) and the fused backward.
+//
+// Layout: x is made contiguous and seen as [N, C, S] (S = product of the trailing dims). Every
+// channel is one task: its N rows of S contiguous elements are reduced sequentially, in 8 f64
+// lanes (so the compiler vectorizes) that are combined in a fixed order at the end. Channels are
+// independent, so results do not depend on the thread count. A channel's data is small enough
+// at EfficientViT shapes (<= ~200 KB) to stay in L2 between the statistics pass and the output
+// pass, so forward and backward each read x (and g) from memory about once.
+//
+// Statistics use sums shifted by the channel's first element (sum d, sum d^2 with d = x - x0):
+// one pass, and no catastrophic cancellation when |mean| >> std.
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "core/parallel.h"
+#include "ops/norm.h"
+
+namespace evit {
+namespace {
+
+using Acc = double;
+constexpr int kLanes = 8;
+
+// s += sum(p - shift), q += sum((p - shift)^2) over n contiguous elements, lane-wise.
+template <class T>
+inline void shifted_sums(const T* __restrict p, int64_t n, Acc shift, Acc* __restrict s,
+                         Acc* __restrict q) {
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int k = 0; k < kLanes; ++k) {
+      Acc d = static_cast<Acc>(p[j + k]) - shift;
+      s[k] += d;
+      q[k] += d * d;
+    }
+  }
+  for (; j < n; ++j) {
+    Acc d = static_cast<Acc>(p[j]) - shift;
+    s[0] += d;
+    q[0] += d * d;
+  }
+}
+
+// s += sum(g), d += sum(g * (x - mean)) over n contiguous elements, lane-wise.
+template <class T>
+inline void grad_sums(const T* __restrict g, const T* __restrict x, int64_t n, Acc mean,
+                      Acc* __restrict s, Acc* __restrict d) {
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int k = 0; k < kLanes; ++k) {
+      Acc gv = static_cast<Acc>(g[j + k]);
+      s[k] += gv;
+      d[k] += gv * (static_cast<Acc>(x[j + k]) - mean);
+    }
+  }
+  for (; j < n; ++j) {
+    Acc gv = static_cast<Acc>(g[j]);
+    s[0] += gv;
+    d[0] += gv * (static_cast<Acc>(x[j]) - mean);
+  }
+}
+
+inline Acc lane_total(const Acc* v) {
+  Acc t = 0;
+  for (int k = 0; k < kLanes; ++k) t += v[k];
+  return t;
+}
+
+// out = a * in + b over n contiguous elements.
+template <class T>
+inline void affine_row(const T* __restrict in, T* __restrict out, int64_t n, T a, T b) {
+  for (int64_t j = 0; j < n; ++j) out[j] = in[j] * a + b;
+}
+
+// Channels per task: enough work per task to amortize scheduling, fixed by the shape.
+inline int64_t channel_grain(int64_t per_channel) {
+  return std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(per_channel, 1));
+}
+
+// Reads element c of a 1-D tensor of T (any stride) as Acc; 1 / 0 when undefined.
+template <class T>
+inline Acc param_at(const Tensor& t, int64_t c, Acc dflt) {
+  if (!t.defined()) return dflt;
+  return static_cast<Acc>(t.data_ptr<T>()[c * t.stride(0)]);
+}
+
+void check_param(const Tensor& t, const Tensor& x, int64_t C, const char* what) {
+  if (!t.defined()) return;
+  EVIT_CHECK(t.dim() == 1 && t.size(0) == C, "batch_norm: ", what, " must be [", C,
+             "] (the channel dim of x ", x.desc(), "), got ", t.desc());
+  EVIT_CHECK(t.dtype() == x.dtype(), "batch_norm: ", what, " dtype ", dtype_name(t.dtype()),
+             " differs from x ", x.desc());
+  EVIT_CHECK(t.device() == x.device(), "batch_norm: ", what, " is on ", t.device().str(),
+             ", x on ", x.device().str());
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  double momentum, double eps) {
+  EVIT_CHECK(x.dim() >= 2, "batch_norm: input must be at least 2-D [N, C, ...], got ", x.desc());
+  EVIT_CHECK(is_floating(x.dtype()), "batch_norm: expected a floating dtype (f32 or f64), got ",
+             x.desc());
+  EVIT_CHECK(x.device().is_cpu(), "batch_norm: no ", x.device().str(), " kernel in this build");
+  EVIT_CHECK(eps >= 0, "batch_norm: eps must be >= 0, got ", eps);
+  const int64_t N = x.size(0), C = x.size(1);
+  const int64_t S = N == 0 || C == 0 ? 0 : x.numel() / (N * C);
+  const int64_t M = N * S;  // values per channel
+  check_param(weight, x, C, "weight");
+  check_param(bias, x, C, "bias");
+  check_param(running_mean, x, C, "running_mean");
+  check_param(running_var, x, C, "running_var");
+  EVIT_CHECK(running_mean.defined() == running_var.defined(),
+             "batch_norm: running_mean and running_var must be given together");
+  if (training) {
+    EVIT_CHECK(M > 1, "batch_norm: expected more than 1 value per channel when training, got ",
+               x.desc());
+  } else {
+    EVIT_CHECK(running_mean.defined(),
+               "batch_norm: eval mode (training=false) needs running_mean and running_var");
+  }
+
+  const Tensor xc = x.contiguous();
+  Tensor y = empty(x.sizes(), {x.dtype(), x.device()});
+  // Saved for backward: the mean and 1/sqrt(var + eps) actually used (batch or running).
+  Tensor save_mean = empty({C}, {x.dtype(), x.device()});
+  Tensor save_invstd = empty({C}, {x.dtype(), x.device()});
+
+  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = xc.data_ptr<T>();
+    T* yp = y.data_ptr<T>();
+    T* mp = save_mean.data_ptr<T>();
+    T* ip = save_invstd.data_ptr<T>();
+    std::vector<Acc> unbiased(training ? C : 0);
+    parallel_for(0, C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        Acc mean, var;
+        if (training) {
+          const Acc shift = static_cast<Acc>(xp[c * S]);
+          Acc s[kLanes] = {}, q[kLanes] = {};
+          for (int64_t n = 0; n < N; ++n) shifted_sums(xp + (n * C + c) * S, S, shift, s, q);
+          const Acc ds = lane_total(s), dq = lane_total(q);
+          const Acc dm = ds / static_cast<Acc>(M);
+          const Acc m2 = std::max<Acc>(dq - ds * dm, 0);  // sum of squared deviations
+          mean = shift + dm;
+          var = m2 / static_cast<Acc>(M);
+          unbiased[c] = m2 / static_cast<Acc>(M - 1);
+        } else {
+          mean = param_at<T>(running_mean, c, 0);
+          var = param_at<T>(running_var, c, 1);
+        }
+        const Acc invstd = 1.0 / std::sqrt(var + eps);
+        mp[c] = static_cast<T>(mean);
+        ip[c] = static_cast<T>(invstd);
+        const Acc a = invstd * param_at<T>(weight, c, 1);
+        const Acc b = param_at<T>(bias, c, 0) - mean * a;
+        for (int64_t n = 0; n < N; ++n)
+          affine_row<T>(xp + (n * C + c) * S, yp + (n * C + c) * S, S, static_cast<T>(a),
+                        static_cast<T>(b));
+      }
+    });
+    if (training && running_mean.defined()) {
+      // In-place statistics update, outside autograd (PyTorch's order of terms).
+      NoGradGuard no_grad;
+      T* rm = running_mean.data_ptr<T>();
+      T* rv = running_var.data_ptr<T>();
+      const int64_t sm = running_mean.stride(0), sv = running_var.stride(0);
+      for (int64_t c = 0; c < C; ++c) {
+        rm[c * sm] = static_cast<T>(momentum * static_cast<Acc>(mp[c]) +
+                                    (1 - momentum) * static_cast<Acc>(rm[c * sm]));
+        rv[c * sv] = static_cast<T>(momentum * unbiased[c] +
+                                    (1 - momentum) * static_cast<Acc>(rv[c * sv]));
+      }
+      running_mean.bump_version();
+      running_var.bump_version();
+    }
+  });
+
+  const bool has_weight = weight.defined();
+  autograd::record(
+      "BatchNormBackward", {x, weight, bias}, {y}, {xc, weight, save_mean, save_invstd},
+      [training, has_weight, N, C, S](const BackwardContext& ctx) -> std::vector<Tensor> {
+        const Tensor& xs = ctx.saved(0);
+        const Tensor& w = ctx.saved(1);
+        const Tensor& mean_t = ctx.saved(2);
+        const Tensor& invstd_t = ctx.saved(3);
+        const Tensor g = ctx.grad_output(0).contiguous();
+        const bool need_x = ctx.needs_input_grad(0), need_w = ctx.needs_input_grad(1),
+                   need_b = ctx.needs_input_grad(2);
+        Tensor dx = need_x ? empty(xs.sizes(), {xs.dtype(), xs.device()}) : Tensor();
+        Tensor dw = need_w ? empty({C}, {xs.dtype(), xs.device()}) : Tensor();
+        Tensor db = need_b ? empty({C}, {xs.dtype(), xs.device()}) : Tensor();
+        const int64_t M = N * S;
+        dispatch_floating(xs.dtype(), "batch_norm backward", [&](auto tag) {
+          using T = decltype(tag);
+          const T* xp = xs.data_ptr<T>();
+          const T* gp = g.data_ptr<T>();
+          const T* mp = mean_t.data_ptr<T>();
+          const T* ip = invstd_t.data_ptr<T>();
+          T* dxp = need_x ? dx.data_ptr<T>() : nullptr;
+          T* dwp = need_w ? dw.data_ptr<T>() : nullptr;
+          T* dbp = need_b ? db.data_ptr<T>() : nullptr;
+          // Eval mode with only dx needed: no reductions at all.
+          const bool reduce = training || need_w || need_b;
+          parallel_for(0, C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+            for (int64_t c = c0; c < c1; ++c) {
+              const Acc mean = mp[c], invstd = ip[c];
+              const Acc wv = has_weight ? param_at<T>(w, c, 1) : 1.0;
+              Acc sum_g = 0, dot = 0;  // sum(g), sum(g * (x - mean))
+              if (reduce) {
+                Acc s[kLanes] = {}, d[kLanes] = {};
+                for (int64_t n = 0; n < N; ++n) {
+                  const int64_t off = (n * C + c) * S;
+                  grad_sums(gp + off, xp + off, S, mean, s, d);
+                }
+                sum_g = lane_total(s);
+                dot = lane_total(d);
+              }
+              if (need_w) dwp[c] = static_cast<T>(dot * invstd);
+              if (need_b) dbp[c] = static_cast<T>(sum_g);
+              if (!need_x) continue;
+              // Training: dx = w*invstd * (g - sum_g/M - (x - mean) * invstd^2 * dot/M),
+              // written as dx = ka*g + kx*(x - mean) + k0 (centred first: no cancellation in
+              // f32 when |mean| >> std). Eval: dx = w*invstd * g.
+              const Acc a = wv * invstd;
+              Acc ka = a, kx = 0, k0 = 0;
+              if (training) {
+                const Acc proj = dot * invstd * invstd / static_cast<Acc>(M);
+                const Acc mg = sum_g / static_cast<Acc>(M);
+                kx = -a * proj;
+                k0 = -a * mg;
+              }
+              const T tka = static_cast<T>(ka), tkx = static_cast<T>(kx),
+                      tk0 = static_cast<T>(k0), tmean = static_cast<T>(mean);
+              for (int64_t n = 0; n < N; ++n) {
+                const int64_t off = (n * C + c) * S;
+                const T* __restrict gr = gp + off;
+                const T* __restrict xr = xp + off;
+                T* __restrict out = dxp + off;
+                for (int64_t j = 0; j < S; ++j) out[j] = tka * gr[j] + tkx * (xr[j] - tmean) + tk0;
+              }
+            }
+          });
+        });
+        return {dx, dw, db};
+      });
+  return y;
+}
+
+}  // namespace evit
