@@ -208,6 +208,82 @@ TEST_CASE("global max/min over many chunks agree with a scalar scan", "[reduce]"
   }
 }
 
+namespace {
+
+// The definition of first-occurrence max/min (NaN wins), as a plain scan over a strided run.
+std::pair<double, int64_t> reference_best(const std::vector<double>& v, int64_t start, int64_t n,
+                                          int64_t stride, bool is_max) {
+  double best = v[start];
+  int64_t bi = 0;
+  for (int64_t k = 1; k < n; ++k) {
+    double c = v[start + k * stride];
+    bool take = std::isnan(c) ? !std::isnan(best)
+                              : (!std::isnan(best) && (is_max ? c > best : c < best));
+    if (take) {
+      best = c;
+      bi = k;
+    }
+  }
+  return {best, bi};
+}
+
+}  // namespace
+
+TEST_CASE("max/min over the last dim: first occurrence with many ties and NaNs", "[reduce]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // Row lengths around the kernel's block widths; values from {0,1,2,3} so ties are everywhere.
+  for (int64_t n : {1, 5, 31, 32, 33, 64, 127, 128, 129, 300, 1000}) {
+    for (bool with_nan : {false, true}) {
+      Tensor t = randint(0, 4, {6, n}).to(DType::f64);
+      std::vector<double> v = t.to_vector<double>();
+      if (with_nan) {
+        v[n / 2] = nan;        // row 0
+        v[3 * n + n - 1] = nan;  // row 3, last element
+        v[5 * n] = nan;        // row 5, first element
+        v[5 * n + n / 3] = nan;
+      }
+      Tensor x = from_vector<double>(v, {6, n});
+      for (bool is_max : {true, false}) {
+        INFO("n " << n << " nan " << with_nan << " max " << is_max);
+        auto [vals, idx] = is_max ? max(x, 1) : min(x, 1);
+        std::vector<double> vv = vals.to_vector<double>();
+        std::vector<int64_t> iv = idx.to_vector<int64_t>();
+        for (int64_t r = 0; r < 6; ++r) {
+          auto [bv, bi] = reference_best(v, r * n, n, 1, is_max);
+          REQUIRE(iv[r] == bi);
+          REQUIRE((std::isnan(bv) ? std::isnan(vv[r]) : vv[r] == bv));
+        }
+        // Global: the first best over all elements.
+        auto [gv, gi] = reference_best(v, 0, 6 * n, 1, is_max);
+        Tensor l = test::leaf(x);
+        Tensor m = is_max ? max(l) : min(l);
+        REQUIRE((std::isnan(gv) ? std::isnan(m.item<double>()) : m.item<double>() == gv));
+        m.backward();
+        std::vector<double> gr = l.grad().to_vector<double>();
+        for (int64_t k = 0; k < 6 * n; ++k) REQUIRE(gr[k] == (k == gi ? 1.0 : 0.0));
+      }
+    }
+  }
+}
+
+TEST_CASE("global max/min with ties across chunks keep the first one, on 1 and 2 threads",
+          "[reduce]") {
+  ThreadCountGuard guard;
+  Tensor x = randint(0, 3, {400000}).to(DType::f32);
+  std::vector<double> v = x.to_vector<double>();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (bool is_max : {true, false}) {
+      auto [bv, bi] = reference_best(v, 0, 400000, 1, is_max);
+      Tensor l = test::leaf(x);
+      (is_max ? max(l) : min(l)).backward();
+      REQUIRE(l.grad().to_vector<double>()[bi] == 1.0);
+      REQUIRE(argmax(reshape(x, {4, 100000}), 1).to_vector<int64_t>()[0] ==
+              reference_best(v, 0, 100000, 1, true).second);
+    }
+  }
+}
+
 TEST_CASE("max/min along a wide middle dim match a reference", "[reduce]") {
   // [2, 5, 1500]: post > the kernel's column strip, so strips are exercised.
   Tensor x = randn({2, 5, 1500}, DType::f64);

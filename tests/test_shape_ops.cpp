@@ -213,6 +213,12 @@ TEST_CASE("pad handles integer dtypes, full crops and empty pads", "[shape]") {
   REQUIRE(pad(x, {-2, 1}).to_vector<int64_t>() == std::vector<int64_t>{0, 0});
   REQUIRE(pad(x, {0, 0, -1, 0}).to_vector<int64_t>() == std::vector<int64_t>{3, 4});
   REQUIRE(test::bitwise_equal(pad(x, {}), x));
+  Tensor v = from_vector<double>({1, 2, 3}, {3});
+  REQUIRE(pad(v, {1, -1}).to_vector<double>() == std::vector<double>{0, 1, 2});
+  // A whole padded leading plane and a fully cropped input.
+  REQUIRE(pad(reshape(x, {1, 2, 2}), {0, 0, 0, 0, 1, 0}, 9).to_vector<int64_t>() ==
+          std::vector<int64_t>{9, 9, 9, 9, 1, 2, 3, 4});
+  REQUIRE(pad(x, {0, 0, -2, 1}, 5).to_vector<int64_t>() == std::vector<int64_t>{5, 5});
 }
 
 TEST_CASE("pad errors", "[shape]") {

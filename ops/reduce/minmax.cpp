@@ -8,8 +8,10 @@
 // than (min) everything, so it propagates as in PyTorch. No accumulation happens, so any
 // parallel split gives the same result.
 //
-// Global max/min: fixed chunks of the flattened input each find their first best; the chunk
-// results are combined in chunk order (ties keep the earlier chunk), independent of threads.
+// Contiguous runs (global max/min, and max/min over the innermost dim) are read as [m, W] blocks
+// so that the same vectorized column loop applies; column winners are merged by value, then by
+// flat index. Global max/min: fixed chunks of the flattened input each find their first best;
+// the chunk results are combined in chunk order (ties keep the earlier chunk).
 //
 // Backward scatters the incoming gradient into the selected positions (zeros elsewhere).
 #include <cmath>
@@ -38,6 +40,83 @@ inline bool better(T cand, T best) {
     return cand < best;
 }
 
+// Branch-free form of better() for the vectorized column loops: NaN beats any non-NaN.
+template <bool IsMax, class T>
+inline bool better_nb(T c, T b) {
+  bool strict;
+  if constexpr (IsMax)
+    strict = c > b;
+  else
+    strict = c < b;
+  if constexpr (std::is_floating_point_v<T>)
+    return strict | ((c != c) & (b == b));
+  else
+    return strict;
+}
+
+// Columns of a [n, w] block with row stride `stride`: v[j], ix[j] = first best of column j over
+// rows 0..n-1. Rows are visited in order and a row replaces the best only when strictly better,
+// so each column keeps its first occurrence. The j loop is branch-free and vectorizes.
+template <bool IsMax, class T>
+inline void column_best(const T* base, int64_t n, int64_t w, int64_t stride, T* __restrict v,
+                        int64_t* __restrict ix) {
+  for (int64_t j = 0; j < w; ++j) {
+    v[j] = base[j];
+    ix[j] = 0;
+  }
+  for (int64_t k = 1; k < n; ++k) {
+    const T* __restrict row = base + k * stride;
+    for (int64_t j = 0; j < w; ++j) {
+      const T c = row[j], b = v[j];
+      const bool upd = better_nb<IsMax>(c, b);
+      v[j] = upd ? c : b;
+      ix[j] = upd ? k : ix[j];
+    }
+  }
+}
+
+// First best element of a contiguous run, from a [m, W] block (column_best, vectorized) plus a
+// tail: the W column winners are merged by value and then by flat index (k * W + j), so the
+// result is exactly the first occurrence a plain scan would find.
+template <bool IsMax, int64_t W, class T>
+std::pair<T, int64_t> scan_block(const T* p, int64_t n) {
+  T v[W];
+  int64_t ix[W];
+  const int64_t m = n / W;
+  column_best<IsMax>(p, m, W, W, v, ix);
+  T best = v[0];
+  int64_t bi = ix[0] * W;
+  for (int64_t j = 1; j < W; ++j) {
+    const int64_t flat = ix[j] * W + j;
+    if (better<IsMax>(v[j], best) || (!better<IsMax>(best, v[j]) && flat < bi)) {
+      best = v[j];
+      bi = flat;
+    }
+  }
+  for (int64_t j = m * W; j < n; ++j)
+    if (better<IsMax>(p[j], best)) {
+      best = p[j];
+      bi = j;
+    }
+  return {best, bi};
+}
+
+// (value, index) of the first best element of p[0..n), n >= 1. The block width depends on n
+// only (wider blocks for long runs, a plain scan for very short ones).
+template <bool IsMax, class T>
+std::pair<T, int64_t> scan_first_best(const T* p, int64_t n) {
+  if (n >= 128) return scan_block<IsMax, 64>(p, n);
+  if (n >= 32) return scan_block<IsMax, 16>(p, n);
+  T best = p[0];
+  int64_t bi = 0;
+  for (int64_t j = 1; j < n; ++j)
+    if (better<IsMax>(p[j], best)) {
+      best = p[j];
+      bi = j;
+    }
+  return {best, bi};
+}
+
 template <bool IsMax, class T>
 void minmax_dim_kernel(const T* in, T* vals, int64_t* idx, int64_t pre, int64_t n, int64_t post) {
   const int64_t strips = num_chunks(0, post, kPostStrip);
@@ -52,30 +131,13 @@ void minmax_dim_kernel(const T* in, T* vals, int64_t* idx, int64_t pre, int64_t 
       const T* base = in + p * n * post + c0;
       T* v = vals + p * post + c0;
       int64_t* ix = idx + p * post + c0;
-      if (post == 1) {  // reducing the innermost dim: a plain scan of one row
-        T best = base[0];
-        int64_t bi = 0;
-        for (int64_t k = 1; k < n; ++k)
-          if (better<IsMax>(base[k], best)) {
-            best = base[k];
-            bi = k;
-          }
+      if (post == 1) {  // reducing the innermost dim: a scan of one contiguous row
+        auto [best, bi] = scan_first_best<IsMax>(base, n);
         v[0] = best;
         ix[0] = bi;
         continue;
       }
-      for (int64_t j = 0; j < w; ++j) {
-        v[j] = base[j];
-        ix[j] = 0;
-      }
-      for (int64_t k = 1; k < n; ++k) {
-        const T* row = base + k * post;
-        for (int64_t j = 0; j < w; ++j) {
-          const bool upd = better<IsMax>(row[j], v[j]);
-          v[j] = upd ? row[j] : v[j];
-          ix[j] = upd ? k : ix[j];
-        }
-      }
+      column_best<IsMax>(base, n, w, post, v, ix);
     }
   });
 }
@@ -165,13 +227,8 @@ std::pair<T, int64_t> minmax_all_kernel(const T* in, int64_t n) {
   parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
       const int64_t j0 = c * kChunk, j1 = std::min(n, j0 + kChunk);
-      T bv = in[j0];
-      int64_t bi = j0;
-      for (int64_t j = j0 + 1; j < j1; ++j)
-        if (better<IsMax>(in[j], bv)) {
-          bv = in[j];
-          bi = j;
-        }
+      auto [bv, off] = scan_first_best<IsMax>(in + j0, j1 - j0);
+      const int64_t bi = j0 + off;
       best[c] = bv;
       where[c] = bi;
     }

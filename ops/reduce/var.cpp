@@ -1,11 +1,11 @@
 // var: variance over dims, biased (divide by n) or unbiased (divide by n - 1).
 //
 // Kernel: the input is laid out as [outer, inner] rows (reduced dims last, reduction_rows()).
-// Each row is reduced with two passes in double: the mean, then the sum of squared deviations
-// from it (more accurate than sum(x^2) - n mean^2, which cancels catastrophically). As in sum,
-// short rows are handled one row per task and long rows are cut into fixed 16K-element pieces
-// whose partial sums are added in piece order, so the result depends only on the shape and is
-// bitwise identical for any thread count.
+// Each row is reduced with two passes in double (eight interleaved accumulators per pass): the
+// mean, then the sum of squared deviations from it (more accurate than sum(x^2) - n mean^2,
+// which cancels catastrophically). As in sum, short rows are handled one row per task and long
+// rows are cut into fixed 16K-element pieces whose partial sums are added in piece order, so the
+// result depends only on the shape and is bitwise identical for any thread count.
 //
 // Backward: d var / d x = 2 (x - mean) / divisor, times the incoming gradient broadcast over the
 // reduced dims. It is written with differentiable pointwise ops (the mean is recomputed from the
@@ -24,21 +24,35 @@ namespace {
 
 constexpr int64_t kPiece = 16384;
 
+// Eight independent accumulators (lane k takes elements k, k+8, ...) combined in a fixed order:
+// the order depends only on the length, and the lanes let the compiler vectorize the loop
+// (a single running sum is a serial chain of dependent adds).
+constexpr int kLanes = 8;
+
 template <class T>
 double row_sum(const T* p, int64_t n) {
-  double acc = 0;
-  for (int64_t j = 0; j < n; ++j) acc += static_cast<double>(p[j]);
-  return acc;
+  double acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int k = 0; k < kLanes; ++k) acc[k] += static_cast<double>(p[j + k]);
+  for (int k = 0; j < n; ++j, ++k) acc[k] += static_cast<double>(p[j]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 template <class T>
 double row_sqdev(const T* p, int64_t n, double mean) {
-  double acc = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    double d = static_cast<double>(p[j]) - mean;
-    acc += d * d;
+  double acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      const double d = static_cast<double>(p[j + k]) - mean;
+      acc[k] += d * d;
+    }
+  for (int k = 0; j < n; ++j, ++k) {
+    const double d = static_cast<double>(p[j]) - mean;
+    acc[k] += d * d;
   }
-  return acc;
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 // out[o] = sum_j (in[o, j] - mean_o)^2 / divisor.

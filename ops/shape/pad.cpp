@@ -1,10 +1,11 @@
 // pad: constant padding with torch.nn.functional.pad's ordering ((before, after) pairs from the
 // last dim backwards); negative amounts crop.
 //
-// Kernel: one pass over the contiguous output, row by row (a row = the last dim). A row whose
-// leading index falls into padding is filled; otherwise it is [fill | copy of the input row |
-// fill], with the copied span clipped for negative (cropping) pads. Rows are split into fixed
-// tasks for parallel_for; every output element is written exactly once.
+// Kernel: one pass over the contiguous output, plane by plane (a plane = the last two dims). A
+// plane whose leading index falls into padding is filled; otherwise it is fill rows on top, rows
+// of [fill | copy of the input row | fill], fill rows below, with the copied spans clipped for
+// negative (cropping) pads. Planes are split into fixed tasks for parallel_for; every output
+// element is written exactly once.
 //
 // Backward: the gradient of pad(x, p) is pad(g, -p): it crops away what was padded and puts
 // zeros where the forward cropped, and being pad itself it is differentiable again.
@@ -21,37 +22,46 @@ namespace {
 template <class T>
 void pad_kernel(const T* in, T* out, const Shape& in_sizes, const Shape& out_sizes,
                 const std::vector<int64_t>& before, T value) {
+  // Views: output [planes, oh, ow], input [..., ih, iw] (a 1-D tensor is one plane of one row).
   const int64_t nd = static_cast<int64_t>(out_sizes.size());
-  const int64_t out_w = out_sizes[nd - 1], in_w = in_sizes[nd - 1];
-  const int64_t rows = out_w > 0 ? shape_numel(out_sizes) / out_w : 0;
+  const int64_t ow = out_sizes[nd - 1], iw = in_sizes[nd - 1];
+  const int64_t oh = nd >= 2 ? out_sizes[nd - 2] : 1, ih = nd >= 2 ? in_sizes[nd - 2] : 1;
+  const int64_t top = nd >= 2 ? before[nd - 2] : 0, left = before[nd - 1];
+  const int64_t plane = oh * ow;
+  const int64_t planes = plane > 0 ? shape_numel(out_sizes) / plane : 0;
+  const int64_t lead = std::max<int64_t>(nd - 2, 0);  // dims that index planes
   const Shape in_strides = contiguous_strides(in_sizes);
-  const int64_t left = before[nd - 1];
-  // The span of each output row that copies input: [c0, c1), from input column c0 - left.
-  const int64_t c0 = std::clamp<int64_t>(left, 0, out_w);
-  const int64_t c1 = std::clamp<int64_t>(in_w + left, c0, out_w);
-  const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(out_w, 1));
-  parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      T* orow = out + r * out_w;
-      // Map the leading output index of this row to the input (or to padding).
-      int64_t rem = r, in_off = 0;
-      bool inside = true;
-      for (int64_t k = nd - 2; k >= 0; --k) {
+  // Output columns [c0, c1) copy input columns [c0 - left, c1 - left); rows [r0, r1) likewise.
+  const int64_t c0 = std::clamp<int64_t>(left, 0, ow);
+  const int64_t c1 = std::clamp<int64_t>(iw + left, c0, ow);
+  const int64_t r0 = std::clamp<int64_t>(top, 0, oh);
+  const int64_t r1 = std::clamp<int64_t>(ih + top, r0, oh);
+  const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(plane, 1));
+  parallel_for(0, planes, grain, [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl) {
+      T* op = out + pl * plane;
+      // The input plane this output plane reads, if any (a handful of divisions per plane).
+      int64_t in_off = 0, rem = pl;
+      bool inside = c1 > c0 && r1 > r0;
+      for (int64_t k = lead - 1; k >= 0 && inside; --k) {
         const int64_t ik = rem % out_sizes[k] - before[k];
         rem /= out_sizes[k];
-        if (ik < 0 || ik >= in_sizes[k]) {
-          inside = false;
-          break;
-        }
+        inside = ik >= 0 && ik < in_sizes[k];
         in_off += ik * in_strides[k];
       }
-      if (!inside || c1 <= c0) {
-        std::fill(orow, orow + out_w, value);
+      if (!inside) {
+        std::fill(op, op + plane, value);
         continue;
       }
-      std::fill(orow, orow + c0, value);
-      std::copy(in + in_off + (c0 - left), in + in_off + (c1 - left), orow + c0);
-      std::fill(orow + c1, orow + out_w, value);
+      std::fill(op, op + r0 * ow, value);
+      const T* ip = in + in_off + (r0 - top) * iw + (c0 - left);
+      for (int64_t r = r0; r < r1; ++r, ip += iw) {
+        T* orow = op + r * ow;
+        for (int64_t j = 0; j < c0; ++j) orow[j] = value;
+        std::memcpy(orow + c0, ip, (c1 - c0) * sizeof(T));
+        for (int64_t j = c1; j < ow; ++j) orow[j] = value;
+      }
+      std::fill(op + r1 * ow, op + plane, value);
     }
   });
 }
