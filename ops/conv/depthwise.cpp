@@ -25,7 +25,7 @@ namespace evit::conv {
 namespace {
 
 // Vector block: 128 bytes (two AVX-512 registers, four AVX2 registers).
-template <class T> constexpr int kV = static_cast<int>(128 / sizeof(T));
+template <class T> constexpr int kV = static_cast<int>(128 / sizeof(T));  // = 2 SIMD vectors
 
 inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
@@ -62,6 +62,15 @@ std::vector<int64_t> tap_offsets(const Layout& L, int64_t KH, int64_t KW, int64_
   return off;
 }
 
+// Slots [lo, hi) of phase q that hold a source column (c = m·sw + q < RW, 0 <= c - left < W).
+inline void phase_range(const Layout& L, int64_t W, int64_t q, int64_t& lo, int64_t& hi) {
+  lo = std::max<int64_t>(0, floor_div(L.left - q + L.sw - 1, L.sw));
+  hi = std::min<int64_t>(L.PW, floor_div(W - 1 + L.left - q, L.sw) + 1);
+  hi = std::min<int64_t>(hi, floor_div(L.RW - 1 - q, L.sw) + 1);
+  lo = std::min(lo, L.PW);
+  hi = std::max(hi, lo);
+}
+
 // Copies plane src [H, W] into buf (zeros outside the plane). The slack is left as is.
 template <class T>
 void build(const T* src, int64_t H, int64_t W, const Layout& L, T* buf) {
@@ -74,14 +83,9 @@ void build(const T* src, int64_t H, int64_t W, const Layout& L, T* buf) {
     }
     const T* s = src + sr * W;
     for (int64_t q = 0; q < L.sw; ++q) {
-      // slot m holds padded column c = m·sw + q, source column c - left.
       T* dst = row + q * L.PW;
-      int64_t lo = std::max<int64_t>(0, floor_div(L.left - q + L.sw - 1, L.sw));
-      int64_t hi = std::min<int64_t>(L.PW, floor_div(W - 1 + L.left - q, L.sw) + 1);
-      hi = std::min<int64_t>(hi, floor_div(L.RW - 1 - q, L.sw) + 1);
-      if (hi < lo) hi = lo;
-      lo = std::min(lo, L.PW);
-      hi = std::min(hi, L.PW);
+      int64_t lo, hi;
+      phase_range(L, W, q, lo, hi);
       std::fill(dst, dst + lo, T(0));
       const T* sp = s + q - L.left;  // sp[m·sw] = source column m·sw + q - left
       if (L.sw == 1) {
@@ -94,78 +98,136 @@ void build(const T* src, int64_t H, int64_t W, const Layout& L, T* buf) {
   }
 }
 
-// One output row: y[o] = b + Σ_t k[t] · base[off[t] + o], o < n. KH/KW > 0: unrolled.
+// The reverse copy: plane dst [H, W] = the buffer's values at the plane's positions (zero where
+// the buffer does not reach).
+template <class T>
+void unbuild(const T* buf, const Layout& L, int64_t H, int64_t W, T* dst) {
+  for (int64_t sr = 0; sr < H; ++sr) {
+    T* d = dst + sr * W;
+    const int64_t r = sr + L.top;
+    if (r < 0 || r >= L.RH) {
+      std::fill(d, d + W, T(0));
+      continue;
+    }
+    const T* row = buf + r * L.RS;
+    if (L.RW - L.left < W || L.left < 0) std::fill(d, d + W, T(0));
+    for (int64_t q = 0; q < L.sw; ++q) {
+      int64_t lo, hi;
+      phase_range(L, W, q, lo, hi);
+      T* dp = d + q - L.left;
+      const T* src = row + q * L.PW;
+      for (int64_t m = lo; m < hi; ++m) dp[m * L.sw] = src[m];
+    }
+  }
+}
+
+// 64-byte SIMD vectors through GCC/Clang vector extensions: portable (split into narrower
+// registers without AVX-512) and explicit, so the accumulators stay in registers.
+template <class T> struct Simd {
+  typedef T v __attribute__((vector_size(64)));
+  static constexpr int N = static_cast<int>(64 / sizeof(T));
+};
+template <class T> inline typename Simd<T>::v vload(const T* p) {
+  typename Simd<T>::v r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+template <class T> inline void vstore(T* p, typename Simd<T>::v v) { std::memcpy(p, &v, sizeof v); }
+
+// One output row: y[o] = b + Σ_t k[t] · base[off[t] + o], o < n, in blocks of two vectors.
+// KH/KW > 0: unrolled, one accumulator pair per kernel row (independent dependency chains),
+// summed in a fixed order. Reads may run up to one block past n (the buffers have slack).
 template <class T, int KH, int KW>
 void conv_row(const T* __restrict base, const int64_t* __restrict off, const T* __restrict k, T b,
               T* __restrict y, int64_t n, int64_t kk_rt) {
-  constexpr int V = kV<T>;
-  for (int64_t o = 0; o < n; o += V) {
-    T out[V];
+  using V = typename Simd<T>::v;
+  constexpr int L = Simd<T>::N;
+  for (int64_t o = 0; o < n; o += 2 * L) {
+    V s0, s1;
     if constexpr (KH > 0) {
-      T acc[KH][V];
-      for (int i = 0; i < KH; ++i)
-        for (int l = 0; l < V; ++l) acc[i][l] = T(0);
+      V a0[KH], a1[KH];
+#pragma GCC unroll 8
       for (int i = 0; i < KH; ++i) {
+        a0[i] = V{};
+        a1[i] = V{};
+#pragma GCC unroll 8
         for (int j = 0; j < KW; ++j) {
-          const T* __restrict p = base + off[i * KW + j] + o;
+          const T* p = base + off[i * KW + j] + o;
           const T kv = k[i * KW + j];
-          for (int l = 0; l < V; ++l) acc[i][l] = std::fma(kv, p[l], acc[i][l]);
+          a0[i] += kv * vload(p);
+          a1[i] += kv * vload(p + L);
         }
       }
-      for (int l = 0; l < V; ++l) {
-        T s = b;
-        for (int i = 0; i < KH; ++i) s += acc[i][l];
-        out[l] = s;
+      s0 = b + a0[0];
+      s1 = b + a1[0];
+#pragma GCC unroll 8
+      for (int i = 1; i < KH; ++i) {
+        s0 += a0[i];
+        s1 += a1[i];
       }
     } else {
-      for (int l = 0; l < V; ++l) out[l] = b;
+      s0 = V{} + b;
+      s1 = V{} + b;
       for (int64_t t = 0; t < kk_rt; ++t) {
-        const T* __restrict p = base + off[t] + o;
+        const T* p = base + off[t] + o;
         const T kv = k[t];
-        for (int l = 0; l < V; ++l) out[l] = std::fma(kv, p[l], out[l]);
+        s0 += kv * vload(p);
+        s1 += kv * vload(p + L);
       }
     }
-    const int64_t m = std::min<int64_t>(V, n - o);
-    if (m == V) {
-      for (int l = 0; l < V; ++l) y[o + l] = out[l];
+    const int64_t m = n - o;
+    if (m >= 2 * L) {
+      vstore(y + o, s0);
+      vstore(y + o + L, s1);
     } else {
-      for (int64_t l = 0; l < m; ++l) y[o + l] = out[l];
+      T tmp[2 * L];
+      vstore(tmp, s0);
+      vstore(tmp + L, s1);
+      for (int64_t l = 0; l < m; ++l) y[o + l] = tmp[l];
     }
   }
 }
 
-// Σ over rows and the (zero-padded) width of d · x for one tap. Two lane sets (even/odd rows)
-// give independent FMA chains; the lanes are combined in a fixed order.
+// Σ over rows and the (zero-padded) width of d · x for one tap. Four vector accumulators
+// (two rows × two halves of a block) give independent chains; combined in a fixed order.
 template <class T>
 T tap_dot(const T* __restrict x, int64_t row_step, const T* __restrict d, int64_t OWp,
           int64_t OH) {
-  constexpr int V = kV<T>;
-  T la[V] = {}, lb[V] = {};
+  using V = typename Simd<T>::v;
+  constexpr int L = Simd<T>::N;
+  V a0{}, a1{}, b0{}, b1{};
   int64_t oh = 0;
   for (; oh + 2 <= OH; oh += 2) {
-    const T* __restrict x0 = x + oh * row_step;
-    const T* __restrict x1 = x0 + row_step;
-    const T* __restrict d0 = d + oh * OWp;
-    const T* __restrict d1 = d0 + OWp;
-    for (int64_t o = 0; o < OWp; o += V) {
-      for (int l = 0; l < V; ++l) la[l] = std::fma(d0[o + l], x0[o + l], la[l]);
-      for (int l = 0; l < V; ++l) lb[l] = std::fma(d1[o + l], x1[o + l], lb[l]);
+    const T* x0 = x + oh * row_step;
+    const T* x1 = x0 + row_step;
+    const T* d0 = d + oh * OWp;
+    const T* d1 = d0 + OWp;
+    for (int64_t o = 0; o < OWp; o += 2 * L) {
+      a0 += vload(d0 + o) * vload(x0 + o);
+      a1 += vload(d0 + o + L) * vload(x0 + o + L);
+      b0 += vload(d1 + o) * vload(x1 + o);
+      b1 += vload(d1 + o + L) * vload(x1 + o + L);
     }
   }
   if (oh < OH) {
-    const T* __restrict x0 = x + oh * row_step;
-    const T* __restrict d0 = d + oh * OWp;
-    for (int64_t o = 0; o < OWp; o += V)
-      for (int l = 0; l < V; ++l) la[l] = std::fma(d0[o + l], x0[o + l], la[l]);
+    const T* x0 = x + oh * row_step;
+    const T* d0 = d + oh * OWp;
+    for (int64_t o = 0; o < OWp; o += 2 * L) {
+      a0 += vload(d0 + o) * vload(x0 + o);
+      a1 += vload(d0 + o + L) * vload(x0 + o + L);
+    }
   }
+  const V v = (a0 + a1) + (b0 + b1);
   T s = 0;
-  for (int l = 0; l < V; ++l) s += la[l] + lb[l];
+  for (int l = 0; l < L; ++l) s += v[l];
   return s;
 }
 
+// dst[o] += a · src[o] for o < n (n a multiple of the block).
 template <class T>
 void axpy(T* __restrict dst, const T* __restrict src, T a, int64_t n) {
-  for (int64_t o = 0; o < n; ++o) dst[o] = std::fma(a, src[o], dst[o]);
+  constexpr int L = Simd<T>::N;
+  for (int64_t o = 0; o < n; o += L) vstore(dst + o, vload(dst + o) + a * vload(src + o));
 }
 
 // Calls f with the compile-time kernel size for the common square kernels, (0, 0) otherwise.
@@ -259,19 +321,7 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
             const T* d = dyp.data() + oh * OWp;
             for (int64_t t = 0; t < KK; ++t) axpy(base + offx[t], d, k[t], OWp);
           }
-          for (int64_t ih = 0; ih < g.H; ++ih) {
-            T* dst = dxplane + ih * g.W;
-            const int64_t r = ih + Lx.top;
-            if (r >= Lx.RH) {
-              std::fill(dst, dst + g.W, T(0));
-              continue;
-            }
-            const T* row = xbuf.data() + r * Lx.RS;
-            for (int64_t iw = 0; iw < g.W; ++iw) {
-              const int64_t col = iw + Lx.left;
-              dst[iw] = col < Lx.RW ? row[(col % Lx.sw) * Lx.PW + col / Lx.sw] : T(0);
-            }
-          }
+          unbuild(xbuf.data(), Lx, g.H, g.W, dxplane);
         }
       }
     });
