@@ -106,16 +106,18 @@ TEST_CASE("matmul and linear errors name the shapes", "[linalg]") {
 
 TEST_CASE("matmul and linear are bitwise identical on 1 and 2 threads", "[linalg]") {
   const int saved = get_num_threads();
-  Tensor a = randn({3, 40, 50}, DType::f32), b = randn({50, 30}, DType::f32), bias = randn({30}, DType::f32);
-  auto go = [&](int threads) {
-    set_num_threads(threads);
-    Tensor al = a.detach().requires_grad_(), bl = b.detach().requires_grad_(), cl = bias.detach().requires_grad_();
-    Tensor y = linear(al, transpose(bl, 0, 1), cl);
-    Tensor z = matmul(y, transpose(y, 1, 2));
-    sum(z).backward();
-    return std::vector<Tensor>{z, al.grad(), bl.grad(), cl.grad()};
-  };
-  auto r1 = go(1), r2 = go(2);
-  set_num_threads(saved);
-  for (size_t i = 0; i < r1.size(); ++i) REQUIRE(test::bitwise_equal(r1[i], r2[i]));
+  for (DType dt : {DType::f32, DType::f64}) {
+    Tensor a = randn({3, 40, 300}, dt), b = randn({300, 30}, dt), bias = randn({30}, dt);
+    auto go = [&](int threads) {
+      set_num_threads(threads);
+      Tensor al = a.detach().requires_grad_(), bl = b.detach().requires_grad_(), cl = bias.detach().requires_grad_();
+      Tensor y = linear(al, transpose(bl, 0, 1), cl);
+      Tensor z = matmul(y, transpose(y, 1, 2));
+      sum(z).backward();
+      return std::vector<Tensor>{z, al.grad(), bl.grad(), cl.grad()};
+    };
+    auto r1 = go(1), r2 = go(2);
+    set_num_threads(saved);
+    for (size_t i = 0; i < r1.size(); ++i) REQUIRE(test::bitwise_equal(r1[i], r2[i]));
+  }
 }

@@ -62,25 +62,33 @@ void im2col(const Geom& g, const T* xg, int64_t oh0, int64_t rows, T* col) {
   });
 }
 
-// The adjoint: dxg [Cg, H, W] += col scattered back. Parallel over channels (a channel's rows
-// only touch its own plane), taps in a fixed order.
+// The adjoint: dxg [Cg, H, W] += col scattered back. Parallel over input rows (c, ih): each row
+// gathers the taps (i, j) that reach it from this chunk's output rows, in a fixed order, so
+// every element is written by one task (deterministic, no races).
 template <class T>
 void col2im(const Geom& g, const T* col, int64_t oh0, int64_t rows, T* dxg) {
   const int64_t KK = g.KK(), cols = rows * g.OW;
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cols * KK, 1));
-  parallel_for(0, g.Cg(), grain, [&](int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c) {
-      T* plane = dxg + c * g.H * g.W;
-      for (int64_t t = 0; t < KK; ++t) {
-        const int64_t i = t / g.KW, j = t % g.KW;
-        const int64_t off = j * g.dw - g.pw;
-        int64_t lo, hi;
-        valid_cols(off, g.sw, g.W, g.OW, lo, hi);
-        const T* src = col + (c * KK + t) * cols;
-        for (int64_t oh = oh0; oh < oh0 + rows; ++oh, src += g.OW) {
-          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          T* dst = plane + ih * g.W + off;
+  // The input rows this chunk touches.
+  const int64_t ih_lo = std::max<int64_t>(0, oh0 * g.sh - g.ph);
+  const int64_t ih_hi = std::min<int64_t>(g.H, (oh0 + rows - 1) * g.sh - g.ph + (g.KH - 1) * g.dh + 1);
+  if (ih_hi <= ih_lo) return;
+  const int64_t nrows = ih_hi - ih_lo;
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(g.W * g.KK(), 1));
+  parallel_for(0, g.Cg() * nrows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t c = task / nrows, ih = ih_lo + task % nrows;
+      T* dst_row = dxg + (c * g.H + ih) * g.W;
+      for (int64_t i = 0; i < g.KH; ++i) {
+        const int64_t num = ih + g.ph - i * g.dh;  // = oh · sh
+        if (num < 0 || num % g.sh != 0) continue;
+        const int64_t oh = num / g.sh;
+        if (oh < oh0 || oh >= oh0 + rows) continue;
+        for (int64_t j = 0; j < g.KW; ++j) {
+          const int64_t off = j * g.dw - g.pw;
+          int64_t lo, hi;
+          valid_cols(off, g.sw, g.W, g.OW, lo, hi);
+          const T* src = col + (c * KK + i * g.KW + j) * cols + (oh - oh0) * g.OW;
+          T* dst = dst_row + off;
           if (g.sw == 1) {
             for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
           } else {

@@ -169,8 +169,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a.dim() == 1 && b.dim() == 1) return reshape(matmul_nd(unsqueeze(a, 0), unsqueeze(b, 1)), {});
   if (a.dim() == 1) return squeeze(matmul_nd(unsqueeze(a, 0), b), -2);
   if (b.dim() == 1) return squeeze(matmul_nd(a, unsqueeze(b, 1)), -1);
-  if (a.dim() >= 3 && b.dim() == 2) {
+  if (a.dim() >= 3 && b.dim() == 2 && a.is_contiguous()) {
     // Fold the batch into M: one large GEMM (and one for each gradient) instead of many.
+    // (A non-contiguous a, e.g. a transposed batch, takes the batched path: no copy.)
     Shape out = a.sizes();
     out.back() = b.size(1);
     Tensor a2 = reshape(a, {-1, ka});
