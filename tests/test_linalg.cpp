@@ -38,6 +38,7 @@ TEST_CASE("matmul gradcheck: transposed and sliced (non-contiguous) operands", "
   Tensor ab = transpose(test::random_leaf({2, 4, 3}, -1, 1, 17), 1, 2).detach().requires_grad_();
   Tensor bb = permute(test::random_leaf({2, 4, 2}, -1, 1, 18), {2, 1, 0}).detach().requires_grad_();
   gc(mm2, {ab, transpose(bb, 0, 2).detach().requires_grad_()});
+  gc(mm2, {ab, test::random_leaf({4, 2}, -1, 1, 30)});  // transposed batch times a 2-D matrix
   // a strided slice (neither row- nor column-major): copied, still correct
   Tensor as = slice(test::random_leaf({3, 8}, -1, 1, 19), 1, 0, 8, 2).detach().requires_grad_();
   gc(mm2, {as, test::random_leaf({4, 2}, -1, 1, 20)});
@@ -51,6 +52,7 @@ TEST_CASE("matmul passes transposed views to BLAS without copying", "[linalg]") 
   int64_t before = linalg_stats::operand_copies();
   Tensor c = matmul(a, bt);
   Tensor cb = matmul(transpose(randn({3, 32, 64}, DType::f32), 1, 2), randn({3, 32, 5}, DType::f32));
+  Tensor cf = matmul(transpose(randn({3, 32, 64}, DType::f32), 1, 2), randn({32, 5}, DType::f32));
   REQUIRE(linalg_stats::operand_copies() == before);
   EVIT_REQUIRE_CLOSE(c, expected, 1e-5, 1e-5);
   // backward uses transposed views of the saved operands: no copies either
