@@ -1,0 +1,36 @@
+// Convolutions (CPU, f32 and f64, NCHW), differentiable in input, weight and bias.
+//
+// conv2d(x [N, C, H, W], w [O, C/groups, kH, kW], bias [O] or undefined, stride, padding,
+//        dilation, groups) -> [N, O, OH, OW], OH = (H + 2·pad - dil·(kH - 1) - 1) / stride + 1.
+//   Paths (chosen from the shapes only, never from the thread count):
+//   - 1×1, stride 1, padding 0 (any groups): one GEMM per image and group, no im2col;
+//   - depthwise (groups == C == O): a direct vectorized kernel, forward and backward;
+//   - everything else: im2col + GEMM per group, over bounded column chunks; backward through
+//     GEMM + col2im.
+// conv_transpose2d(x [N, C_in, H, W], w [C_in, C_out/groups, kH, kW], bias [C_out] or
+//        undefined, stride, padding, output_padding, groups, dilation) -> [N, C_out, OH, OW],
+//   OH = (H - 1)·stride - 2·pad + dil·(kH - 1) + output_padding + 1: the adjoint of conv2d
+//   with the same weight (GEMM + col2im), as torch.nn.functional.conv_transpose2d.
+// Non-contiguous inputs are made contiguous. Results are bitwise identical for any thread count.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace evit {
+
+// (height, width) pair; an integer means the same value for both.
+struct Pair2 {
+  int64_t h = 0, w = 0;
+  Pair2(int64_t v) : h(v), w(v) {}  // NOLINT: implicit so that conv2d(x, w, b, 2, 1) reads well
+  Pair2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+};
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(), Pair2 stride = 1,
+              Pair2 padding = 0, Pair2 dilation = 1, int64_t groups = 1);
+
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(),
+                        Pair2 stride = 1, Pair2 padding = 0, Pair2 output_padding = 0,
+                        int64_t groups = 1, Pair2 dilation = 1);
+
+}  // namespace evit

@@ -1,0 +1,349 @@
+// Depthwise convolution (groups == C == O): direct kernels, parallel over (n, c) planes.
+//
+// Each plane is first copied into a zero-padded buffer whose rows are split by column phase
+// (column c of the padded row goes to phase c % stride, slot c / stride). Then every tap (i, j)
+// of every output row reads a CONTIGUOUS run of the buffer for any stride and dilation, so the
+// inner loops are plain vector loops over the output width with no bounds checks:
+//   y[oh][ow] = b + Σ_ij k[i][j] · buf[oh·sh + i·dh][phase(j·dw)][ow + (j·dw) / sw].
+// The row kernel keeps one accumulator block per kernel row (independent FMA chains) and is
+// unrolled at compile time for 3×3, 5×5 and 7×7.
+// Backward: the input gradient for stride 1 is the same kernel run on the padded output gradient
+// with the flipped kernel (a "full" correlation); for stride > 1 it is the exact adjoint of the
+// forward (scatter into the phase buffer, then read back). The weight gradient is, per plane and
+// tap, a dot product of the output gradient with the tap's run of the input buffer; per-plane
+// partials are then summed over the batch in order (deterministic for any thread count).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "core/parallel.h"
+#include "ops/conv/kernels.h"
+
+namespace evit::conv {
+namespace {
+
+// Vector block: 128 bytes (two AVX-512 registers, four AVX2 registers).
+template <class T> constexpr int kV = static_cast<int>(128 / sizeof(T));  // = 2 SIMD vectors
+
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// Padded, phase-split buffer of one plane, sized for an OH×OW output of a KH×KW kernel.
+struct Layout {
+  int64_t RH = 0, RW = 0, PW = 0, RS = 0;  // rows, padded width, phase width, row stride
+  int64_t top = 0, left = 0;               // buffer row r <-> source row r - top (same for cols)
+  int64_t sh = 1, sw = 1;
+  size_t alloc = 0;  // elements, including slack for the last partial vector block
+};
+
+Layout make_layout(int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                   int64_t dh, int64_t dw, int64_t top, int64_t left, int64_t slack) {
+  Layout L;
+  L.RH = (OH - 1) * sh + (KH - 1) * dh + 1;
+  L.RW = (OW - 1) * sw + (KW - 1) * dw + 1;
+  L.PW = (L.RW + sw - 1) / sw;
+  L.RS = sw * L.PW;
+  L.top = top;
+  L.left = left;
+  L.sh = sh;
+  L.sw = sw;
+  L.alloc = static_cast<size_t>(L.RH * L.RS + slack);
+  return L;
+}
+
+// Offsets of the taps' runs relative to the start of an output row's first buffer row.
+std::vector<int64_t> tap_offsets(const Layout& L, int64_t KH, int64_t KW, int64_t dh, int64_t dw) {
+  std::vector<int64_t> off(KH * KW);
+  for (int64_t i = 0; i < KH; ++i)
+    for (int64_t j = 0; j < KW; ++j)
+      off[i * KW + j] = i * dh * L.RS + ((j * dw) % L.sw) * L.PW + (j * dw) / L.sw;
+  return off;
+}
+
+// Slots [lo, hi) of phase q that hold a source column (c = m·sw + q < RW, 0 <= c - left < W).
+inline void phase_range(const Layout& L, int64_t W, int64_t q, int64_t& lo, int64_t& hi) {
+  lo = std::max<int64_t>(0, floor_div(L.left - q + L.sw - 1, L.sw));
+  hi = std::min<int64_t>(L.PW, floor_div(W - 1 + L.left - q, L.sw) + 1);
+  hi = std::min<int64_t>(hi, floor_div(L.RW - 1 - q, L.sw) + 1);
+  lo = std::min(lo, L.PW);
+  hi = std::max(hi, lo);
+}
+
+// Copies plane src [H, W] into buf (zeros outside the plane). The slack is left as is.
+template <class T>
+void build(const T* src, int64_t H, int64_t W, const Layout& L, T* buf) {
+  for (int64_t r = 0; r < L.RH; ++r) {
+    T* row = buf + r * L.RS;
+    const int64_t sr = r - L.top;
+    if (sr < 0 || sr >= H) {
+      std::fill(row, row + L.RS, T(0));
+      continue;
+    }
+    const T* s = src + sr * W;
+    for (int64_t q = 0; q < L.sw; ++q) {
+      T* dst = row + q * L.PW;
+      int64_t lo, hi;
+      phase_range(L, W, q, lo, hi);
+      std::fill(dst, dst + lo, T(0));
+      const T* sp = s + q - L.left;  // sp[m·sw] = source column m·sw + q - left
+      if (L.sw == 1) {
+        if (hi > lo) std::memcpy(dst + lo, sp + lo, sizeof(T) * (hi - lo));
+      } else {
+        for (int64_t m = lo; m < hi; ++m) dst[m] = sp[m * L.sw];
+      }
+      std::fill(dst + hi, dst + L.PW, T(0));
+    }
+  }
+}
+
+// The reverse copy: plane dst [H, W] = the buffer's values at the plane's positions (zero where
+// the buffer does not reach).
+template <class T>
+void unbuild(const T* buf, const Layout& L, int64_t H, int64_t W, T* dst) {
+  for (int64_t sr = 0; sr < H; ++sr) {
+    T* d = dst + sr * W;
+    const int64_t r = sr + L.top;
+    if (r < 0 || r >= L.RH) {
+      std::fill(d, d + W, T(0));
+      continue;
+    }
+    const T* row = buf + r * L.RS;
+    if (L.RW - L.left < W || L.left < 0) std::fill(d, d + W, T(0));
+    for (int64_t q = 0; q < L.sw; ++q) {
+      int64_t lo, hi;
+      phase_range(L, W, q, lo, hi);
+      T* dp = d + q - L.left;
+      const T* src = row + q * L.PW;
+      for (int64_t m = lo; m < hi; ++m) dp[m * L.sw] = src[m];
+    }
+  }
+}
+
+// 64-byte SIMD vectors through GCC/Clang vector extensions: portable (split into narrower
+// registers without AVX-512) and explicit, so the accumulators stay in registers.
+template <class T> struct Simd {
+  typedef T v __attribute__((vector_size(64)));
+  static constexpr int N = static_cast<int>(64 / sizeof(T));
+};
+template <class T> inline typename Simd<T>::v vload(const T* p) {
+  typename Simd<T>::v r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+template <class T> inline void vstore(T* p, typename Simd<T>::v v) { std::memcpy(p, &v, sizeof v); }
+
+// One output row: y[o] = b + Σ_t k[t] · base[off[t] + o], o < n, in blocks of two vectors.
+// KH/KW > 0: unrolled, one accumulator pair per kernel row (independent dependency chains),
+// summed in a fixed order. Reads may run up to one block past n (the buffers have slack).
+template <class T, int KH, int KW>
+void conv_row(const T* __restrict base, const int64_t* __restrict off, const T* __restrict k, T b,
+              T* __restrict y, int64_t n, int64_t kk_rt) {
+  using V = typename Simd<T>::v;
+  constexpr int L = Simd<T>::N;
+  for (int64_t o = 0; o < n; o += 2 * L) {
+    V s0, s1;
+    if constexpr (KH > 0) {
+      V a0[KH], a1[KH];
+#pragma GCC unroll 8
+      for (int i = 0; i < KH; ++i) {
+        a0[i] = V{};
+        a1[i] = V{};
+#pragma GCC unroll 8
+        for (int j = 0; j < KW; ++j) {
+          const T* p = base + off[i * KW + j] + o;
+          const T kv = k[i * KW + j];
+          a0[i] += kv * vload(p);
+          a1[i] += kv * vload(p + L);
+        }
+      }
+      s0 = b + a0[0];
+      s1 = b + a1[0];
+#pragma GCC unroll 8
+      for (int i = 1; i < KH; ++i) {
+        s0 += a0[i];
+        s1 += a1[i];
+      }
+    } else {
+      s0 = V{} + b;
+      s1 = V{} + b;
+      for (int64_t t = 0; t < kk_rt; ++t) {
+        const T* p = base + off[t] + o;
+        const T kv = k[t];
+        s0 += kv * vload(p);
+        s1 += kv * vload(p + L);
+      }
+    }
+    const int64_t m = n - o;
+    if (m >= 2 * L) {
+      vstore(y + o, s0);
+      vstore(y + o + L, s1);
+    } else {
+      T tmp[2 * L];
+      vstore(tmp, s0);
+      vstore(tmp + L, s1);
+      for (int64_t l = 0; l < m; ++l) y[o + l] = tmp[l];
+    }
+  }
+}
+
+// Σ over rows and the (zero-padded) width of d · x for one tap. Four vector accumulators
+// (two rows × two halves of a block) give independent chains; combined in a fixed order.
+template <class T>
+T tap_dot(const T* __restrict x, int64_t row_step, const T* __restrict d, int64_t OWp,
+          int64_t OH) {
+  using V = typename Simd<T>::v;
+  constexpr int L = Simd<T>::N;
+  V a0{}, a1{}, b0{}, b1{};
+  int64_t oh = 0;
+  for (; oh + 2 <= OH; oh += 2) {
+    const T* x0 = x + oh * row_step;
+    const T* x1 = x0 + row_step;
+    const T* d0 = d + oh * OWp;
+    const T* d1 = d0 + OWp;
+    for (int64_t o = 0; o < OWp; o += 2 * L) {
+      a0 += vload(d0 + o) * vload(x0 + o);
+      a1 += vload(d0 + o + L) * vload(x0 + o + L);
+      b0 += vload(d1 + o) * vload(x1 + o);
+      b1 += vload(d1 + o + L) * vload(x1 + o + L);
+    }
+  }
+  if (oh < OH) {
+    const T* x0 = x + oh * row_step;
+    const T* d0 = d + oh * OWp;
+    for (int64_t o = 0; o < OWp; o += 2 * L) {
+      a0 += vload(d0 + o) * vload(x0 + o);
+      a1 += vload(d0 + o + L) * vload(x0 + o + L);
+    }
+  }
+  const V v = (a0 + a1) + (b0 + b1);
+  T s = 0;
+  for (int l = 0; l < L; ++l) s += v[l];
+  return s;
+}
+
+// dst[o] += a · src[o] for o < n (n a multiple of the block).
+template <class T>
+void axpy(T* __restrict dst, const T* __restrict src, T a, int64_t n) {
+  constexpr int L = Simd<T>::N;
+  for (int64_t o = 0; o < n; o += L) vstore(dst + o, vload(dst + o) + a * vload(src + o));
+}
+
+// Calls f with the compile-time kernel size for the common square kernels, (0, 0) otherwise.
+template <class F>
+void dispatch_kernel(int64_t KH, int64_t KW, F&& f) {
+  if (KH == 3 && KW == 3) return f(std::integral_constant<int, 3>{}, std::integral_constant<int, 3>{});
+  if (KH == 5 && KW == 5) return f(std::integral_constant<int, 5>{}, std::integral_constant<int, 5>{});
+  if (KH == 7 && KW == 7) return f(std::integral_constant<int, 7>{}, std::integral_constant<int, 7>{});
+  f(std::integral_constant<int, 0>{}, std::integral_constant<int, 0>{});
+}
+
+int64_t plane_grain(const Geom& g) {
+  const int64_t work = g.KK() * std::max(g.H * g.W, g.OH * g.OW);
+  return std::max<int64_t>(1, 131072 / std::max<int64_t>(work, 1));
+}
+
+}  // namespace
+
+template <class T>
+void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t KK = g.KK(), HW = g.H * g.W, OHW = g.OH * g.OW;
+  const Layout L = make_layout(g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw, kV<T>);
+  const std::vector<int64_t> off = tap_offsets(L, g.KH, g.KW, g.dh, g.dw);
+  dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
+    constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
+    parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
+      std::vector<T> buf(L.alloc, T(0));
+      for (int64_t p = b; p < e; ++p) {
+        const int64_t c = p % g.C;
+        build(x + p * HW, g.H, g.W, L, buf.data());
+        const T bv = bias ? bias[c] : T(0);
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+          conv_row<T, KH, KW>(buf.data() + oh * g.sh * L.RS, off.data(), w + c * KK, bv,
+                              y + p * OHW + oh * g.OW, g.OW, KK);
+      }
+    });
+  });
+}
+
+template <class T>
+void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* dx, T* dw) {
+  constexpr int V = kV<T>;
+  const int64_t KK = g.KK(), HW = g.H * g.W, OHW = g.OH * g.OW;
+  const int64_t OWp = round_up(std::max<int64_t>(g.OW, 1), V);
+  const bool unit_stride = g.sh == 1 && g.sw == 1;
+  // Layout of x (weight gradient, and the scatter target of the strided input gradient).
+  const Layout Lx = make_layout(g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw, V);
+  const std::vector<int64_t> offx = tap_offsets(Lx, g.KH, g.KW, g.dh, g.dw);
+  // Layout of the padded dy for the stride-1 input gradient ("full" correlation, flipped kernel).
+  const Layout Ld = make_layout(g.H, g.W, g.KH, g.KW, 1, 1, g.dh, g.dw, (g.KH - 1) * g.dh - g.ph,
+                                (g.KW - 1) * g.dw - g.pw, V);
+  const std::vector<int64_t> offd = tap_offsets(Ld, g.KH, g.KW, g.dh, g.dw);
+  std::vector<T> wflip(g.C * KK);
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t t = 0; t < KK; ++t) wflip[c * KK + t] = w[c * KK + KK - 1 - t];
+  std::vector<T> part(dw ? g.N * g.C * KK : 0);
+  const bool need_dyp = dw || (dx && !unit_stride);
+
+  dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
+    constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
+    parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
+      std::vector<T> xbuf(dw || (dx && !unit_stride) ? Lx.alloc : 0, T(0));
+      std::vector<T> dbuf(dx && unit_stride ? Ld.alloc : 0, T(0));
+      std::vector<T> dyp(need_dyp ? g.OH * OWp : 0, T(0));
+      for (int64_t p = b; p < e; ++p) {
+        const int64_t c = p % g.C;
+        const T* dyplane = dy + p * OHW;
+        if (need_dyp) {  // rows padded with zeros to whole vector blocks
+          for (int64_t oh = 0; oh < g.OH; ++oh)
+            std::memcpy(dyp.data() + oh * OWp, dyplane + oh * g.OW, sizeof(T) * g.OW);
+        }
+        if (dw) {
+          build(x + p * HW, g.H, g.W, Lx, xbuf.data());
+          for (int64_t t = 0; t < KK; ++t)
+            part[p * KK + t] =
+                tap_dot(xbuf.data() + offx[t], g.sh * Lx.RS, dyp.data(), OWp, g.OH);
+        }
+        if (!dx) continue;
+        T* dxplane = dx + p * HW;
+        if (unit_stride) {
+          build(dyplane, g.OH, g.OW, Ld, dbuf.data());
+          for (int64_t ih = 0; ih < g.H; ++ih)
+            conv_row<T, KH, KW>(dbuf.data() + ih * Ld.RS, offd.data(), wflip.data() + c * KK,
+                                T(0), dxplane + ih * g.W, g.W, KK);
+        } else {
+          // Adjoint of the forward: scatter k · dy into the phase buffer, then read it back.
+          std::fill(xbuf.begin(), xbuf.end(), T(0));
+          const T* k = w + c * KK;
+          for (int64_t oh = 0; oh < g.OH; ++oh) {
+            T* base = xbuf.data() + oh * g.sh * Lx.RS;
+            const T* d = dyp.data() + oh * OWp;
+            for (int64_t t = 0; t < KK; ++t) axpy(base + offx[t], d, k[t], OWp);
+          }
+          unbuild(xbuf.data(), Lx, g.H, g.W, dxplane);
+        }
+      }
+    });
+  });
+
+  if (dw) {
+    // Ordered sum over the batch of the per-plane partials.
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t t = 0; t < KK; ++t) {
+        double acc = 0;
+        for (int64_t n = 0; n < g.N; ++n) acc += part[(n * g.C + c) * KK + t];
+        dw[c * KK + t] = static_cast<T>(acc);
+      }
+  }
+}
+
+template void depthwise_forward<float>(const Geom&, const float*, const float*, const float*, float*);
+template void depthwise_forward<double>(const Geom&, const double*, const double*, const double*,
+                                        double*);
+template void depthwise_backward<float>(const Geom&, const float*, const float*, const float*,
+                                        float*, float*);
+template void depthwise_backward<double>(const Geom&, const double*, const double*, const double*,
+                                         double*, double*);
+
+}  // namespace evit::conv

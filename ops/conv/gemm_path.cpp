@@ -1,0 +1,254 @@
+// GEMM-based convolution: 1×1 stride-1 convs use the input planes directly as the column matrix;
+// other geometries build im2col columns for a bounded chunk of output rows at a time (one group
+// of one image), so the buffer never exceeds kColBudget elements whatever the image size.
+// BLAS is called outside parallel_for; im2col / col2im / fills are parallel over rows or
+// channels, each output element written by one task in a fixed order (deterministic).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/parallel.h"
+#include "ops/conv/kernels.h"
+#include "ops/linalg/gemm.h"
+
+namespace evit::conv {
+namespace {
+
+constexpr int64_t kColBudget = int64_t(1) << 21;  // elements of one column chunk
+
+// Output rows per column chunk.
+int64_t chunk_rows(const Geom& g) {
+  const int64_t per_row = std::max<int64_t>(1, g.Cg() * g.KK() * g.OW);
+  return std::clamp<int64_t>(kColBudget / per_row, 1, std::max<int64_t>(g.OH, 1));
+}
+
+// The output columns [lo, hi) whose input column ow·sw + off lies inside [0, W).
+inline void valid_cols(int64_t off, int64_t sw, int64_t W, int64_t OW, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+  hi = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
+  hi = std::min(hi, OW);
+  lo = std::min(lo, hi);
+}
+
+// col [Cg·KK, rows·OW] for output rows [oh0, oh0 + rows) from xg [Cg, H, W].
+template <class T>
+void im2col(const Geom& g, const T* xg, int64_t oh0, int64_t rows, T* col) {
+  const int64_t KK = g.KK(), cols = rows * g.OW, nrows = g.Cg() * KK;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1));
+  parallel_for(0, nrows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t c = r / KK, i = (r % KK) / g.KW, j = r % g.KW;
+      const T* plane = xg + c * g.H * g.W;
+      const int64_t off = j * g.dw - g.pw;
+      int64_t lo, hi;
+      valid_cols(off, g.sw, g.W, g.OW, lo, hi);
+      T* dst = col + r * cols;
+      for (int64_t oh = oh0; oh < oh0 + rows; ++oh, dst += g.OW) {
+        const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+        if (ih < 0 || ih >= g.H) {
+          std::fill(dst, dst + g.OW, T(0));
+          continue;
+        }
+        const T* src = plane + ih * g.W + off;
+        std::fill(dst, dst + lo, T(0));
+        if (g.sw == 1) {
+          std::memcpy(dst + lo, src + lo, sizeof(T) * (hi - lo));
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * g.sw];
+        }
+        std::fill(dst + hi, dst + g.OW, T(0));
+      }
+    }
+  });
+}
+
+// The adjoint: dxg [Cg, H, W] += col scattered back. Parallel over input rows (c, ih): each row
+// gathers the taps (i, j) that reach it from this chunk's output rows, in a fixed order, so
+// every element is written by one task (deterministic, no races).
+template <class T>
+void col2im(const Geom& g, const T* col, int64_t oh0, int64_t rows, T* dxg) {
+  const int64_t KK = g.KK(), cols = rows * g.OW;
+  // The input rows this chunk touches.
+  const int64_t ih_lo = std::max<int64_t>(0, oh0 * g.sh - g.ph);
+  const int64_t ih_hi = std::min<int64_t>(g.H, (oh0 + rows - 1) * g.sh - g.ph + (g.KH - 1) * g.dh + 1);
+  if (ih_hi <= ih_lo) return;
+  const int64_t nrows = ih_hi - ih_lo;
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(g.W * g.KK(), 1));
+  parallel_for(0, g.Cg() * nrows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t c = task / nrows, ih = ih_lo + task % nrows;
+      T* dst_row = dxg + (c * g.H + ih) * g.W;
+      for (int64_t i = 0; i < g.KH; ++i) {
+        const int64_t num = ih + g.ph - i * g.dh;  // = oh · sh
+        if (num < 0 || num % g.sh != 0) continue;
+        const int64_t oh = num / g.sh;
+        if (oh < oh0 || oh >= oh0 + rows) continue;
+        for (int64_t j = 0; j < g.KW; ++j) {
+          const int64_t off = j * g.dw - g.pw;
+          int64_t lo, hi;
+          valid_cols(off, g.sw, g.W, g.OW, lo, hi);
+          const T* src = col + (c * KK + i * g.KW + j) * cols + (oh - oh0) * g.OW;
+          T* dst = dst_row + off;
+          if (g.sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow * g.sw] += src[ow];
+          }
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void fill_parallel(T* p, int64_t n, T v) {
+  parallel_for(0, n, kPointwiseGrain, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, v); });
+}
+
+}  // namespace
+
+template <class T>
+void add_bias(int64_t N, int64_t C, int64_t HW, const T* bias, T* y) {
+  const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(HW, 1));
+  parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      const T v = bias[p % C];
+      T* dst = y + p * HW;
+      for (int64_t k = 0; k < HW; ++k) dst[k] += v;
+    }
+  });
+}
+
+template <class T>
+void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db) {
+  std::vector<double> part(N * C);
+  const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(HW, 1));
+  parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      // Eight independent lanes (vectorizable), combined in a fixed order.
+      double lanes[8] = {};
+      const T* src = dy + p * HW;
+      int64_t k = 0;
+      for (; k + 8 <= HW; k += 8)
+        for (int l = 0; l < 8; ++l) lanes[l] += src[k + l];
+      double acc = 0;
+      for (; k < HW; ++k) acc += src[k];
+      for (int l = 0; l < 8; ++l) acc += lanes[l];
+      part[p] = acc;
+    }
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0;
+    for (int64_t n = 0; n < N; ++n) acc += part[n * C + c];
+    db[c] = static_cast<T>(acc);
+  }
+}
+
+template <class T>
+void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
+  const int64_t Kr = Cg * g.KK();
+  const T beta = bias ? T(1) : T(0);
+  const bool pw = g.pointwise();
+  const int64_t crows = chunk_rows(g);
+  std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
+  if (bias) {
+    const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(OHW, 1));
+    parallel_for(0, g.N * g.O, grain, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) std::fill(y + p * OHW, y + (p + 1) * OHW, bias[p % g.O]);
+    });
+  }
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* xn = x + n * g.C * HW;
+    T* yn = y + n * g.O * OHW;
+    for (int64_t gr = 0; gr < g.groups; ++gr) {
+      const T* wg = w + gr * Og * Kr;
+      T* yg = yn + gr * Og * OHW;
+      if (Kr == 0) {
+        if (!bias) std::fill(yg, yg + Og * OHW, T(0));
+        continue;
+      }
+      if (pw) {
+        detail::gemm(false, false, Og, OHW, Cg, T(1), wg, Cg, xn + gr * Cg * HW, HW, beta, yg, OHW);
+        continue;
+      }
+      for (int64_t oh0 = 0; oh0 < g.OH; oh0 += crows) {
+        const int64_t rows = std::min(crows, g.OH - oh0), cols = rows * g.OW;
+        im2col(g, xn + gr * Cg * HW, oh0, rows, col.data());
+        detail::gemm(false, false, Og, cols, Kr, T(1), wg, Kr, col.data(), cols, beta,
+                     yg + oh0 * g.OW, OHW);
+      }
+    }
+  }
+}
+
+template <class T>
+void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx) {
+  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
+  const int64_t Kr = Cg * g.KK();
+  const bool pw = g.pointwise();
+  if (!pw || Og == 0) fill_parallel(dx, g.N * g.C * HW, T(0));
+  if (Og == 0) return;
+  const int64_t crows = chunk_rows(g);
+  std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* dyn = dy + n * g.O * OHW;
+    T* dxn = dx + n * g.C * HW;
+    for (int64_t gr = 0; gr < g.groups; ++gr) {
+      const T* wg = w + gr * Og * Kr;
+      const T* dyg = dyn + gr * Og * OHW;
+      if (pw) {
+        detail::gemm(true, false, Cg, HW, Og, T(1), wg, Cg, dyg, OHW, T(0), dxn + gr * Cg * HW, HW);
+        continue;
+      }
+      for (int64_t oh0 = 0; oh0 < g.OH; oh0 += crows) {
+        const int64_t rows = std::min(crows, g.OH - oh0), cols = rows * g.OW;
+        detail::gemm(true, false, Kr, cols, Og, T(1), wg, Kr, dyg + oh0 * g.OW, OHW, T(0),
+                     col.data(), cols);
+        col2im(g, col.data(), oh0, rows, dxn + gr * Cg * HW);
+      }
+    }
+  }
+}
+
+template <class T>
+void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
+  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
+  const int64_t Kr = Cg * g.KK();
+  const bool pw = g.pointwise();
+  // Accumulate over images and chunks in order (beta = 1 onto zeros): deterministic.
+  std::fill(dw, dw + g.O * Kr, T(0));
+  if (Kr == 0 || OHW == 0) return;
+  const int64_t crows = chunk_rows(g);
+  std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* xn = x + n * g.C * HW;
+    const T* dyn = dy + n * g.O * OHW;
+    for (int64_t gr = 0; gr < g.groups; ++gr) {
+      const T* dyg = dyn + gr * Og * OHW;
+      T* dwg = dw + gr * Og * Kr;
+      if (pw) {
+        detail::gemm(false, true, Og, Cg, OHW, T(1), dyg, OHW, xn + gr * Cg * HW, HW, T(1), dwg, Cg);
+        continue;
+      }
+      for (int64_t oh0 = 0; oh0 < g.OH; oh0 += crows) {
+        const int64_t rows = std::min(crows, g.OH - oh0), cols = rows * g.OW;
+        im2col(g, xn + gr * Cg * HW, oh0, rows, col.data());
+        detail::gemm(false, true, Og, Kr, cols, T(1), dyg + oh0 * g.OW, OHW, col.data(), cols,
+                     T(1), dwg, Kr);
+      }
+    }
+  }
+}
+
+#define EVIT_CONV_INSTANTIATE(T)                                                          \
+  template void gemm_forward<T>(const Geom&, const T*, const T*, const T*, T*);          \
+  template void gemm_backward_input<T>(const Geom&, const T*, const T*, T*);             \
+  template void gemm_backward_weight<T>(const Geom&, const T*, const T*, T*);            \
+  template void bias_backward<T>(int64_t, int64_t, int64_t, const T*, T*);               \
+  template void add_bias<T>(int64_t, int64_t, int64_t, const T*, T*);
+EVIT_CONV_INSTANTIATE(float)
+EVIT_CONV_INSTANTIATE(double)
+#undef EVIT_CONV_INSTANTIATE
+
+}  // namespace evit::conv

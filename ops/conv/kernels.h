@@ -1,0 +1,35 @@
+// Internal: convolution geometry and the CPU kernels behind conv2d / conv_transpose2d.
+// All pointers are contiguous NCHW / [O, C/groups, kH, kW] buffers of T (float or double).
+#pragma once
+#include <cstdint>
+
+namespace evit::conv {
+
+struct Geom {
+  int64_t N = 0, C = 0, H = 0, W = 0;  // convolution input
+  int64_t O = 0, OH = 0, OW = 0;       // convolution output
+  int64_t KH = 1, KW = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
+  int64_t Cg() const { return C / groups; }
+  int64_t Og() const { return O / groups; }
+  int64_t KK() const { return KH * KW; }
+  // 1×1, stride 1, no padding: the input itself is the column matrix.
+  bool pointwise() const { return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+  bool depthwise() const { return groups == C && O == C; }
+};
+
+// GEMM path (any geometry). y, dx, dw are fully written.
+template <class T> void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y);
+template <class T> void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx);
+template <class T> void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw);
+
+// Depthwise path (g.depthwise()). dx / dw may be null (not needed).
+template <class T> void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y);
+template <class T>
+void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* dx, T* dw);
+
+// db[c] = sum over n and the plane of dy [N, C, HW] (fixed order).
+template <class T> void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db);
+// y[n, c, :] += bias[c].
+template <class T> void add_bias(int64_t N, int64_t C, int64_t HW, const T* bias, T* y);
+
+}  // namespace evit::conv

@@ -1,0 +1,125 @@
+// linear: y = x · wᵀ + b as one GEMM over the flattened rows of x.
+//
+// The bias is written into y first and the GEMM accumulates onto it (beta = 1): no extra pass.
+// w goes to BLAS with a transpose flag (a transposed w view is used as is). Backward:
+// dx = dy · w, dw = dyᵀ · x (GEMMs), db = column sums of dy in a fixed row order.
+#include "autograd/node.h"
+#include "core/parallel.h"
+#include "ops/linalg.h"
+#include "ops/linalg/common.h"
+#include "ops/linalg/gemm.h"
+#include "ops/pointwise.h"
+#include "ops/shape.h"
+
+namespace evit {
+namespace {
+
+template <class T>
+void linear_forward(const T* x, const Tensor& w, const T* bias, T* y, int64_t R, int64_t in,
+                    int64_t out) {
+  // op(B) = wᵀ: a [in, out] matrix with strides (w.stride(1), w.stride(0)).
+  detail::BlasMatrix mb = detail::blas_matrix(in, out, w.stride(1), w.stride(0));
+  EVIT_INTERNAL_ASSERT(mb.ok);
+  if (bias) {
+    parallel_for(0, R, std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(out, 1)),
+                 [&](int64_t b, int64_t e) {
+                   for (int64_t r = b; r < e; ++r)
+                     for (int64_t o = 0; o < out; ++o) y[r * out + o] = bias[o];
+                 });
+  }
+  detail::gemm(false, mb.trans, R, out, in, T(1), x, in, w.data_ptr<T>(), mb.ld,
+               bias ? T(1) : T(0), y, out);
+}
+
+// Column sums of g [R, out] (accumulated in double, rows in order): the bias gradient.
+template <class T>
+void column_sums(const T* g, T* db, int64_t R, int64_t out) {
+  constexpr int64_t kCols = 64;
+  parallel_for(0, out, kCols, [&](int64_t b, int64_t e) {
+    double acc[kCols] = {};
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t o = b; o < e; ++o) acc[o - b] += g[r * out + o];
+    for (int64_t o = b; o < e; ++o) db[o] = static_cast<T>(acc[o - b]);
+  });
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
+  EVIT_CHECK(x_in.dim() >= 1, "linear: input must have at least 1 dim, got ", x_in.desc());
+  EVIT_CHECK(w_in.dim() == 2, "linear: weight must be 2-D [out, in], got ", w_in.desc());
+  EVIT_CHECK(x_in.dtype() == w_in.dtype(), "linear: dtypes differ: input ", x_in.desc(),
+             ", weight ", w_in.desc());
+  EVIT_CHECK(is_floating(x_in.dtype()), "linear: expected a floating dtype (f32 or f64), got ",
+             x_in.desc());
+  EVIT_CHECK(x_in.device().is_cpu() && w_in.device().is_cpu(), "linear: no ",
+             x_in.device().str(), " kernel in this build");
+  const int64_t in = w_in.size(1), out = w_in.size(0);
+  EVIT_CHECK(x_in.size(-1) == in, "linear: input ", x_in.desc(), " has ", x_in.size(-1),
+             " features, weight ", w_in.desc(), " expects ", in);
+  if (b.defined()) {
+    EVIT_CHECK(b.dim() == 1 && b.size(0) == out, "linear: bias must be [", out, "], got ",
+               b.desc());
+    EVIT_CHECK(b.dtype() == x_in.dtype(), "linear: bias dtype differs: ", b.desc());
+  }
+  Tensor x = x_in.contiguous();
+  Tensor w = w_in;
+  if (!detail::blas_matrix(in, out, w.stride(1), w.stride(0)).ok) {
+    w = w.contiguous();
+    detail::count_operand_copy();
+  }
+  Tensor bias = b.defined() ? b.contiguous() : Tensor();
+  const int64_t R = in == 0 ? shape_numel(x.sizes()) : x.numel() / in;
+  Shape out_shape = x.sizes();
+  out_shape.back() = out;
+  Tensor y = empty(out_shape, {x.dtype(), x.device()});
+  dispatch_floating(x.dtype(), "linear", [&](auto tag) {
+    using T = decltype(tag);
+    if (in == 0) {
+      T* py = y.data_ptr<T>();
+      const T* pb = bias.defined() ? bias.data_ptr<T>() : nullptr;
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t o = 0; o < out; ++o) py[r * out + o] = pb ? pb[o] : T(0);
+      return;
+    }
+    linear_forward<T>(x.data_ptr<T>(), w, bias.defined() ? bias.data_ptr<T>() : nullptr,
+                      y.data_ptr<T>(), R, in, out);
+  });
+  autograd::record(
+      "LinearBackward", {x_in, w_in, b}, {y}, {x, w},
+      [R, in, out](const BackwardContext& ctx) -> std::vector<Tensor> {
+        Tensor g = ctx.grad_output(0).contiguous();
+        const Tensor& x = ctx.saved(0);
+        const Tensor& w = ctx.saved(1);
+        Tensor gx, gw, gb;
+        dispatch_floating(g.dtype(), "linear", [&](auto tag) {
+          using T = decltype(tag);
+          if (ctx.needs_input_grad(0)) {
+            gx = empty(x.sizes(), {x.dtype(), x.device()});
+            // dx[R, in] = g[R, out] · w[out, in]
+            detail::BlasMatrix mw = detail::blas_matrix(out, in, w.stride(0), w.stride(1));
+            if (out == 0) fill_(gx, 0.0);
+            else detail::gemm(false, mw.trans, R, in, out, T(1), g.data_ptr<T>(), out,
+                         w.data_ptr<T>(), mw.ld, T(0), gx.data_ptr<T>(), in);
+          }
+          if (ctx.needs_input_grad(1)) {
+            gw = empty({out, in}, {x.dtype(), x.device()});
+            // dw[out, in] = gᵀ[out, R] · x[R, in]
+            if (R == 0) {
+              fill_(gw, 0.0);
+            } else {
+              detail::gemm(true, false, out, in, R, T(1), g.data_ptr<T>(), out, x.data_ptr<T>(),
+                           in, T(0), gw.data_ptr<T>(), in);
+            }
+          }
+          if (ctx.needs_input_grad(2)) {
+            gb = empty({out}, {x.dtype(), x.device()});
+            column_sums<T>(g.data_ptr<T>(), gb.data_ptr<T>(), R, out);
+          }
+        });
+        return {gx, gw, gb};
+      });
+  return y;
+}
+
+}  // namespace evit

@@ -1,0 +1,181 @@
+// conv2d / conv_transpose2d: gradchecks for every kernel path, PyTorch goldens, f32 vs f64,
+// error messages and 1-vs-2-thread bitwise determinism.
+#include "core/parallel.h"
+#include "ops/conv.h"
+#include "ops/ops.h"
+#include "tests/support/test_util.h"
+
+using namespace evit;
+
+namespace {
+
+// conv2d over {x, w[, b]} with fixed hyper-parameters.
+GradcheckFn conv_fn(Pair2 stride, Pair2 padding, Pair2 dilation, int64_t groups) {
+  return [=](const std::vector<Tensor>& in) {
+    return conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), stride, padding, dilation, groups);
+  };
+}
+
+GradcheckFn convT_fn(Pair2 stride, Pair2 padding, Pair2 out_pad, int64_t groups, Pair2 dilation) {
+  return [=](const std::vector<Tensor>& in) {
+    return conv_transpose2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), stride, padding,
+                            out_pad, groups, dilation);
+  };
+}
+
+// Full f64 gradcheck (a function: braced input lists do not fit through the macro).
+void gc(const GradcheckFn& fn, const std::vector<Tensor>& inputs) {
+  EVIT_REQUIRE_GRADCHECK(fn, inputs);
+}
+
+Tensor L(const Shape& s, uint64_t seed) { return test::random_leaf(s, -1, 1, seed); }
+
+}  // namespace
+
+TEST_CASE("conv2d gradcheck: 1x1 paths (GEMM per image / per group)", "[conv]") {
+  gc(conv_fn(1, 0, 1, 1), {L({2, 4, 5, 5}, 1), L({3, 4, 1, 1}, 2), L({3}, 3)});
+  gc(conv_fn(1, 0, 1, 2), {L({2, 4, 4, 4}, 4), L({6, 2, 1, 1}, 5)});
+  // strided 1x1 goes through im2col
+  gc(conv_fn(2, 0, 1, 1), {L({1, 3, 5, 5}, 6), L({2, 3, 1, 1}, 7), L({2}, 8)});
+}
+
+TEST_CASE("conv2d gradcheck: dense and grouped kxk (im2col + GEMM)", "[conv]") {
+  gc(conv_fn(1, 1, 1, 1), {L({2, 4, 5, 5}, 9), L({3, 4, 3, 3}, 10)});
+  gc(conv_fn(2, 1, 1, 1), {L({2, 3, 5, 6}, 11), L({2, 3, 3, 3}, 12), L({2}, 13)});
+  gc(conv_fn(1, 2, 2, 1), {L({1, 4, 6, 6}, 14), L({2, 4, 3, 3}, 15)});
+  gc(conv_fn(1, 1, 1, 2), {L({1, 4, 5, 5}, 16), L({4, 2, 3, 3}, 17), L({4}, 18)});
+  // asymmetric stride / padding / kernel
+  gc(conv_fn({2, 1}, {0, 1}, {1, 2}, 1), {L({1, 2, 6, 5}, 19), L({2, 2, 3, 2}, 20)});
+  // depthwise with channel multiplier 2 is a grouped conv (not the depthwise kernel)
+  gc(conv_fn(1, 1, 1, 2), {L({1, 2, 4, 4}, 21), L({4, 1, 3, 3}, 22)});
+}
+
+TEST_CASE("conv2d gradcheck: depthwise direct kernel", "[conv]") {
+  gc(conv_fn(1, 1, 1, 4), {L({2, 4, 5, 5}, 23), L({4, 1, 3, 3}, 24), L({4}, 25)});
+  gc(conv_fn(2, 1, 1, 4), {L({2, 4, 5, 5}, 26), L({4, 1, 3, 3}, 27)});
+  gc(conv_fn(1, 2, 1, 3), {L({1, 3, 6, 7}, 28), L({3, 1, 5, 5}, 29)});
+  gc(conv_fn(2, 2, 1, 3), {L({1, 3, 7, 6}, 30), L({3, 1, 5, 5}, 31), L({3}, 32)});
+  // dilation 2, asymmetric padding, a runtime-size kernel, padding beyond the kernel reach
+  gc(conv_fn(1, {2, 1}, 2, 2), {L({1, 2, 6, 6}, 33), L({2, 1, 3, 3}, 34)});
+  gc(conv_fn({1, 2}, {1, 0}, 1, 2), {L({1, 2, 5, 6}, 35), L({2, 1, 2, 3}, 36)});
+  gc(conv_fn(1, 3, 1, 2), {L({1, 2, 4, 4}, 37), L({2, 1, 3, 3}, 38)});
+  gc(conv_fn(3, 1, 1, 2), {L({1, 2, 7, 8}, 39), L({2, 1, 3, 3}, 40)});
+  // rows wider than one vector block (f64 blocks are 16 wide)
+  gc(conv_fn(1, 2, 1, 1), {L({1, 1, 3, 21}, 41), L({1, 1, 5, 5}, 42)});
+  gc(conv_fn(2, 1, 1, 1), {L({1, 1, 3, 37}, 43), L({1, 1, 3, 3}, 44)});
+}
+
+TEST_CASE("conv2d gradcheck: non-contiguous input and weight", "[conv]") {
+  Tensor x = permute(L({2, 5, 5, 4}, 45), {0, 3, 1, 2}).detach().requires_grad_();
+  Tensor w = permute(L({3, 3, 4, 3}, 46), {3, 2, 0, 1}).detach().requires_grad_();  // [3,4,3,3]
+  REQUIRE_FALSE(x.is_contiguous());
+  gc(conv_fn(1, 1, 1, 1), {x, w});
+  Tensor xd = slice(L({1, 4, 5, 10}, 47), 3, 0, 10, 2).detach().requires_grad_();
+  gc(conv_fn(1, 1, 1, 4), {xd, L({4, 1, 3, 3}, 48)});
+  gc(conv_fn(1, 0, 1, 1), {xd, L({2, 4, 1, 1}, 49)});
+}
+
+TEST_CASE("conv_transpose2d gradcheck", "[conv]") {
+  gc(convT_fn(2, 0, 0, 1, 1), {L({2, 3, 3, 3}, 50), L({3, 2, 2, 2}, 51), L({2}, 52)});
+  gc(convT_fn(2, 1, 1, 2, 1), {L({1, 4, 3, 3}, 53), L({4, 1, 3, 3}, 54)});
+  gc(convT_fn(1, 1, 0, 1, 2), {L({1, 2, 3, 4}, 55), L({2, 2, 3, 2}, 56)});
+  Tensor xt = permute(L({1, 3, 3, 2}, 57), {0, 3, 1, 2}).detach().requires_grad_();
+  gc(convT_fn(1, 0, 0, 1, 1), {xt, L({2, 2, 1, 1}, 58)});
+}
+
+TEST_CASE("conv goldens match PyTorch for every path", "[conv]") {
+  test::check_golden_case("conv", "pointwise", conv_fn(1, 0, 1, 1));
+  test::check_golden_case("conv", "pointwise_grouped", conv_fn(1, 0, 1, 2));
+  test::check_golden_case("conv", "dw3_s1", conv_fn(1, 1, 1, 4));
+  test::check_golden_case("conv", "dw5_s2", conv_fn(2, 2, 1, 4));
+  test::check_golden_case("conv", "dw_k2x3_d2", conv_fn(1, {1, 2}, 2, 3));
+  test::check_golden_case("conv", "dense3_s2", conv_fn(2, 1, 1, 1));
+  test::check_golden_case("conv", "grouped3_d2", conv_fn(1, 2, 2, 2));
+  test::check_golden_case("conv", "pointwise_s2", conv_fn(2, 0, 1, 1));
+  test::check_golden_case("conv", "convT_k2s2", convT_fn(2, 0, 0, 1, 1));
+  test::check_golden_case("conv", "convT_general", convT_fn(2, 1, 1, 2, 1));
+  test::check_golden_case("conv", "convT_dil", convT_fn(1, 1, 0, 1, 2));
+}
+
+TEST_CASE("conv2d f32 kernels agree with f64 (forward and backward)", "[conv]") {
+  struct Case {
+    Shape x, w;
+    Pair2 s, p;
+    int64_t groups;
+  };
+  const std::vector<Case> cases = {
+      {{2, 8, 13, 70}, {8, 1, 5, 5}, 1, 2, 8},   // depthwise 5x5, several vector blocks
+      {{2, 8, 13, 70}, {8, 1, 5, 5}, 2, 2, 8},   // depthwise 5x5 stride 2
+      {{1, 6, 9, 33}, {6, 1, 3, 3}, 1, 1, 6},    // depthwise 3x3
+      {{1, 6, 9, 33}, {6, 1, 3, 3}, 2, 1, 6},
+      {{2, 6, 9, 11}, {10, 6, 1, 1}, 1, 0, 1},   // 1x1
+      {{2, 6, 9, 11}, {10, 3, 3, 3}, 1, 1, 2},   // grouped 3x3
+  };
+  for (const auto& c : cases) {
+    Tensor x64 = randn(c.x, DType::f64), w64 = randn(c.w, DType::f64), b64 = randn({c.w[0]}, DType::f64);
+    std::vector<Tensor> ins64 = {x64, w64, b64}, ins32;
+    for (auto& t : ins64) {
+      t.requires_grad_();
+      ins32.push_back(t.detach().to(DType::f32).requires_grad_());
+    }
+    Tensor y64 = conv2d(ins64[0], ins64[1], ins64[2], c.s, c.p, 1, c.groups);
+    Tensor y32 = conv2d(ins32[0], ins32[1], ins32[2], c.s, c.p, 1, c.groups);
+    Tensor gy = randn(y64.sizes(), DType::f64);
+    sum(mul(y64, gy)).backward();
+    sum(mul(y32, gy.to(DType::f32))).backward();
+    EVIT_REQUIRE_CLOSE(y32.to(DType::f64), y64, 1e-4, 1e-4);
+    for (int i = 0; i < 3; ++i) EVIT_REQUIRE_CLOSE(ins32[i].grad().to(DType::f64), ins64[i].grad(), 1e-4, 1e-3);
+  }
+}
+
+TEST_CASE("conv2d and conv_transpose2d errors", "[conv]") {
+  REQUIRE_THROWS_WITH(conv2d(zeros({4, 5, 5}), zeros({3, 4, 3, 3})),
+                      Catch::Contains("conv2d: input must be 4-D [N,C,H,W], got f32 [4,5,5]"));
+  REQUIRE_THROWS_WITH(conv2d(zeros({1, 4, 5, 5}), zeros({3, 4, 3})), Catch::Contains("conv2d: weight must be 4-D"));
+  REQUIRE_THROWS_WITH(conv2d(zeros({1, 4, 5, 5}), zeros({2, 3, 3, 3})),
+                      Catch::Contains("conv2d: weight expects 3 input channels (with groups=1), input has 4"));
+  REQUIRE_THROWS_WITH(conv2d(zeros({1, 4, 5, 5}), zeros({3, 2, 3, 3}), Tensor(), 1, 1, 1, 2),
+                      Catch::Contains("conv2d: output channels 3 not divisible by groups 2"));
+  REQUIRE_THROWS_WITH(conv2d(zeros({1, 4, 5, 5}), zeros({2, 4, 3, 3}), zeros({3})),
+                      Catch::Contains("conv2d: bias must be [2]"));
+  REQUIRE_THROWS_WITH(conv2d(zeros({1, 4, 2, 2}), zeros({2, 4, 3, 3})), Catch::Contains("smaller than the dilated kernel"));
+  REQUIRE_THROWS_WITH(conv2d(zeros({1, 4, 5, 5}), zeros({2, 4, 3, 3}, DType::f64)), Catch::Contains("conv2d: dtypes differ"));
+  REQUIRE_THROWS_WITH(conv2d(zeros({1, 4, 5, 5}), zeros({2, 4, 3, 3}), Tensor(), 0), Catch::Contains("conv2d: stride must be >= 1"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(zeros({1, 4, 5, 5}), zeros({3, 2, 2, 2}), Tensor(), 2),
+                      Catch::Contains("conv_transpose2d: weight f32 [3,2,2,2] expects 3 input channels, input has 4"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(zeros({1, 4, 5, 5}), zeros({4, 2, 2, 2}), Tensor(), 2, 0, 2),
+                      Catch::Contains("conv_transpose2d: output_padding (2,2)"));
+}
+
+TEST_CASE("conv2d forward and backward are bitwise identical on 1 and 2 threads", "[conv]") {
+  const int saved = get_num_threads();
+  struct Case {
+    Shape x, w;
+    Pair2 s, p;
+    int64_t groups;
+    DType dtype;
+  };
+  const std::vector<Case> cases = {
+      {{2, 32, 16, 40}, {32, 1, 5, 5}, 1, 2, 32, DType::f32},  // depthwise 5x5
+      {{2, 32, 16, 40}, {32, 1, 5, 5}, 2, 2, 32, DType::f32},  // depthwise 5x5 stride 2
+      {{2, 16, 20, 20}, {24, 16, 3, 3}, 1, 1, 1, DType::f32},  // dense 3x3 (GEMM K > 256)
+      {{2, 16, 20, 20}, {24, 16, 3, 3}, 1, 1, 1, DType::f64},
+      {{2, 64, 24, 24}, {48, 64, 1, 1}, 1, 0, 1, DType::f32},  // 1x1
+  };
+  for (const auto& c : cases) {
+    Tensor x = randn(c.x, c.dtype), w = randn(c.w, c.dtype), b = randn({c.w[0]}, c.dtype);
+    auto go = [&](int threads) {
+      set_num_threads(threads);
+      Tensor xl = x.detach().requires_grad_(), wl = w.detach().requires_grad_(), bl = b.detach().requires_grad_();
+      Tensor y = conv2d(xl, wl, bl, c.s, c.p, 1, c.groups);
+      sum(mul(y, y)).backward();
+      return std::vector<Tensor>{y, xl.grad(), wl.grad(), bl.grad()};
+    };
+    auto r1 = go(1), r2 = go(2);
+    set_num_threads(saved);
+    for (size_t i = 0; i < r1.size(); ++i) {
+      INFO("case " << shape_str(c.x) << " x " << shape_str(c.w) << " stride " << c.s.h << ", tensor " << i);
+      REQUIRE(test::bitwise_equal(r1[i], r2[i]));
+    }
+  }
+}
