@@ -4,17 +4,30 @@
 #include <new>
 
 #include "core/error.h"
+#include "core/cpu_cache.h"
 
 namespace evit {
 namespace {
 
 // 64-byte alignment: a cache line, and what AVX-512 loads like.
+void* aligned_or_throw(size_t bytes, size_t requested) {
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) EVIT_THROW("cpu allocator: out of memory allocating ", requested, " bytes");
+  return p;
+}
+
 std::shared_ptr<void> cpu_allocate(size_t nbytes, int) {
   size_t rounded = (nbytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) EVIT_THROW("cpu allocator: out of memory allocating ", nbytes, " bytes");
-  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  if (rounded < CpuBlockCache::kMinCached) {
+    return std::shared_ptr<void>(aligned_or_throw(rounded, nbytes), [](void* q) { std::free(q); });
+  }
+  // Large blocks come from the cache: glibc returns them to the OS on free, and touching fresh
+  // pages again costs a page fault per 4 KiB, which dominated op timings.
+  size_t cls = CpuBlockCache::size_class(rounded);
+  void* p = CpuBlockCache::instance().take(cls);
+  if (!p) p = aligned_or_throw(cls, nbytes);
+  return std::shared_ptr<void>(p, [cls](void* q) { CpuBlockCache::instance().give_back(q, cls); });
 }
 
 AllocatorFn& allocator_slot(DeviceType t) {
