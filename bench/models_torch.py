@@ -1,0 +1,91 @@
+"""Whole-model PyTorch timings with the reference models of tools/reference/efficientvit_ref.py,
+the PyTorch side of the evit model benchmarks.
+
+    /usr/bin/python3 bench/models_torch.py THREADS [CASE_SUBSTRING]
+
+Prints one JSON line per case: {"case": name, "median_ms": t, "runs": n}. Timing rule (same as
+bench/ops_torch.py): fresh random inputs (and labels) every iteration, made outside the timed
+region; WARMUP untimed iterations, then the median of RUNS timed ones. Inference runs in eval()
+under torch.no_grad(); a training step is train() forward, cross-entropy against random labels,
+backward and an AdamW step (zero_grad included). Thread settings: torch.set_num_threads(THREADS)
+here; run with OMP_NUM_THREADS=THREADS OPENBLAS_NUM_THREADS=1 for a fair comparison (see
+bench/run_op_bench.sh).
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools",
+                                "reference"))
+import efficientvit_ref as ev  # noqa: E402
+
+WARMUP = 3
+RUNS = 10
+
+# (case name, model, mode, batch, H, W)
+CASES = [
+    ("b0 infer bs1 224", "efficientvit-b0", "infer", 1, 224, 224),
+    ("b1 infer bs1 224", "efficientvit-b1", "infer", 1, 224, 224),
+    ("b0 train bs16 224", "efficientvit-b0", "train", 16, 224, 224),
+    ("b1 train bs16 224", "efficientvit-b1", "train", 16, 224, 224),
+    ("seg-b0 infer bs1 512x1024", "efficientvit-seg-b0-cityscapes", "infer", 1, 512, 1024),
+    ("seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", "infer", 1, 512, 1024),
+]
+
+
+def time_infer(model, n, h, w):
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for it in range(WARMUP + RUNS):
+            x = torch.randn(n, 3, h, w)
+            t0 = time.perf_counter()
+            model(x)
+            t1 = time.perf_counter()
+            if it >= WARMUP:
+                times.append((t1 - t0) * 1e3)
+    return times
+
+
+def time_train(model, n, h, w, n_classes=1000):
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    times = []
+    for it in range(WARMUP + RUNS):
+        x = torch.randn(n, 3, h, w)
+        y = torch.randint(0, n_classes, (n,))
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        t1 = time.perf_counter()
+        if it >= WARMUP:
+            times.append((t1 - t0) * 1e3)
+    return times
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    torch.set_num_threads(int(sys.argv[1]))
+    only = sys.argv[2] if len(sys.argv) > 2 else None
+    torch.manual_seed(0)
+    for name, model_name, mode, n, h, w in CASES:
+        if only and only not in name:
+            continue
+        model = ev.create_model(model_name)
+        times = time_infer(model, n, h, w) if mode == "infer" else time_train(model, n, h, w)
+        print(json.dumps({"case": name, "median_ms": round(statistics.median(times), 3),
+                          "runs": RUNS}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
