@@ -17,6 +17,8 @@
 // reduction unrolled in order. relu is applied on the fly. One task per (batch, head), so the
 // result does not depend on the thread count.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "autograd/node.h"
@@ -28,88 +30,124 @@ namespace {
 
 template <class T> inline T relu_v(T x) { return x > T(0) ? x : T(0); }
 
-// Lanes per dot product: two AVX registers' worth, reduced pairwise at the end (fixed order).
-template <class T> constexpr int kLanes = 64 / sizeof(T);
-constexpr int64_t kBlock = 64;  // positions per block in the position-vectorised kernels
+// SIMD through GCC/Clang vector extensions: one V<T> is 32 bytes (8 f32 / 4 f64), an AVX
+// register with -march=native, a pair of SSE registers otherwise. Lane arithmetic is plain
+// IEEE mul/add, so results do not depend on how work is split between threads.
+template <class T> struct VecOf {
+  typedef T type __attribute__((vector_size(32)));
+};
+template <class T> using V = typename VecOf<T>::type;
+template <class T> constexpr int kLanes = 32 / sizeof(T);
 
-template <class T> inline T reduce_lanes(T* acc) {
+template <class T> inline V<T> load(const T* p) {
+  V<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <class T> inline void store(T* p, V<T> v) { std::memcpy(p, &v, sizeof(v)); }
+template <class T> inline V<T> splat(T x) { return V<T>{} + x; }
+
+// Sum of the lanes, pairwise (fixed order).
+template <class T> inline T reduce_lanes(V<T> v) {
   constexpr int L = kLanes<T>;
+  T tmp[L];
+  std::memcpy(tmp, &v, sizeof(v));
   for (int w = L / 2; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
-  return acc[0];
+    for (int l = 0; l < w; ++l) tmp[l] += tmp[l + w];
+  return tmp[0];
 }
 
-// res[r] = sum_j x[j] * relu?(y_r[j]) for 4 rows y_r (y + r*ldy), over n elements.
-template <class T, bool ReluY>
-void dot4(const T* __restrict x, const T* __restrict y, int64_t ldy, int64_t n, int rows, T* res) {
-  constexpr int L = kLanes<T>;
-  T acc[4][L] = {};
-  const T* y0 = y;
-  const T* y1 = rows > 1 ? y + ldy : y;
-  const T* y2 = rows > 2 ? y + 2 * ldy : y;
-  const T* y3 = rows > 3 ? y + 3 * ldy : y;
-  int64_t j = 0;
-  for (; j + L <= n; j += L) {
-    for (int l = 0; l < L; ++l) {
-      T xv = x[j + l];
-      T a0 = y0[j + l], a1 = y1[j + l], a2 = y2[j + l], a3 = y3[j + l];
-      if constexpr (ReluY) {
-        a0 = relu_v(a0); a1 = relu_v(a1); a2 = relu_v(a2); a3 = relu_v(a3);
-      }
-      acc[0][l] += xv * a0;
-      acc[1][l] += xv * a1;
-      acc[2][l] += xv * a2;
-      acc[3][l] += xv * a3;
-    }
-  }
-  for (int64_t t = 0; j + t < n; ++t) {  // tail goes into lane t (fixed)
-    T xv = x[j + t];
-    const T* ys[4] = {y0, y1, y2, y3};
-    for (int r = 0; r < 4; ++r) {
-      T a = ys[r][j + t];
-      if constexpr (ReluY) a = relu_v(a);
-      acc[r][t] += xv * a;
-    }
-  }
-  for (int r = 0; r < rows; ++r) res[r] = reduce_lanes<T>(acc[r]);
-}
-
-// Same with x = relu(x) too, or x = ones (then res = sum relu?(y)).
+// C[r * ldc + c] = sum_j X[r][j] * Y[c][j] for r < R, c < K, j < n (rows strided ldx / ldy).
+// Register tile: 2 rows of X by 4 rows of Y, one vector of lanes each; the tail of j goes into
+// lane (j % L) of the same accumulators.
 template <class T>
-void sum4_relu(const T* __restrict y, int64_t ldy, int64_t n, int rows, T* res) {
+void gram(const T* x, int64_t ldx, int64_t R, const T* y, int64_t ldy, int64_t K, int64_t n,
+          T* C, int64_t ldc) {
   constexpr int L = kLanes<T>;
-  T acc[4][L] = {};
-  for (int r = 0; r < rows; ++r) {
-    const T* yr = y + r * ldy;
-    int64_t j = 0;
-    for (; j + L <= n; j += L)
-      for (int l = 0; l < L; ++l) acc[r][l] += relu_v(yr[j + l]);
-    for (int64_t t = 0; j + t < n; ++t) acc[r][t] += relu_v(yr[j + t]);
-    res[r] = reduce_lanes<T>(acc[r]);
+  for (int64_t r0 = 0; r0 < R; r0 += 2) {
+    const int nr = static_cast<int>(std::min<int64_t>(2, R - r0));
+    const T* x0 = x + r0 * ldx;
+    const T* x1 = nr > 1 ? x0 + ldx : x0;
+    for (int64_t c0 = 0; c0 < K; c0 += 4) {
+      const int nc = static_cast<int>(std::min<int64_t>(4, K - c0));
+      const T* y0 = y + c0 * ldy;
+      const T* y1 = y + (c0 + std::min(1, nc - 1)) * ldy;
+      const T* y2 = y + (c0 + std::min(2, nc - 1)) * ldy;
+      const T* y3 = y + (c0 + std::min(3, nc - 1)) * ldy;
+      V<T> a00{}, a01{}, a02{}, a03{}, a10{}, a11{}, a12{}, a13{};
+      int64_t j = 0;
+      for (; j + L <= n; j += L) {
+        const V<T> u0 = load(x0 + j), u1 = load(x1 + j);
+        const V<T> w0 = load(y0 + j), w1 = load(y1 + j), w2 = load(y2 + j), w3 = load(y3 + j);
+        a00 += u0 * w0; a01 += u0 * w1; a02 += u0 * w2; a03 += u0 * w3;
+        a10 += u1 * w0; a11 += u1 * w1; a12 += u1 * w2; a13 += u1 * w3;
+      }
+      for (int t = 0; j + t < n; ++t) {
+        const int64_t jj = j + t;
+        a00[t] += x0[jj] * y0[jj]; a01[t] += x0[jj] * y1[jj];
+        a02[t] += x0[jj] * y2[jj]; a03[t] += x0[jj] * y3[jj];
+        a10[t] += x1[jj] * y0[jj]; a11[t] += x1[jj] * y1[jj];
+        a12[t] += x1[jj] * y2[jj]; a13[t] += x1[jj] * y3[jj];
+      }
+      const V<T> acc[2][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}};
+      for (int r = 0; r < nr; ++r)
+        for (int c = 0; c < nc; ++c) C[(r0 + r) * ldc + c0 + c] = reduce_lanes<T>(acc[r][c]);
+    }
   }
 }
 
-// C[r][c] = sum_j X_r[j] * relu?(Y_c[j]) for r < m rows of X (row stride ldx), c < d rows of Y,
-// over n positions. `ones_row`: an extra row m of X that is all ones (written to C[m]).
-template <class T, bool ReluX>
-void gram(const T* x, int64_t ldx, int64_t m, const T* y, int64_t ldy, int64_t d, int64_t n,
-          bool ones_row, T* C, std::vector<T>& tmp) {
-  tmp.resize(n);
-  for (int64_t r = 0; r < m; ++r) {
-    const T* xr = x + r * ldx;
-    if constexpr (ReluX) {
-      for (int64_t j = 0; j < n; ++j) tmp[j] = relu_v(xr[j]);
-      xr = tmp.data();
-    }
-    for (int64_t c = 0; c < d; c += 4) {
-      int rows = static_cast<int>(std::min<int64_t>(4, d - c));
-      dot4<T, true>(xr, y + c * ldy, ldy, n, rows, C + r * d + c);
+// Y[r][i] = sum_c M(r, c) X[c][i] for r < R, c < K, i < n, with M(r, c) = m[r * mr + c * mc]
+// (so a transposed M costs nothing). Register tile: 4 output rows by 2 vectors of positions.
+template <class T>
+void small_mm(const T* m, int64_t mr, int64_t mc, int64_t R, int64_t K, const T* X, int64_t ldx,
+              T* Y, int64_t ldy, int64_t n) {
+  constexpr int64_t L = kLanes<T>;
+  int64_t i0 = 0;
+  for (; i0 + 2 * L <= n; i0 += 2 * L) {
+    for (int64_t r0 = 0; r0 < R; r0 += 4) {
+      const int nr = static_cast<int>(std::min<int64_t>(4, R - r0));
+      const T* m0 = m + r0 * mr;
+      const T* m1 = m + (r0 + std::min(1, nr - 1)) * mr;
+      const T* m2 = m + (r0 + std::min(2, nr - 1)) * mr;
+      const T* m3 = m + (r0 + std::min(3, nr - 1)) * mr;
+      V<T> a00{}, a01{}, a10{}, a11{}, a20{}, a21{}, a30{}, a31{};
+      for (int64_t c = 0; c < K; ++c) {
+        const T* xr = X + c * ldx + i0;
+        const V<T> x0 = load(xr), x1 = load(xr + L);
+        const V<T> b0 = splat(m0[c * mc]), b1 = splat(m1[c * mc]), b2 = splat(m2[c * mc]),
+                   b3 = splat(m3[c * mc]);
+        a00 += b0 * x0; a01 += b0 * x1;
+        a10 += b1 * x0; a11 += b1 * x1;
+        a20 += b2 * x0; a21 += b2 * x1;
+        a30 += b3 * x0; a31 += b3 * x1;
+      }
+      const V<T> acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+      for (int r = 0; r < nr; ++r) {
+        T* yr = Y + (r0 + r) * ldy + i0;
+        store(yr, acc[r][0]);
+        store(yr + L, acc[r][1]);
+      }
     }
   }
-  if (ones_row)
-    for (int64_t c = 0; c < d; c += 4)
-      sum4_relu<T>(y + c * ldy, ldy, n, static_cast<int>(std::min<int64_t>(4, d - c)),
-                   C + m * d + c);
+  if (i0 < n) {  // tail positions: same accumulation order over c, scalar
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t i = i0; i < n; ++i) {
+        T acc = 0;
+        for (int64_t c = 0; c < K; ++c) acc += m[r * mr + c * mc] * X[c * ldx + i];
+        Y[r * ldy + i] = acc;
+      }
+  }
+}
+
+// dst[c][j] = relu(src[c][j]) into a contiguous rows x n buffer.
+template <class T>
+void relu_rows(const T* src, int64_t ld, int64_t rows, int64_t n, std::vector<T>& dst) {
+  dst.resize(rows * n);
+  for (int64_t c = 0; c < rows; ++c) {
+    const T* s = src + c * ld;
+    T* o = dst.data() + c * n;
+    for (int64_t j = 0; j < n; ++j) o[j] = relu_v(s[j]);
+  }
 }
 
 struct HeadArgs {
@@ -117,119 +155,98 @@ struct HeadArgs {
   int64_t ldq, ldk, ldv;  // row strides of the [d, N] blocks
 };
 
+// Per-task scratch, reused across heads.
+template <class T> struct Scratch {
+  std::vector<T> qr, kr, state, dstate, den, dO;
+};
+
 // ---- linear path ----------------------------------------------------------------------------
+
+// A = [v; 1] k'^T into s.state ((dv+1) x d); s.kr = k'.
+template <class T>
+void compute_state(const HeadArgs& a, const T* k, const T* v, Scratch<T>& s) {
+  const int64_t d = a.d, dv = a.dv, n = a.n;
+  relu_rows(k, a.ldk, d, n, s.kr);
+  s.state.assign((dv + 1) * d, T(0));
+  gram<T>(v, a.ldv, dv, s.kr.data(), n, d, n, s.state.data(), d);
+  // ones row: column sums of k'
+  constexpr int L = kLanes<T>;
+  for (int64_t c = 0; c < d; ++c) {
+    const T* kr = s.kr.data() + c * n;
+    V<T> acc{};
+    int64_t j = 0;
+    for (; j + L <= n; j += L) acc += load(kr + j);
+    for (int t = 0; j + t < n; ++t) acc[t] += kr[j + t];
+    s.state[dv * d + c] = reduce_lanes<T>(acc);
+  }
+}
+
+// s.den = A[dv] q' + eps (q' in s.qr).
+template <class T>
+void compute_den(const HeadArgs& a, T eps, Scratch<T>& s) {
+  s.den.resize(a.n);
+  small_mm<T>(s.state.data() + a.dv * a.d, 0, 1, 1, a.d, s.qr.data(), a.n, s.den.data(), a.n, a.n);
+  for (int64_t i = 0; i < a.n; ++i) s.den[i] += eps;
+}
 
 template <class T>
 void linear_forward_head(const HeadArgs& a, const T* q, const T* k, const T* v, T* out, T eps,
-                         std::vector<T>& state, std::vector<T>& tmp) {
+                         Scratch<T>& s) {
   const int64_t d = a.d, dv = a.dv, n = a.n;
-  state.assign((dv + 1) * d, T(0));
-  gram<T, false>(v, a.ldv, dv, k, a.ldk, d, n, true, state.data(), tmp);
-  const T* A = state.data();
-  T qb[kBlock], acc[kBlock], rden[kBlock];
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
-    const int64_t nb = std::min(kBlock, n - i0);
-    for (int64_t i = 0; i < nb; ++i) acc[i] = T(0);
-    for (int64_t c = 0; c < d; ++c) {
-      const T s = A[dv * d + c];
-      const T* qr = q + c * a.ldq + i0;
-      for (int64_t i = 0; i < nb; ++i) acc[i] += s * relu_v(qr[i]);
-    }
-    for (int64_t i = 0; i < nb; ++i) rden[i] = acc[i] + eps;
-    for (int64_t r = 0; r < dv; ++r) {
-      for (int64_t i = 0; i < nb; ++i) acc[i] = T(0);
-      for (int64_t c = 0; c < d; ++c) {
-        const T s = A[r * d + c];
-        const T* qr = q + c * a.ldq + i0;
-        for (int64_t i = 0; i < nb; ++i) {
-          qb[i] = relu_v(qr[i]);
-          acc[i] += s * qb[i];
-        }
-      }
-      T* o = out + r * n + i0;
-      for (int64_t i = 0; i < nb; ++i) o[i] = acc[i] / rden[i];
-    }
+  compute_state(a, k, v, s);
+  relu_rows(q, a.ldq, d, n, s.qr);
+  compute_den(a, eps, s);
+  small_mm<T>(s.state.data(), d, 1, dv, d, s.qr.data(), n, out, n, n);
+  for (int64_t r = 0; r < dv; ++r) {
+    T* o = out + r * n;
+    for (int64_t i = 0; i < n; ++i) o[i] /= s.den[i];
   }
 }
 
 template <class T>
 void linear_backward_head(const HeadArgs& a, const T* q, const T* k, const T* v, const T* out,
-                          const T* g, T* dq, T* dk, T* dvv, T eps) {
+                          const T* g, T* dq, T* dk, T* dvv, T eps, Scratch<T>& s) {
   const int64_t d = a.d, dv = a.dv, n = a.n;
-  std::vector<T> state((dv + 1) * d), dstate((dv + 1) * d), tmp;
-  std::vector<T> dO((dv + 1) * n);
-  gram<T, false>(v, a.ldv, dv, k, a.ldk, d, n, true, state.data(), tmp);
-  const T* A = state.data();
-  T den[kBlock], acc[kBlock];
-  // dO, and dq = mask * A^T dO, block by block.
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
-    const int64_t nb = std::min(kBlock, n - i0);
-    for (int64_t i = 0; i < nb; ++i) acc[i] = T(0);
+  compute_state(a, k, v, s);
+  relu_rows(q, a.ldq, d, n, s.qr);
+  compute_den(a, eps, s);
+  // dO[0:dv] = G / den, dO[dv] = -sum_r G[r] out[r] / den
+  s.dO.assign((dv + 1) * n, T(0));
+  T* last = s.dO.data() + dv * n;
+  for (int64_t r = 0; r < dv; ++r) {
+    const T* gr = g + r * n;
+    const T* orow = out + r * n;
+    T* dr = s.dO.data() + r * n;
+    for (int64_t i = 0; i < n; ++i) {
+      dr[i] = gr[i] / s.den[i];
+      last[i] += gr[i] * orow[i];
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) last[i] = -last[i] / s.den[i];
+  if (dq) {  // dq' = A^T dO, masked
+    small_mm<T>(s.state.data(), 1, d, d, dv + 1, s.dO.data(), n, dq, n, n);
     for (int64_t c = 0; c < d; ++c) {
-      const T s = A[dv * d + c];
-      const T* qr = q + c * a.ldq + i0;
-      for (int64_t i = 0; i < nb; ++i) acc[i] += s * relu_v(qr[i]);
-    }
-    for (int64_t i = 0; i < nb; ++i) den[i] = acc[i] + eps;
-    T* dlast = dO.data() + dv * n + i0;
-    for (int64_t i = 0; i < nb; ++i) acc[i] = T(0);
-    for (int64_t r = 0; r < dv; ++r) {
-      const T* gr = g + r * n + i0;
-      const T* orow = out + r * n + i0;
-      T* dr = dO.data() + r * n + i0;
-      for (int64_t i = 0; i < nb; ++i) {
-        dr[i] = gr[i] / den[i];
-        acc[i] += gr[i] * orow[i];
-      }
-    }
-    for (int64_t i = 0; i < nb; ++i) dlast[i] = -acc[i] / den[i];
-    if (dq) {
-      for (int64_t c = 0; c < d; ++c) {
-        for (int64_t i = 0; i < nb; ++i) acc[i] = T(0);
-        for (int64_t r = 0; r <= dv; ++r) {
-          const T s = A[r * d + c];
-          const T* dr = dO.data() + r * n + i0;
-          for (int64_t i = 0; i < nb; ++i) acc[i] += s * dr[i];
-        }
-        const T* qr = q + c * a.ldq + i0;
-        T* o = dq + c * n + i0;
-        for (int64_t i = 0; i < nb; ++i) o[i] = qr[i] > T(0) ? acc[i] : T(0);
-      }
+      const T* qr = q + c * a.ldq;
+      T* o = dq + c * n;
+      for (int64_t i = 0; i < n; ++i) o[i] = qr[i] > T(0) ? o[i] : T(0);
     }
   }
   if (!dk && !dvv) return;
   // dA = dO q'^T  ((dv+1) x d)
-  gram<T, false>(dO.data(), n, dv + 1, q, a.ldq, d, n, false, dstate.data(), tmp);
-  const T* dA = dstate.data();
-  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
-    const int64_t nb = std::min(kBlock, n - j0);
-    if (dk) {
-      for (int64_t c = 0; c < d; ++c) {
-        const T base = dA[dv * d + c];  // the ones row of v^
-        for (int64_t j = 0; j < nb; ++j) acc[j] = base;
-        for (int64_t r = 0; r < dv; ++r) {
-          const T s = dA[r * d + c];
-          const T* vr = v + r * a.ldv + j0;
-          for (int64_t j = 0; j < nb; ++j) acc[j] += s * vr[j];
-        }
-        const T* kr = k + c * a.ldk + j0;
-        T* o = dk + c * n + j0;
-        for (int64_t j = 0; j < nb; ++j) o[j] = kr[j] > T(0) ? acc[j] : T(0);
-      }
-    }
-    if (dvv) {
-      for (int64_t r = 0; r < dv; ++r) {
-        for (int64_t j = 0; j < nb; ++j) acc[j] = T(0);
-        for (int64_t c = 0; c < d; ++c) {
-          const T s = dA[r * d + c];
-          const T* kr = k + c * a.ldk + j0;
-          for (int64_t j = 0; j < nb; ++j) acc[j] += s * relu_v(kr[j]);
-        }
-        T* o = dvv + r * n + j0;
-        for (int64_t j = 0; j < nb; ++j) o[j] = acc[j];
-      }
+  s.dstate.assign((dv + 1) * d, T(0));
+  gram<T>(s.dO.data(), n, dv + 1, s.qr.data(), n, d, n, s.dstate.data(), d);
+  const T* dA = s.dstate.data();
+  if (dk) {  // dk' = dA^T [v; 1], masked
+    small_mm<T>(dA, 1, d, d, dv, v, a.ldv, dk, n, n);
+    for (int64_t c = 0; c < d; ++c) {
+      const T base = dA[dv * d + c];
+      const T* kr = k + c * a.ldk;
+      T* o = dk + c * n;
+      for (int64_t j = 0; j < n; ++j) o[j] = kr[j] > T(0) ? o[j] + base : T(0);
     }
   }
+  if (dvv)  // dv = dA[0:dv] k'
+    small_mm<T>(dA, d, 1, dv, d, s.kr.data(), n, dvv, n, n);
 }
 
 // ---- quadratic path (N <= d: tiny maps) ------------------------------------------------------
@@ -367,7 +384,7 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
     const T* vp = v.data_ptr<T>();
     T* op_ = out.data_ptr<T>();
     parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) {
-      std::vector<T> state, tmp;
+      Scratch<T> scratch;
       for (int64_t bh = b0; bh < b1; ++bh) {
         const T* qh = qp + head_offset(q, bh);
         const T* kh = kp + head_offset(k, bh);
@@ -376,7 +393,7 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
         if (quadratic)
           quadratic_forward_head<T>(a, qh, kh, vh, oh, static_cast<T>(eps));
         else
-          linear_forward_head<T>(a, qh, kh, vh, oh, static_cast<T>(eps), state, tmp);
+          linear_forward_head<T>(a, qh, kh, vh, oh, static_cast<T>(eps), scratch);
       }
     });
   });
@@ -403,6 +420,7 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
           T* dkp = dk.defined() ? dk.data_ptr<T>() : nullptr;
           T* dvp = dvt.defined() ? dvt.data_ptr<T>() : nullptr;
           parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) {
+            Scratch<T> scratch;
             for (int64_t bh = b0; bh < b1; ++bh) {
               const T* qh = qp + head_offset(q, bh);
               const T* kh = kp + head_offset(k, bh);
@@ -415,7 +433,7 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
                 quadratic_backward_head<T>(a, qh, kh, vh, gh, dqh, dkh, dvh, static_cast<T>(eps));
               else
                 linear_backward_head<T>(a, qh, kh, vh, opp + bh * dv * N, gh, dqh, dkh, dvh,
-                                        static_cast<T>(eps));
+                                        static_cast<T>(eps), scratch);
             }
           });
         });
