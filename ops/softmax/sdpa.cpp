@@ -13,6 +13,7 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/softmax.h"
+#include "ops/softmax/vec_exp.h"
 
 namespace evit {
 namespace {
@@ -57,11 +58,9 @@ void sdpa_forward(const Dims& D, const T* q, const T* kT, const T* v, T* P, T* o
         }
         T mx = -INFINITY;
         for (int64_t j = 0; j < D.Nk; ++j) mx = std::max(mx, p[j]);
+        for (int64_t j = 0; j < D.Nk; ++j) p[j] = detail::vexp<T>(p[j] - mx);
         double s = 0;
-        for (int64_t j = 0; j < D.Nk; ++j) {
-          p[j] = std::exp(p[j] - mx);
-          s += p[j];
-        }
+        for (int64_t j = 0; j < D.Nk; ++j) s += static_cast<double>(p[j]);
         const T r = static_cast<T>(1.0 / s);
         for (int64_t j = 0; j < D.Nk; ++j) p[j] *= r;
         for (int64_t e = 0; e < D.dv; ++e) o[e] = T(0);

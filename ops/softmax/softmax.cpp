@@ -4,13 +4,14 @@
 // inner == 1 every row is contiguous and handled by one task; otherwise positions are processed
 // in blocks of kBlock along `inner`, vectorised across the block with the D loop outside (rows
 // are strided by `inner`). Each output depends on one row only, so any thread count gives the
-// same bits. Sums accumulate in f64.
+// same bits. Sums accumulate in f64; exp is the vectorisable detail::vexp (vec_exp.h).
 #include <algorithm>
 #include <cmath>
 
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/softmax.h"
+#include "ops/softmax/vec_exp.h"
 
 namespace evit {
 namespace {
@@ -33,9 +34,69 @@ Layout layout_of(const Shape& s, int64_t dim) {
   return l;
 }
 
-// Forward on positions [i0, i0+nb) of outer slice o.
+constexpr int kL = 8;  // lanes of the row reductions (max is exact; sums in f64 per lane)
+
+template <class T> inline T row_max(const T* x, int64_t n) {
+  T m[kL];
+  for (int l = 0; l < kL; ++l) m[l] = -INFINITY;
+  int64_t j = 0;
+  for (; j + kL <= n; j += kL)
+    for (int l = 0; l < kL; ++l) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  for (int64_t t = 0; j + t < n; ++t) m[t] = x[j + t] > m[t] ? x[j + t] : m[t];
+  T r = m[0];
+  for (int l = 1; l < kL; ++l) r = m[l] > r ? m[l] : r;
+  return r;
+}
+
+// sum_j a[j] (* b[j] when b): f64 lanes, combined in a fixed order.
+template <class T> inline double row_sum(const T* a, const T* b, int64_t n) {
+  double s[kL] = {};
+  int64_t j = 0;
+  if (b) {
+    for (; j + kL <= n; j += kL)
+      for (int l = 0; l < kL; ++l) s[l] += static_cast<double>(a[j + l] * b[j + l]);
+    for (int64_t t = 0; j + t < n; ++t) s[t] += static_cast<double>(a[j + t] * b[j + t]);
+  } else {
+    for (; j + kL <= n; j += kL)
+      for (int l = 0; l < kL; ++l) s[l] += static_cast<double>(a[j + l]);
+    for (int64_t t = 0; j + t < n; ++t) s[t] += static_cast<double>(a[j + t]);
+  }
+  double r = 0;
+  for (int l = 0; l < kL; ++l) r += s[l];
+  return r;
+}
+
+// One contiguous row (inner == 1).
 template <class T, Mode M>
-void forward_block(const T* x, T* y, const Layout& l, int64_t nb) {
+void forward_row(const T* __restrict x, T* __restrict y, int64_t D) {
+  T mx = row_max(x, D);
+  if (std::isinf(mx)) mx = mx > 0 ? mx : T(0);  // all -inf rows: avoid inf - inf
+  for (int64_t j = 0; j < D; ++j) y[j] = detail::vexp<T>(x[j] - mx);
+  const double s = row_sum<T>(y, nullptr, D);
+  if constexpr (M == Mode::softmax) {
+    const T r = static_cast<T>(1.0 / s);
+    for (int64_t j = 0; j < D; ++j) y[j] *= r;
+  } else {
+    const T sub = mx + static_cast<T>(std::log(s));
+    for (int64_t j = 0; j < D; ++j) y[j] = x[j] - sub;
+  }
+}
+
+template <class T, Mode M>
+void backward_row(const T* __restrict y, const T* __restrict g, T* __restrict gx, int64_t D) {
+  if constexpr (M == Mode::softmax) {
+    const T t = static_cast<T>(row_sum<T>(g, y, D));
+    for (int64_t j = 0; j < D; ++j) gx[j] = y[j] * (g[j] - t);
+  } else {
+    const T t = static_cast<T>(row_sum<T>(g, nullptr, D));
+    for (int64_t j = 0; j < D; ++j) gx[j] = g[j] - detail::vexp<T>(y[j]) * t;
+  }
+}
+
+// Positions [i0, i0+nb) of one outer slice (inner > 1): vectorised across positions.
+template <class T, Mode M>
+void forward_block(const T* __restrict x, T* __restrict y, const Layout& l, int64_t nb) {
+  if (l.inner == 1) return forward_row<T, M>(x, y, l.D);
   const int64_t st = l.inner;
   T mx[kBlock];
   double s[kBlock];
@@ -44,15 +105,16 @@ void forward_block(const T* x, T* y, const Layout& l, int64_t nb) {
     s[i] = 0;
   }
   for (int64_t c = 0; c < l.D; ++c)
-    for (int64_t i = 0; i < nb; ++i) mx[i] = std::max(mx[i], x[c * st + i]);
+    for (int64_t i = 0; i < nb; ++i) mx[i] = x[c * st + i] > mx[i] ? x[c * st + i] : mx[i];
   for (int64_t i = 0; i < nb; ++i)
-    if (std::isinf(mx[i])) mx[i] = mx[i] > 0 ? mx[i] : T(0);  // all -inf rows: avoid inf - inf
-  for (int64_t c = 0; c < l.D; ++c)
-    for (int64_t i = 0; i < nb; ++i) {
-      T e = std::exp(x[c * st + i] - mx[i]);
-      if constexpr (M == Mode::softmax) y[c * st + i] = e;
-      s[i] += e;
-    }
+    if (std::isinf(mx[i])) mx[i] = mx[i] > 0 ? mx[i] : T(0);
+  T e[kBlock];
+  for (int64_t c = 0; c < l.D; ++c) {
+    for (int64_t i = 0; i < nb; ++i) e[i] = detail::vexp<T>(x[c * st + i] - mx[i]);
+    if constexpr (M == Mode::softmax)
+      for (int64_t i = 0; i < nb; ++i) y[c * st + i] = e[i];
+    for (int64_t i = 0; i < nb; ++i) s[i] += static_cast<double>(e[i]);
+  }
   if constexpr (M == Mode::softmax) {
     T r[kBlock];
     for (int64_t i = 0; i < nb; ++i) r[i] = static_cast<T>(1.0 / s[i]);
@@ -67,14 +129,16 @@ void forward_block(const T* x, T* y, const Layout& l, int64_t nb) {
 }
 
 template <class T, Mode M>
-void backward_block(const T* y, const T* g, T* gx, const Layout& l, int64_t nb) {
+void backward_block(const T* __restrict y, const T* __restrict g, T* __restrict gx,
+                    const Layout& l, int64_t nb) {
+  if (l.inner == 1) return backward_row<T, M>(y, g, gx, l.D);
   const int64_t st = l.inner;
   double s[kBlock];
   for (int64_t i = 0; i < nb; ++i) s[i] = 0;
   for (int64_t c = 0; c < l.D; ++c)
     for (int64_t i = 0; i < nb; ++i) {
-      if constexpr (M == Mode::softmax) s[i] += g[c * st + i] * y[c * st + i];
-      else s[i] += g[c * st + i];
+      if constexpr (M == Mode::softmax) s[i] += static_cast<double>(g[c * st + i] * y[c * st + i]);
+      else s[i] += static_cast<double>(g[c * st + i]);
     }
   T t[kBlock];
   for (int64_t i = 0; i < nb; ++i) t[i] = static_cast<T>(s[i]);
@@ -82,7 +146,7 @@ void backward_block(const T* y, const T* g, T* gx, const Layout& l, int64_t nb) 
     for (int64_t i = 0; i < nb; ++i) {
       const int64_t p = c * st + i;
       if constexpr (M == Mode::softmax) gx[p] = y[p] * (g[p] - t[i]);
-      else gx[p] = g[p] - std::exp(y[p]) * t[i];
+      else gx[p] = g[p] - detail::vexp<T>(y[p]) * t[i];
     }
 }
 
