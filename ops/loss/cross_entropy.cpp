@@ -15,6 +15,7 @@
 #include "core/parallel.h"
 #include "ops/loss.h"
 #include "ops/loss/common.h"
+#include "ops/softmax/vec_exp.h"
 
 namespace evit {
 namespace {
@@ -55,6 +56,81 @@ std::string position_str(const Shape& shape, int64_t flat) {
   return os.str();
 }
 
+// Work units of the class-index path: one row when inner == 1, else up to kBlock consecutive
+// spatial positions of one sample (vectorised across positions, classes strided by inner).
+constexpr int64_t kBlock = 64;
+
+struct Units {
+  int64_t per_sample, count, grain;
+};
+
+Units units_of(const CeGeom& G) {
+  Units u;
+  u.per_sample = G.inner == 1 ? 1 : (G.inner + kBlock - 1) / kBlock;
+  u.count = G.N * u.per_sample;
+  const int64_t elems = G.C * std::min(G.inner, kBlock);
+  u.grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(1, elems));
+  return u;
+}
+
+// Forward of one unit: probabilities into P, and per position lse and (if wanted) sum_c w_c x_c.
+template <class T>
+void ce_unit_forward(const T* __restrict x, T* __restrict P, const T* w, int64_t C, int64_t st,
+                     int64_t nb, bool want_xw, double* lse, double* xw) {
+  T mx[kBlock];
+  double s[kBlock];
+  for (int64_t i = 0; i < nb; ++i) {
+    mx[i] = -INFINITY;
+    s[i] = 0;
+    xw[i] = 0;
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < nb; ++i) mx[i] = x[c * st + i] > mx[i] ? x[c * st + i] : mx[i];
+  for (int64_t i = 0; i < nb; ++i)
+    if (std::isinf(mx[i])) mx[i] = mx[i] > 0 ? mx[i] : T(0);
+  if (nb == 1) {  // a contiguous row (st == 1): vectorise over classes
+    for (int64_t c = 0; c < C; ++c) P[c] = detail::vexp<T>(x[c] - mx[0]);
+    double acc[8] = {}, accw[8] = {};
+    int64_t c = 0;
+    for (; c + 8 <= C; c += 8)
+      for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(P[c + l]);
+    for (int64_t t = 0; c + t < C; ++t) acc[t] += static_cast<double>(P[c + t]);
+    if (want_xw) {
+      for (c = 0; c + 8 <= C; c += 8)
+        for (int l = 0; l < 8; ++l)
+          accw[l] += static_cast<double>(w ? w[c + l] * x[c + l] : x[c + l]);
+      for (int64_t t = 0; c + t < C; ++t)
+        accw[t] += static_cast<double>(w ? w[c + t] * x[c + t] : x[c + t]);
+    }
+    for (int l = 0; l < 8; ++l) {
+      s[0] += acc[l];
+      xw[0] += accw[l];
+    }
+  } else {
+    T e[kBlock];
+    for (int64_t c = 0; c < C; ++c) {
+      const T* xr = x + c * st;
+      T* pr = P + c * st;
+      for (int64_t i = 0; i < nb; ++i) e[i] = detail::vexp<T>(xr[i] - mx[i]);
+      for (int64_t i = 0; i < nb; ++i) {
+        pr[i] = e[i];
+        s[i] += static_cast<double>(e[i]);
+      }
+      if (want_xw) {
+        const T wc = w ? w[c] : T(1);
+        for (int64_t i = 0; i < nb; ++i) xw[i] += static_cast<double>(wc * xr[i]);
+      }
+    }
+  }
+  T r[kBlock];
+  for (int64_t i = 0; i < nb; ++i) {
+    r[i] = static_cast<T>(1.0 / s[i]);
+    lse[i] = static_cast<double>(mx[i]) + std::log(s[i]);
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < nb; ++i) P[c * st + i] *= r[i];
+}
+
 Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Tensor& weight,
                         int64_t ignore_index, Reduction red, double eps, const CeGeom& G) {
   Tensor target = target_in.contiguous();
@@ -65,70 +141,72 @@ Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Ten
                " at position ", position_str(target.sizes(), p), " is out of range [0, ", G.C,
                ") (ignore_index is ", ignore_index, ")");
   }
-  Tensor lp = empty(logits.sizes(), {logits.dtype(), logits.device()});
+  // Probabilities are kept for backward (the gradient is p - target, no exp needed there).
+  Tensor probs = empty(logits.sizes(), {logits.dtype(), logits.device()});
   Tensor out = red == Reduction::none ? empty(target.sizes(), {logits.dtype(), logits.device()})
                                       : empty({}, {logits.dtype(), logits.device()});
-  const bool has_w = weight.defined();
+  const Units U = units_of(G);
   double wsum = 0;  // sum of the target weights of non-ignored positions
-  double mean_smooth_den = 0;
   dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = decltype(tag);
     const T* x = logits.data_ptr<T>();
-    T* l = lp.data_ptr<T>();
-    const T* w = has_w ? weight.data_ptr<T>() : nullptr;
-    const int64_t chunks = num_chunks(0, G.P, kSumChunk);
-    std::vector<double> nll_part(chunks), smooth_part(chunks), w_part(chunks);
+    T* P = probs.data_ptr<T>();
+    const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+    std::vector<double> nll_part(U.count), smooth_part(U.count), w_part(U.count);
     T* o = red == Reduction::none ? out.data_ptr<T>() : nullptr;
     const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
-    parallel_for(0, G.P, kSumChunk, [&](int64_t p0, int64_t p1) {
-      double nll_s = 0, smooth_s = 0, w_s = 0;
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t e = elem(G, p);
-        log_softmax_position<T>(x + e, l + e, G.C, G.inner);
-        const int64_t t = tp[p];
-        if (t == ignore_index) {
-          if (o) o[p] = T(0);
-          continue;
+    double Wsum = static_cast<double>(G.C);  // sum_c w_c
+    if (w) {
+      Wsum = 0;
+      for (int64_t c = 0; c < G.C; ++c) Wsum += static_cast<double>(w[c]);
+    }
+    parallel_for(0, U.count, U.grain, [&](int64_t u0, int64_t u1) {
+      double lse[kBlock], xw[kBlock];
+      for (int64_t u = u0; u < u1; ++u) {
+        const int64_t n = u / U.per_sample, i0 = (u % U.per_sample) * kBlock;
+        const int64_t nb = G.inner == 1 ? 1 : std::min(kBlock, G.inner - i0);
+        const int64_t e0 = n * G.C * G.inner + i0, p0 = n * G.inner + i0;
+        ce_unit_forward<T>(x + e0, P + e0, w, G.C, G.inner, nb, eps != 0, lse, xw);
+        double nll_s = 0, smooth_s = 0, w_s = 0;
+        for (int64_t i = 0; i < nb; ++i) {
+          const int64_t t = tp[p0 + i];
+          if (t == ignore_index) {
+            if (o) o[p0 + i] = T(0);
+            continue;
+          }
+          const double wt = w ? static_cast<double>(w[t]) : 1.0;
+          const double nll = -wt * (static_cast<double>(x[e0 + t * G.inner + i]) - lse[i]);
+          const double smooth = eps != 0 ? -(xw[i] - Wsum * lse[i]) : 0.0;
+          if (o) o[p0 + i] = static_cast<T>(a * nll + b * smooth);
+          nll_s += nll;
+          smooth_s += smooth;
+          w_s += wt;
         }
-        const double wt = w ? static_cast<double>(w[t]) : 1.0;
-        const double nll = -wt * static_cast<double>(l[e + t * G.inner]);
-        double smooth = 0;
-        if (eps != 0) {
-          for (int64_t c = 0; c < G.C; ++c)
-            smooth -= (w ? static_cast<double>(w[c]) : 1.0) * static_cast<double>(l[e + c * G.inner]);
-        }
-        if (o) o[p] = static_cast<T>(a * nll + b * smooth);
-        nll_s += nll;
-        smooth_s += smooth;
-        w_s += wt;
+        nll_part[u] = nll_s;
+        smooth_part[u] = smooth_s;
+        w_part[u] = w_s;
       }
-      const int64_t ci = p0 / kSumChunk;
-      nll_part[ci] = nll_s;
-      smooth_part[ci] = smooth_s;
-      w_part[ci] = w_s;
     });
     double nll = 0, smooth = 0;
-    for (int64_t c = 0; c < chunks; ++c) {
-      nll += nll_part[c];
-      smooth += smooth_part[c];
-      wsum += w_part[c];
+    for (int64_t u = 0; u < U.count; ++u) {
+      nll += nll_part[u];
+      smooth += smooth_part[u];
+      wsum += w_part[u];
     }
-    mean_smooth_den = wsum;  // torch: the smoothing term is normalised like the nll term
     if (red == Reduction::sum) out.data_ptr<T>()[0] = static_cast<T>(a * nll + b * smooth);
+    // torch: with class indices both terms of the mean divide by the summed target weights
     if (red == Reduction::mean)
-      out.data_ptr<T>()[0] =
-          static_cast<T>(a * nll / wsum + (eps != 0 ? b * smooth / mean_smooth_den : 0.0));
+      out.data_ptr<T>()[0] = static_cast<T>(a * nll / wsum + (eps != 0 ? b * smooth / wsum : 0.0));
   });
   autograd::record(
-      "CrossEntropyBackward", {logits}, {out}, {lp, target, weight},
-      [G, ignore_index, red, eps, wsum, mean_smooth_den](const BackwardContext& ctx)
-          -> std::vector<Tensor> {
-        const Tensor &lp = ctx.saved(0), &target = ctx.saved(1), &weight = ctx.saved(2);
+      "CrossEntropyBackward", {logits}, {out}, {probs, target, weight},
+      [G, U, ignore_index, red, eps, wsum](const BackwardContext& ctx) -> std::vector<Tensor> {
+        const Tensor &probs = ctx.saved(0), &target = ctx.saved(1), &weight = ctx.saved(2);
         Tensor g = ctx.grad_output(0).contiguous();
-        Tensor gx = empty(lp.sizes(), {lp.dtype(), lp.device()});
-        dispatch_floating(lp.dtype(), "CrossEntropyBackward", [&](auto tag) {
+        Tensor gx = empty(probs.sizes(), {probs.dtype(), probs.device()});
+        dispatch_floating(probs.dtype(), "CrossEntropyBackward", [&](auto tag) {
           using T = decltype(tag);
-          const T* l = lp.data_ptr<T>();
+          const T* P = probs.data_ptr<T>();
           const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
           const int64_t* tp = target.data_ptr<int64_t>();
           const T* gp = g.data_ptr<T>();
@@ -139,29 +217,54 @@ Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Ten
             for (int64_t c = 0; c < G.C; ++c) W += w[c];
           }
           const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
-          const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(1, G.C));
-          parallel_for(0, G.P, grain, [&](int64_t p0, int64_t p1) {
-            for (int64_t p = p0; p < p1; ++p) {
-              const int64_t e = elem(G, p);
-              const int64_t t = tp[p];
-              if (t == ignore_index) {
-                for (int64_t c = 0; c < G.C; ++c) o[e + c * G.inner] = T(0);
-                continue;
-              }
-              const double gv = static_cast<double>(red == Reduction::none ? gp[p] : gp[0]);
-              double alpha = gv * a, beta = gv * b;
-              if (red == Reduction::mean) {
-                alpha /= wsum;
-                beta /= mean_smooth_den;
-              }
-              const double wt = w ? static_cast<double>(w[t]) : 1.0;
+          parallel_for(0, U.count, U.grain, [&](int64_t u0, int64_t u1) {
+            T sp[kBlock], beta[kBlock];
+            for (int64_t u = u0; u < u1; ++u) {
+              const int64_t n = u / U.per_sample, i0 = (u % U.per_sample) * kBlock;
+              const int64_t nb = G.inner == 1 ? 1 : std::min(kBlock, G.inner - i0);
+              const int64_t e0 = n * G.C * G.inner + i0, p0 = n * G.inner + i0;
               // grad_c = alpha wt (p_c - [c == t]) + beta (W p_c - w_c)
-              const double sp = alpha * wt + beta * W;
-              for (int64_t c = 0; c < G.C; ++c) {
-                const double pc = std::exp(static_cast<double>(l[e + c * G.inner]));
-                double v = sp * pc - beta * (w ? static_cast<double>(w[c]) : 1.0);
-                if (c == t) v -= alpha * wt;
-                o[e + c * G.inner] = static_cast<T>(v);
+              //        = sp p_c - beta w_c - [c == t] alpha wt,  sp = alpha wt + beta W
+              for (int64_t i = 0; i < nb; ++i) {
+                const int64_t t = tp[p0 + i];
+                if (t == ignore_index) {
+                  sp[i] = beta[i] = T(0);
+                  continue;
+                }
+                const double gv = static_cast<double>(red == Reduction::none ? gp[p0 + i] : gp[0]);
+                double alpha = gv * a, be = gv * b;
+                if (red == Reduction::mean) {
+                  alpha /= wsum;
+                  be /= wsum;
+                }
+                const double wt = w ? static_cast<double>(w[t]) : 1.0;
+                sp[i] = static_cast<T>(alpha * wt + be * W);
+                beta[i] = static_cast<T>(be);
+              }
+              if (nb == 1) {
+                const T s0 = sp[0], b0 = beta[0];
+                const T* pr = P + e0;
+                T* orow = o + e0;
+                if (w)
+                  for (int64_t c = 0; c < G.C; ++c) orow[c] = s0 * pr[c] - b0 * w[c];
+                else
+                  for (int64_t c = 0; c < G.C; ++c) orow[c] = s0 * pr[c] - b0;
+              } else {
+                for (int64_t c = 0; c < G.C; ++c) {
+                  const T wc = w ? w[c] : T(1);
+                  const T* pr = P + e0 + c * G.inner;
+                  T* orow = o + e0 + c * G.inner;
+                  for (int64_t i = 0; i < nb; ++i) orow[i] = sp[i] * pr[i] - beta[i] * wc;
+                }
+              }
+              for (int64_t i = 0; i < nb; ++i) {  // the target class
+                const int64_t t = tp[p0 + i];
+                if (t == ignore_index) continue;
+                const double gv = static_cast<double>(red == Reduction::none ? gp[p0 + i] : gp[0]);
+                double alpha = gv * a;
+                if (red == Reduction::mean) alpha /= wsum;
+                const double wt = w ? static_cast<double>(w[t]) : 1.0;
+                o[e0 + t * G.inner + i] -= static_cast<T>(alpha * wt);
               }
             }
           });
