@@ -24,6 +24,12 @@ struct Dims {
   int64_t BH, Nq, Nk, d, dv;
 };
 
+// y[0:n] += a * x[0:n]; restrict lets the short loops vectorise without alias checks.
+template <class T>
+inline void axpy(T a, const T* __restrict x, T* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 // dst[bh][c][j] = src[bh][j][c]: [BH, rows, cols] -> [BH, cols, rows].
 template <class T>
 void transpose_heads(const T* src, T* dst, int64_t BH, int64_t rows, int64_t cols) {
@@ -32,8 +38,8 @@ void transpose_heads(const T* src, T* dst, int64_t BH, int64_t rows, int64_t col
                  for (int64_t bh = b0; bh < b1; ++bh) {
                    const T* s = src + bh * rows * cols;
                    T* o = dst + bh * rows * cols;
-                   for (int64_t j = 0; j < rows; ++j)
-                     for (int64_t c = 0; c < cols; ++c) o[c * rows + j] = s[j * cols + c];
+                   for (int64_t c = 0; c < cols; ++c)  // contiguous writes
+                     for (int64_t j = 0; j < rows; ++j) o[c * rows + j] = s[j * cols + c];
                  }
                });
 }
@@ -51,11 +57,7 @@ void sdpa_forward(const Dims& D, const T* q, const T* kT, const T* v, T* P, T* o
         T* p = P + (bh * D.Nq + i) * D.Nk;
         T* o = out + (bh * D.Nq + i) * D.dv;
         for (int64_t j = 0; j < D.Nk; ++j) p[j] = T(0);
-        for (int64_t c = 0; c < D.d; ++c) {
-          const T a = qi[c] * scale;
-          const T* kr = kh + c * D.Nk;
-          for (int64_t j = 0; j < D.Nk; ++j) p[j] += a * kr[j];
-        }
+        for (int64_t c = 0; c < D.d; ++c) axpy<T>(qi[c] * scale, kh + c * D.Nk, p, D.Nk);
         T mx = -INFINITY;
         for (int64_t j = 0; j < D.Nk; ++j) mx = std::max(mx, p[j]);
         for (int64_t j = 0; j < D.Nk; ++j) p[j] = detail::vexp<T>(p[j] - mx);
@@ -64,11 +66,7 @@ void sdpa_forward(const Dims& D, const T* q, const T* kT, const T* v, T* P, T* o
         const T r = static_cast<T>(1.0 / s);
         for (int64_t j = 0; j < D.Nk; ++j) p[j] *= r;
         for (int64_t e = 0; e < D.dv; ++e) o[e] = T(0);
-        for (int64_t j = 0; j < D.Nk; ++j) {
-          const T a = p[j];
-          const T* vr = vh + j * D.dv;
-          for (int64_t e = 0; e < D.dv; ++e) o[e] += a * vr[e];
-        }
+        for (int64_t j = 0; j < D.Nk; ++j) axpy<T>(p[j], vh + j * D.dv, o, D.dv);
       }
     }
   });
@@ -89,11 +87,7 @@ void sdpa_backward_rows(const Dims& D, const T* k, const T* vT, const T* P, cons
         const T* p = P + (bh * D.Nq + i) * D.Nk;
         T* ds = dS + (bh * D.Nq + i) * D.Nk;
         for (int64_t j = 0; j < D.Nk; ++j) ds[j] = T(0);
-        for (int64_t e = 0; e < D.dv; ++e) {
-          const T a = gi[e];
-          const T* vr = vh + e * D.Nk;
-          for (int64_t j = 0; j < D.Nk; ++j) ds[j] += a * vr[j];
-        }
+        for (int64_t e = 0; e < D.dv; ++e) axpy<T>(gi[e], vh + e * D.Nk, ds, D.Nk);
         double s = 0;
         for (int64_t j = 0; j < D.Nk; ++j) s += static_cast<double>(ds[j]) * p[j];
         const T st = static_cast<T>(s);
@@ -101,11 +95,7 @@ void sdpa_backward_rows(const Dims& D, const T* k, const T* vT, const T* P, cons
         if (dq) {
           T* o = dq + (bh * D.Nq + i) * D.d;
           for (int64_t c = 0; c < D.d; ++c) o[c] = T(0);
-          for (int64_t j = 0; j < D.Nk; ++j) {
-            const T a = ds[j];
-            const T* kr = kh + j * D.d;
-            for (int64_t c = 0; c < D.d; ++c) o[c] += a * kr[c];
-          }
+          for (int64_t j = 0; j < D.Nk; ++j) axpy<T>(ds[j], kh + j * D.d, o, D.d);
         }
       }
     }
@@ -128,16 +118,8 @@ void sdpa_backward_keys(const Dims& D, const T* q, const T* P, const T* g, const
         const T* qi = q + (bh * D.Nq + i) * D.d;
         const T* gi = g + (bh * D.Nq + i) * D.dv;
         for (int64_t j = j0; j < j1; ++j) {
-          if (dk) {
-            const T a = ds[j];
-            T* o = dk + (bh * D.Nk + j) * D.d;
-            for (int64_t c = 0; c < D.d; ++c) o[c] += a * qi[c];
-          }
-          if (dv) {
-            const T a = p[j];
-            T* o = dv + (bh * D.Nk + j) * D.dv;
-            for (int64_t e = 0; e < D.dv; ++e) o[e] += a * gi[e];
-          }
+          if (dk) axpy<T>(ds[j], qi, dk + (bh * D.Nk + j) * D.d, D.d);
+          if (dv) axpy<T>(p[j], gi, dv + (bh * D.Nk + j) * D.dv, D.dv);
         }
       }
     }
