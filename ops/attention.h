@@ -1,0 +1,25 @@
+// Attention kernels of EfficientViT: the fused ReLU linear attention of LiteMLA.
+// (Softmax attention for the SAM decoder lives in ops/softmax.h: scaled_dot_product_attention.)
+#pragma once
+#include "core/tensor.h"
+
+namespace evit {
+
+// ReLU linear attention (LiteMLA, spec §1.10), per batch b and head h:
+//   q' = relu(q), k' = relu(k)
+//   out[:, i] = sum_j v[:, j] (k'[:, j] . q'[:, i]) / (sum_j k'[:, j] . q'[:, i] + eps)
+//
+// Layout: q, k, v are [B, H, d, N] (channels-first: d features by N = H*W positions), the layout
+// the model's qkv tensor [B, heads*3d, H*W] already has, so q/k/v are plain slices of it
+// (view as [B, heads, 3d, N] and slice dim 2) and out [B, H, d, N] reshapes straight back to
+// [B, H*d, H, W]. v may have its own feature count dv: v is [B, H, dv, N], out is [B, H, dv, N].
+// Inputs need not be contiguous: each [d, N] block must have unit stride along N and stride N
+// along d (true for slices of qkv); any B/H strides are accepted, otherwise a copy is made.
+//
+// N > d uses the linear form (a (dv+1) x d state per head, never an N x N matrix, forward and
+// backward); N <= d uses the quadratic form (the N x N normalised matrix), as the reference
+// does. f32 accumulates in f32, f64 in f64. Parallel over (batch, head); deterministic.
+// Differentiable in q, k and v.
+Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, double eps = 1e-15);
+
+}  // namespace evit

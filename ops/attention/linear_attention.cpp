@@ -1,0 +1,445 @@
+// Fused ReLU linear attention (LiteMLA), forward and hand-written backward.
+//
+// Per (batch, head), with q, k in R^{d x N}, v in R^{dv x N}, q' = relu(q), k' = relu(k) and
+// v^ = [v; 1] ((dv+1) x N, the "ones row" gives the normaliser):
+//   A   = v^ k'^T                      (dv+1) x d    the state: all that N x N would hold
+//   O   = A q'                         (dv+1) x N    O[0:dv] = numerator, O[dv] = sum_j k'_j.q'_i
+//   den = O[dv] + eps,  out = O[0:dv] / den
+// Backward, with G = dL/dout:
+//   dO[0:dv] = G / den,  dO[dv] = -sum_a G[a] out[a] / den        (column-wise)
+//   dq' = A^T dO,   dA = dO q'^T,   dk' = dA^T v^,   dv = dA[0:dv] k'
+//   dq = dq' * [q > 0],   dk = dk' * [k > 0]
+// Everything is O(d^2 N); no N x N matrix exists on this path. For N <= d the reference
+// switches to the quadratic form (M = k'^T q', column-normalised, out = v M); we follow it.
+//
+// Kernels: reductions over N (A, dA) are dot products with a fixed set of vector lanes combined
+// in a fixed order; the others vectorise over a block of positions with the short d / dv
+// reduction unrolled in order. relu is applied on the fly. One task per (batch, head), so the
+// result does not depend on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "autograd/node.h"
+#include "core/parallel.h"
+#include "ops/attention.h"
+
+namespace evit {
+namespace {
+
+template <class T> inline T relu_v(T x) { return x > T(0) ? x : T(0); }
+
+// SIMD through GCC/Clang vector extensions: one V<T> is 32 bytes (8 f32 / 4 f64), an AVX
+// register with -march=native, a pair of SSE registers otherwise. Lane arithmetic is plain
+// IEEE mul/add, so results do not depend on how work is split between threads.
+template <class T> struct VecOf {
+  typedef T type __attribute__((vector_size(32)));
+};
+template <class T> using V = typename VecOf<T>::type;
+template <class T> constexpr int kLanes = 32 / sizeof(T);
+
+template <class T> inline V<T> load(const T* p) {
+  V<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <class T> inline void store(T* p, V<T> v) { std::memcpy(p, &v, sizeof(v)); }
+template <class T> inline V<T> splat(T x) { return V<T>{} + x; }
+
+// Sum of the lanes, pairwise (fixed order).
+template <class T> inline T reduce_lanes(V<T> v) {
+  constexpr int L = kLanes<T>;
+  T tmp[L];
+  std::memcpy(tmp, &v, sizeof(v));
+  for (int w = L / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) tmp[l] += tmp[l + w];
+  return tmp[0];
+}
+
+// C[r * ldc + c] = sum_j X[r][j] * Y[c][j] for r < R, c < K, j < n (rows strided ldx / ldy).
+// Register tile: 2 rows of X by 4 rows of Y, one vector of lanes each; the tail of j goes into
+// lane (j % L) of the same accumulators.
+template <class T>
+void gram(const T* x, int64_t ldx, int64_t R, const T* y, int64_t ldy, int64_t K, int64_t n,
+          T* C, int64_t ldc) {
+  constexpr int L = kLanes<T>;
+  for (int64_t r0 = 0; r0 < R; r0 += 2) {
+    const int nr = static_cast<int>(std::min<int64_t>(2, R - r0));
+    const T* x0 = x + r0 * ldx;
+    const T* x1 = nr > 1 ? x0 + ldx : x0;
+    for (int64_t c0 = 0; c0 < K; c0 += 4) {
+      const int nc = static_cast<int>(std::min<int64_t>(4, K - c0));
+      const T* y0 = y + c0 * ldy;
+      const T* y1 = y + (c0 + std::min(1, nc - 1)) * ldy;
+      const T* y2 = y + (c0 + std::min(2, nc - 1)) * ldy;
+      const T* y3 = y + (c0 + std::min(3, nc - 1)) * ldy;
+      V<T> a00{}, a01{}, a02{}, a03{}, a10{}, a11{}, a12{}, a13{};
+      int64_t j = 0;
+      for (; j + L <= n; j += L) {
+        const V<T> u0 = load(x0 + j), u1 = load(x1 + j);
+        const V<T> w0 = load(y0 + j), w1 = load(y1 + j), w2 = load(y2 + j), w3 = load(y3 + j);
+        a00 += u0 * w0; a01 += u0 * w1; a02 += u0 * w2; a03 += u0 * w3;
+        a10 += u1 * w0; a11 += u1 * w1; a12 += u1 * w2; a13 += u1 * w3;
+      }
+      for (int t = 0; j + t < n; ++t) {
+        const int64_t jj = j + t;
+        a00[t] += x0[jj] * y0[jj]; a01[t] += x0[jj] * y1[jj];
+        a02[t] += x0[jj] * y2[jj]; a03[t] += x0[jj] * y3[jj];
+        a10[t] += x1[jj] * y0[jj]; a11[t] += x1[jj] * y1[jj];
+        a12[t] += x1[jj] * y2[jj]; a13[t] += x1[jj] * y3[jj];
+      }
+      const V<T> acc[2][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}};
+      for (int r = 0; r < nr; ++r)
+        for (int c = 0; c < nc; ++c) C[(r0 + r) * ldc + c0 + c] = reduce_lanes<T>(acc[r][c]);
+    }
+  }
+}
+
+// Y[r][i] = sum_c M(r, c) X[c][i] for r < R, c < K, i < n, with M(r, c) = m[r * mr + c * mc]
+// (so a transposed M costs nothing). Register tile: 4 output rows by 2 vectors of positions.
+template <class T>
+void small_mm(const T* m, int64_t mr, int64_t mc, int64_t R, int64_t K, const T* X, int64_t ldx,
+              T* Y, int64_t ldy, int64_t n) {
+  constexpr int64_t L = kLanes<T>;
+  int64_t i0 = 0;
+  for (; i0 + 2 * L <= n; i0 += 2 * L) {
+    for (int64_t r0 = 0; r0 < R; r0 += 4) {
+      const int nr = static_cast<int>(std::min<int64_t>(4, R - r0));
+      const T* m0 = m + r0 * mr;
+      const T* m1 = m + (r0 + std::min(1, nr - 1)) * mr;
+      const T* m2 = m + (r0 + std::min(2, nr - 1)) * mr;
+      const T* m3 = m + (r0 + std::min(3, nr - 1)) * mr;
+      V<T> a00{}, a01{}, a10{}, a11{}, a20{}, a21{}, a30{}, a31{};
+      for (int64_t c = 0; c < K; ++c) {
+        const T* xr = X + c * ldx + i0;
+        const V<T> x0 = load(xr), x1 = load(xr + L);
+        const V<T> b0 = splat(m0[c * mc]), b1 = splat(m1[c * mc]), b2 = splat(m2[c * mc]),
+                   b3 = splat(m3[c * mc]);
+        a00 += b0 * x0; a01 += b0 * x1;
+        a10 += b1 * x0; a11 += b1 * x1;
+        a20 += b2 * x0; a21 += b2 * x1;
+        a30 += b3 * x0; a31 += b3 * x1;
+      }
+      const V<T> acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+      for (int r = 0; r < nr; ++r) {
+        T* yr = Y + (r0 + r) * ldy + i0;
+        store(yr, acc[r][0]);
+        store(yr + L, acc[r][1]);
+      }
+    }
+  }
+  if (i0 < n) {  // tail positions: same accumulation order over c, scalar
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t i = i0; i < n; ++i) {
+        T acc = 0;
+        for (int64_t c = 0; c < K; ++c) acc += m[r * mr + c * mc] * X[c * ldx + i];
+        Y[r * ldy + i] = acc;
+      }
+  }
+}
+
+// dst[c][j] = relu(src[c][j]) into a contiguous rows x n buffer.
+template <class T>
+void relu_rows(const T* src, int64_t ld, int64_t rows, int64_t n, std::vector<T>& dst) {
+  dst.resize(rows * n);
+  for (int64_t c = 0; c < rows; ++c) {
+    const T* s = src + c * ld;
+    T* o = dst.data() + c * n;
+    for (int64_t j = 0; j < n; ++j) o[j] = relu_v(s[j]);
+  }
+}
+
+struct HeadArgs {
+  int64_t d, dv, n;
+  int64_t ldq, ldk, ldv;  // row strides of the [d, N] blocks
+};
+
+// Per-task scratch, reused across heads.
+template <class T> struct Scratch {
+  std::vector<T> qr, kr, state, dstate, den, dO;
+};
+
+// ---- linear path ----------------------------------------------------------------------------
+
+// A = [v; 1] k'^T into s.state ((dv+1) x d); s.kr = k'.
+template <class T>
+void compute_state(const HeadArgs& a, const T* k, const T* v, Scratch<T>& s) {
+  const int64_t d = a.d, dv = a.dv, n = a.n;
+  relu_rows(k, a.ldk, d, n, s.kr);
+  s.state.assign((dv + 1) * d, T(0));
+  gram<T>(v, a.ldv, dv, s.kr.data(), n, d, n, s.state.data(), d);
+  // ones row: column sums of k'
+  constexpr int L = kLanes<T>;
+  for (int64_t c = 0; c < d; ++c) {
+    const T* kr = s.kr.data() + c * n;
+    V<T> acc{};
+    int64_t j = 0;
+    for (; j + L <= n; j += L) acc += load(kr + j);
+    for (int t = 0; j + t < n; ++t) acc[t] += kr[j + t];
+    s.state[dv * d + c] = reduce_lanes<T>(acc);
+  }
+}
+
+// s.den = A[dv] q' + eps (q' in s.qr).
+template <class T>
+void compute_den(const HeadArgs& a, T eps, Scratch<T>& s) {
+  s.den.resize(a.n);
+  small_mm<T>(s.state.data() + a.dv * a.d, 0, 1, 1, a.d, s.qr.data(), a.n, s.den.data(), a.n, a.n);
+  for (int64_t i = 0; i < a.n; ++i) s.den[i] += eps;
+}
+
+template <class T>
+void linear_forward_head(const HeadArgs& a, const T* q, const T* k, const T* v, T* out, T eps,
+                         Scratch<T>& s) {
+  const int64_t d = a.d, dv = a.dv, n = a.n;
+  compute_state(a, k, v, s);
+  relu_rows(q, a.ldq, d, n, s.qr);
+  compute_den(a, eps, s);
+  small_mm<T>(s.state.data(), d, 1, dv, d, s.qr.data(), n, out, n, n);
+  for (int64_t r = 0; r < dv; ++r) {
+    T* o = out + r * n;
+    for (int64_t i = 0; i < n; ++i) o[i] /= s.den[i];
+  }
+}
+
+template <class T>
+void linear_backward_head(const HeadArgs& a, const T* q, const T* k, const T* v, const T* out,
+                          const T* g, T* dq, T* dk, T* dvv, T eps, Scratch<T>& s) {
+  const int64_t d = a.d, dv = a.dv, n = a.n;
+  compute_state(a, k, v, s);
+  relu_rows(q, a.ldq, d, n, s.qr);
+  compute_den(a, eps, s);
+  // dO[0:dv] = G / den, dO[dv] = -sum_r G[r] out[r] / den
+  s.dO.assign((dv + 1) * n, T(0));
+  T* last = s.dO.data() + dv * n;
+  for (int64_t r = 0; r < dv; ++r) {
+    const T* gr = g + r * n;
+    const T* orow = out + r * n;
+    T* dr = s.dO.data() + r * n;
+    for (int64_t i = 0; i < n; ++i) {
+      dr[i] = gr[i] / s.den[i];
+      last[i] += gr[i] * orow[i];
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) last[i] = -last[i] / s.den[i];
+  if (dq) {  // dq' = A^T dO, masked
+    small_mm<T>(s.state.data(), 1, d, d, dv + 1, s.dO.data(), n, dq, n, n);
+    for (int64_t c = 0; c < d; ++c) {
+      const T* qr = q + c * a.ldq;
+      T* o = dq + c * n;
+      for (int64_t i = 0; i < n; ++i) o[i] = qr[i] > T(0) ? o[i] : T(0);
+    }
+  }
+  if (!dk && !dvv) return;
+  // dA = dO q'^T  ((dv+1) x d)
+  s.dstate.assign((dv + 1) * d, T(0));
+  gram<T>(s.dO.data(), n, dv + 1, s.qr.data(), n, d, n, s.dstate.data(), d);
+  const T* dA = s.dstate.data();
+  if (dk) {  // dk' = dA^T [v; 1], masked
+    small_mm<T>(dA, 1, d, d, dv, v, a.ldv, dk, n, n);
+    for (int64_t c = 0; c < d; ++c) {
+      const T base = dA[dv * d + c];
+      const T* kr = k + c * a.ldk;
+      T* o = dk + c * n;
+      for (int64_t j = 0; j < n; ++j) o[j] = kr[j] > T(0) ? o[j] + base : T(0);
+    }
+  }
+  if (dvv)  // dv = dA[0:dv] k'
+    small_mm<T>(dA, d, 1, dv, d, s.kr.data(), n, dvv, n, n);
+}
+
+// ---- quadratic path (N <= d: tiny maps) ------------------------------------------------------
+
+// P[j][i] = M[j][i] / (sum_j M[j][i] + eps), M = k'^T q'; den[i] returned too.
+template <class T>
+void quadratic_probs(const HeadArgs& a, const T* q, const T* k, T eps, std::vector<T>& P,
+                     std::vector<T>& den) {
+  const int64_t d = a.d, n = a.n;
+  P.assign(n * n, T(0));
+  den.assign(n, T(0));
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < n; ++i) {
+      T s = 0;
+      for (int64_t c = 0; c < d; ++c) s += relu_v(k[c * a.ldk + j]) * relu_v(q[c * a.ldq + i]);
+      P[j * n + i] = s;
+    }
+  for (int64_t i = 0; i < n; ++i) {
+    T s = 0;
+    for (int64_t j = 0; j < n; ++j) s += P[j * n + i];
+    den[i] = s + eps;
+  }
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < n; ++i) P[j * n + i] /= den[i];
+}
+
+template <class T>
+void quadratic_forward_head(const HeadArgs& a, const T* q, const T* k, const T* v, T* out, T eps) {
+  std::vector<T> P, den;
+  quadratic_probs(a, q, k, eps, P, den);
+  const int64_t n = a.n;
+  for (int64_t r = 0; r < a.dv; ++r)
+    for (int64_t i = 0; i < n; ++i) {
+      T s = 0;
+      for (int64_t j = 0; j < n; ++j) s += v[r * a.ldv + j] * P[j * n + i];
+      out[r * n + i] = s;
+    }
+}
+
+template <class T>
+void quadratic_backward_head(const HeadArgs& a, const T* q, const T* k, const T* v, const T* g,
+                             T* dq, T* dk, T* dvv, T eps) {
+  std::vector<T> P, den;
+  quadratic_probs(a, q, k, eps, P, den);
+  const int64_t d = a.d, dv = a.dv, n = a.n;
+  if (dvv)
+    for (int64_t r = 0; r < dv; ++r)
+      for (int64_t j = 0; j < n; ++j) {
+        T s = 0;
+        for (int64_t i = 0; i < n; ++i) s += g[r * n + i] * P[j * n + i];
+        dvv[r * n + j] = s;
+      }
+  if (!dq && !dk) return;
+  // dP = v^T G;  dM[j][i] = (dP[j][i] - sum_j' dP[j'][i] P[j'][i]) / den[i]
+  std::vector<T> dM(n * n);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < n; ++i) {
+      T s = 0;
+      for (int64_t r = 0; r < dv; ++r) s += v[r * a.ldv + j] * g[r * n + i];
+      dM[j * n + i] = s;
+    }
+  for (int64_t i = 0; i < n; ++i) {
+    T s = 0;
+    for (int64_t j = 0; j < n; ++j) s += dM[j * n + i] * P[j * n + i];
+    for (int64_t j = 0; j < n; ++j) dM[j * n + i] = (dM[j * n + i] - s) / den[i];
+  }
+  for (int64_t c = 0; c < d; ++c) {
+    if (dq)
+      for (int64_t i = 0; i < n; ++i) {
+        T s = 0;
+        for (int64_t j = 0; j < n; ++j) s += relu_v(k[c * a.ldk + j]) * dM[j * n + i];
+        dq[c * n + i] = q[c * a.ldq + i] > T(0) ? s : T(0);
+      }
+    if (dk)
+      for (int64_t j = 0; j < n; ++j) {
+        T s = 0;
+        for (int64_t i = 0; i < n; ++i) s += relu_v(q[c * a.ldq + i]) * dM[j * n + i];
+        dk[c * n + j] = k[c * a.ldk + j] > T(0) ? s : T(0);
+      }
+  }
+}
+
+// ---- op wrappers ----------------------------------------------------------------------------
+
+// Keeps x as is when each [rows, N] block has unit stride along N (B/H strides are free).
+Tensor block_layout(const Tensor& x) {
+  if (x.stride(3) == 1 && (x.size(2) <= 1 || x.stride(2) >= x.size(3))) return x;
+  return x.contiguous();
+}
+
+// Element offset of head (b, h) of a 4-D tensor.
+inline int64_t head_offset(const Tensor& x, int64_t bh) {
+  const int64_t H = x.size(1);
+  return (bh / H) * x.stride(0) + (bh % H) * x.stride(1);
+}
+
+HeadArgs head_args(const Tensor& q, const Tensor& k, const Tensor& v) {
+  HeadArgs a;
+  a.d = q.size(2);
+  a.dv = v.size(2);
+  a.n = q.size(3);
+  a.ldq = q.stride(2);
+  a.ldk = k.stride(2);
+  a.ldv = v.stride(2);
+  return a;
+}
+
+}  // namespace
+
+Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double eps) {
+  const char* op = "linear_attention";
+  EVIT_CHECK(q_in.dim() == 4 && k_in.dim() == 4 && v_in.dim() == 4, op,
+             ": q, k, v must be 4-D [B, H, d, N], got q ", q_in.desc(), ", k ", k_in.desc(),
+             ", v ", v_in.desc());
+  EVIT_CHECK(q_in.sizes() == k_in.sizes(), op, ": q and k must have the same shape, got q ",
+             q_in.desc(), " and k ", k_in.desc());
+  EVIT_CHECK(v_in.size(0) == q_in.size(0) && v_in.size(1) == q_in.size(1) &&
+                 v_in.size(3) == q_in.size(3),
+             op, ": v must be [B, H, dv, N] matching q's B, H, N, got q ", q_in.desc(), " and v ",
+             v_in.desc());
+  EVIT_CHECK(q_in.dtype() == k_in.dtype() && q_in.dtype() == v_in.dtype(), op,
+             ": dtypes differ: q ", q_in.desc(), ", k ", k_in.desc(), ", v ", v_in.desc());
+  EVIT_CHECK(q_in.device().is_cpu() && k_in.device().is_cpu() && v_in.device().is_cpu(), op,
+             ": no ", q_in.device().str(), " kernel in this build");
+  EVIT_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
+  Tensor q = block_layout(q_in), k = block_layout(k_in), v = block_layout(v_in);
+  const int64_t B = q.size(0), H = q.size(1), dv = v.size(2), N = q.size(3);
+  const bool quadratic = N <= q.size(2);  // as the reference: H*W <= d
+  Tensor out = empty({B, H, dv, N}, {q.dtype(), q.device()});
+  dispatch_floating(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const HeadArgs a = head_args(q, k, v);
+    const T* qp = q.data_ptr<T>();
+    const T* kp = k.data_ptr<T>();
+    const T* vp = v.data_ptr<T>();
+    T* op_ = out.data_ptr<T>();
+    parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) {
+      Scratch<T> scratch;
+      for (int64_t bh = b0; bh < b1; ++bh) {
+        const T* qh = qp + head_offset(q, bh);
+        const T* kh = kp + head_offset(k, bh);
+        const T* vh = vp + head_offset(v, bh);
+        T* oh = op_ + bh * dv * N;
+        if (quadratic)
+          quadratic_forward_head<T>(a, qh, kh, vh, oh, static_cast<T>(eps));
+        else
+          linear_forward_head<T>(a, qh, kh, vh, oh, static_cast<T>(eps), scratch);
+      }
+    });
+  });
+  autograd::record(
+      "LinearAttentionBackward", {q_in, k_in, v_in}, {out}, {q, k, v, out},
+      [eps, quadratic](const BackwardContext& ctx) -> std::vector<Tensor> {
+        const Tensor &q = ctx.saved(0), &k = ctx.saved(1), &v = ctx.saved(2), &o = ctx.saved(3);
+        Tensor g = ctx.grad_output(0).contiguous();
+        const int64_t B = q.size(0), H = q.size(1), d = q.size(2), dv = v.size(2),
+                      N = q.size(3);
+        Tensor dq, dk, dvt;
+        if (ctx.needs_input_grad(0)) dq = empty({B, H, d, N}, {q.dtype(), q.device()});
+        if (ctx.needs_input_grad(1)) dk = empty({B, H, d, N}, {q.dtype(), q.device()});
+        if (ctx.needs_input_grad(2)) dvt = empty({B, H, dv, N}, {q.dtype(), q.device()});
+        dispatch_floating(q.dtype(), "LinearAttentionBackward", [&](auto tag) {
+          using T = decltype(tag);
+          const HeadArgs a = head_args(q, k, v);
+          const T* qp = q.data_ptr<T>();
+          const T* kp = k.data_ptr<T>();
+          const T* vp = v.data_ptr<T>();
+          const T* opp = o.data_ptr<T>();
+          const T* gp = g.data_ptr<T>();
+          T* dqp = dq.defined() ? dq.data_ptr<T>() : nullptr;
+          T* dkp = dk.defined() ? dk.data_ptr<T>() : nullptr;
+          T* dvp = dvt.defined() ? dvt.data_ptr<T>() : nullptr;
+          parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) {
+            Scratch<T> scratch;
+            for (int64_t bh = b0; bh < b1; ++bh) {
+              const T* qh = qp + head_offset(q, bh);
+              const T* kh = kp + head_offset(k, bh);
+              const T* vh = vp + head_offset(v, bh);
+              const T* gh = gp + bh * dv * N;
+              T* dqh = dqp ? dqp + bh * d * N : nullptr;
+              T* dkh = dkp ? dkp + bh * d * N : nullptr;
+              T* dvh = dvp ? dvp + bh * dv * N : nullptr;
+              if (quadratic)
+                quadratic_backward_head<T>(a, qh, kh, vh, gh, dqh, dkh, dvh, static_cast<T>(eps));
+              else
+                linear_backward_head<T>(a, qh, kh, vh, opp + bh * dv * N, gh, dqh, dkh, dvh,
+                                        static_cast<T>(eps), scratch);
+            }
+          });
+        });
+        return {dq, dk, dvt};
+      });
+  return out;
+}
+
+}  // namespace evit
