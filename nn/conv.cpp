@@ -1,6 +1,7 @@
 #include "nn/conv.h"
 
 #include "nn/init.h"
+#include "nn/macs.h"
 
 namespace evit::nn {
 
@@ -19,7 +20,10 @@ Conv2d::Conv2d(const Conv2dOptions& o, Generator* gen) : Module("Conv2d"), o_(o)
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  return conv2d(x, weight, bias, o_.stride, o_.padding, o_.dilation, o_.groups);
+  Tensor y = conv2d(x, weight, bias, o_.stride, o_.padding, o_.dilation, o_.groups);
+  // Each output element takes (in/groups)·k² multiply-adds.
+  MacCounter::add(y.numel() * weight.size(1) * weight.size(2) * weight.size(3));
+  return y;
 }
 
 ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o, Generator* gen)
@@ -37,6 +41,8 @@ ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o, Generator* gen
 }
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {
+  // Each input element scatters into (out/groups)·k² outputs.
+  MacCounter::add(x.numel() * weight.size(1) * weight.size(2) * weight.size(3));
   return conv_transpose2d(x, weight, bias, o_.stride, o_.padding, o_.output_padding, o_.groups,
                           o_.dilation);
 }

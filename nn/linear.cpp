@@ -1,6 +1,7 @@
 #include "nn/linear.h"
 
 #include "nn/init.h"
+#include "nn/macs.h"
 #include "ops/linalg.h"
 
 namespace evit::nn {
@@ -17,6 +18,10 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool use_bias, Generat
   }
 }
 
-Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) {
+  Tensor y = linear(x, weight, bias);
+  MacCounter::add(y.numel() * weight.size(1));
+  return y;
+}
 
 }  // namespace evit::nn

@@ -1,5 +1,7 @@
 // In-place updates for tensors outside the graph: optimizer steps, running statistics, init.
 #include "autograd/grad_mode.h"
+#include <algorithm>
+
 #include "core/copy.h"
 #include "ops/iter/pointwise.h"
 #include "ops/pointwise.h"
@@ -76,7 +78,16 @@ Tensor& copy_(Tensor& dst, const Tensor& src) {
 
 Tensor& fill_(Tensor& t, double value) {
   check_inplace(t, "fill_");
-  copy_elements(t, full({}, value, {t.dtype(), t.device()}));
+  if (t.is_contiguous() && t.device().is_cpu()) {
+    dispatch_all(t.dtype(), "fill_", [&](auto tag) {
+      using T = decltype(tag);
+      T* p = static_cast<T*>(t.raw_data());
+      const T v = static_cast<T>(value);
+      parallel_for(0, t.numel(), kPointwiseGrain, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, v); });
+    });
+  } else {
+    copy_elements(t, full({}, value, {t.dtype(), t.device()}));
+  }
   t.bump_version();
   return t;
 }

@@ -1,0 +1,269 @@
+// The EfficientViT model zoo against the reference: parameter counts and state-dict layouts
+// (spec §8, §9) and the golden forward values of §8.5 (deterministic weights and input).
+#include <cmath>
+#include <map>
+
+#include "autograd/grad_mode.h"
+#include "ops/ops.h"
+#include "tests/support/test_util.h"
+#include "zoo/lite_mla.h"
+#include "zoo/models.h"
+#include "zoo/profile.h"
+
+using namespace evit;
+
+namespace {
+
+// The deterministic weight fill of spec §8.5, applied to every state-dict tensor of `m`.
+void fill_deterministic(nn::Module& m) {
+  TensorMap sd = m.state_dict();
+  TensorMap filled;
+  for (auto& [key, t] : sd) {
+    if (key.size() >= 19 && key.compare(key.size() - 19, 19, "num_batches_tracked") == 0) continue;
+    uint64_t acc = 0;
+    for (size_t i = 0; i < key.size(); ++i) acc += (i + 1) * static_cast<unsigned char>(key[i]);
+    const double phi = 2 * M_PI * static_cast<double>(acc % 9973) / 9973.0;
+    const int64_t n = t.numel();
+    std::vector<double> v(n);
+    auto ends_with = [&](const std::string& s) {
+      return key.size() >= s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0;
+    };
+    for (int64_t j = 0; j < n; ++j) {
+      double s = std::sin(0.37 * static_cast<double>(j) + phi);
+      if (ends_with("running_mean")) v[j] = 0.05 * s;
+      else if (ends_with("running_var")) v[j] = 1 + 0.25 * (s + 1);
+      else if (t.dim() >= 2) v[j] = s / std::sqrt(static_cast<double>(n) / static_cast<double>(t.size(0)));
+      else if (ends_with("weight")) v[j] = 1 + 0.1 * s;
+      else if (ends_with("bias")) v[j] = 0.02 * s;
+      else v[j] = s;
+    }
+    filled[key] = from_vector<double>(v, t.sizes()).to(DType::f32);
+  }
+  for (auto& [key, t] : sd)
+    if (!filled.count(key)) filled[key] = t;
+  m.load_state_dict(filled);
+}
+
+Tensor sine_input(const Shape& shape) {
+  int64_t n = shape_numel(shape);
+  std::vector<double> v(n);
+  for (int64_t j = 0; j < n; ++j) v[j] = std::sin(0.013 * static_cast<double>(j));
+  return from_vector<double>(v, shape).to(DType::f32);
+}
+
+struct Golden {
+  double sum, abs_sum;
+  std::vector<double> first;
+};
+
+void check_golden(const Tensor& y, const Golden& g) {
+  std::vector<double> v = y.to_vector<double>();
+  double s = 0, a = 0;
+  for (double x : v) s += x, a += std::abs(x);
+  INFO("sum " << s << " (expected " << g.sum << "), abs sum " << a << " (expected " << g.abs_sum << ")");
+  // Σy can be a small difference of large terms: compare it relative to Σ|y|.
+  REQUIRE(std::abs(s - g.sum) <= 1e-4 * std::abs(g.abs_sum));
+  REQUIRE(std::abs(a - g.abs_sum) <= 1e-4 * std::abs(g.abs_sum));
+  for (size_t i = 0; i < g.first.size(); ++i) {
+    INFO("y[" << i << "] = " << v[i] << ", expected " << g.first[i]);
+    REQUIRE(std::abs(v[i] - g.first[i]) <= 1e-4 * std::max(1.0, std::abs(g.first[i])) + 2e-5);
+  }
+}
+
+int64_t state_numel(const nn::Module& m) {
+  int64_t n = 0;
+  for (auto& [k, t] : m.state_dict()) n += t.numel();
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("classification models have the reference parameter counts and key counts", "[zoo]") {
+  struct Row {
+    const char* name;
+    int64_t params, backbone, keys, state;
+  };
+  const Row rows[] = {
+      {"efficientvit-b0", 3410008, 682608, 197, 3415394},
+      {"efficientvit-b1", 9102024, 4643936, 272, 9115467},
+      {"efficientvit-b2", 24330712, 14977008, 365, 24357303},
+      {"efficientvit-b3", 48646056, 38997440, 514, 48693930},
+      {"efficientvit-l1", 52654088, 38037280, 271, 52682728},
+      {"efficientvit-l2", 63707016, 49090208, 353, 63742706},
+  };
+  for (const Row& r : rows) {
+    INFO(r.name);
+    auto m = std::dynamic_pointer_cast<zoo::EfficientViTCls>(zoo::create_model(r.name));
+    REQUIRE(m->num_parameters() == r.params);
+    REQUIRE(m->backbone->num_parameters() == r.backbone);
+    REQUIRE(static_cast<int64_t>(m->state_dict().size()) == r.keys);
+    REQUIRE(state_numel(*m) == r.state);
+  }
+}
+
+TEST_CASE("segmentation models have the reference parameter counts and key counts", "[zoo]") {
+  struct Row {
+    const char* name;
+    int64_t params, head, keys, state;
+  };
+  const Row rows[] = {
+      {"efficientvit-seg-b0-cityscapes", 706691, 24083, 230, 711059},
+      {"efficientvit-seg-b1-cityscapes", 4803443, 159507, 341, 4818178},
+      {"efficientvit-seg-b2-cityscapes", 15323779, 346771, 434, 15352302},
+      {"efficientvit-seg-b3-cityscapes", 39603155, 605715, 583, 39655137},
+      {"efficientvit-seg-l1-cityscapes", 40242227, 2204947, 316, 40269339},
+      {"efficientvit-seg-l2-cityscapes", 52607923, 3517715, 422, 52644137},
+      {"efficientvit-seg-b1-ade20k", 4791414, 147478, 335, 4805636},
+      {"efficientvit-seg-b2-ade20k", 15293382, 316374, 428, 15321136},
+      {"efficientvit-seg-b3-ade20k", 39546198, 548758, 577, 39597155},
+      {"efficientvit-seg-l1-ade20k", 40409526, 2372246, 322, 40438687},
+      {"efficientvit-seg-l2-ade20k", 51462454, 2372246, 404, 51498665},
+  };
+  for (const Row& r : rows) {
+    INFO(r.name);
+    auto m = std::dynamic_pointer_cast<zoo::EfficientViTSeg>(zoo::create_model(r.name));
+    REQUIRE(m->num_parameters() == r.params);
+    REQUIRE(m->head->num_parameters() == r.head);
+    REQUIRE(static_cast<int64_t>(m->state_dict().size()) == r.keys);
+    REQUIRE(state_numel(*m) == r.state);
+  }
+}
+
+TEST_CASE("SAM backbones have the reference parameter counts", "[zoo]") {
+  const std::pair<const char*, int64_t> rows[] = {
+      {"l0", 27805472}, {"l1", 38037280}, {"l2", 49090208}, {"xl0", 96622752}, {"xl1", 167266976}};
+  for (auto& [name, params] : rows) {
+    INFO(name);
+    REQUIRE(zoo::make_backbone(name, 1e-6)->num_parameters() == params);
+  }
+}
+
+TEST_CASE("state-dict keys follow the reference layout", "[zoo]") {
+  auto b1 = zoo::create_model("efficientvit-b1")->state_dict();
+  const std::pair<const char*, Shape> expected[] = {
+      {"backbone.input_stem.op_list.0.conv.weight", {16, 3, 3, 3}},
+      {"backbone.input_stem.op_list.1.main.depth_conv.conv.weight", {16, 1, 3, 3}},
+      {"backbone.input_stem.op_list.1.main.point_conv.norm.running_var", {16}},
+      {"backbone.stages.0.op_list.0.main.inverted_conv.conv.weight", {64, 16, 1, 1}},
+      {"backbone.stages.2.op_list.0.main.inverted_conv.conv.bias", {256}},
+      {"backbone.stages.2.op_list.1.context_module.main.qkv.conv.weight", {384, 128, 1, 1}},
+      {"backbone.stages.2.op_list.1.context_module.main.aggreg.0.0.weight", {384, 1, 5, 5}},
+      {"backbone.stages.2.op_list.1.context_module.main.aggreg.0.1.weight", {384, 16, 1, 1}},
+      {"backbone.stages.2.op_list.1.context_module.main.proj.conv.weight", {128, 256, 1, 1}},
+      {"backbone.stages.2.op_list.1.context_module.main.proj.norm.num_batches_tracked", {}},
+      {"backbone.stages.2.op_list.1.local_module.main.depth_conv.conv.bias", {512}},
+      {"head.op_list.0.conv.weight", {1536, 256, 1, 1}},
+      {"head.op_list.2.linear.weight", {1600, 1536}},
+      {"head.op_list.2.norm.weight", {1600}},
+      {"head.op_list.3.linear.weight", {1000, 1600}},
+      {"head.op_list.3.linear.bias", {1000}},
+  };
+  for (auto& [k, s] : expected) {
+    INFO(k);
+    REQUIRE(b1.count(k) == 1);
+    REQUIRE(b1.at(k).sizes() == s);
+  }
+  REQUIRE(b1.at("backbone.stages.2.op_list.1.context_module.main.proj.norm.num_batches_tracked").dtype() ==
+          DType::i64);
+  auto seg = zoo::create_model("efficientvit-seg-b1-cityscapes")->state_dict();
+  for (const char* k : {"head.input_ops.0.op_list.0.conv.weight", "head.input_ops.1.op_list.0.norm.weight",
+                        "head.input_ops.2.conv.weight", "head.middle.op_list.2.main.point_conv.norm.bias",
+                        "head.output_ops.0.op_list.0.conv.weight", "head.output_ops.0.op_list.1.conv.bias"}) {
+    INFO(k);
+    REQUIRE(seg.count(k) == 1);
+  }
+  auto l2 = zoo::create_model("efficientvit-seg-l2-ade20k")->state_dict();
+  for (const char* k : {"backbone.stages.0.op_list.0.conv.weight", "backbone.stages.0.op_list.1.main.conv1.conv.weight",
+                        "backbone.stages.1.op_list.0.main.spatial_conv.conv.weight",
+                        "backbone.stages.4.op_list.1.context_module.main.qkv.conv.weight",
+                        "head.middle.op_list.0.main.spatial_conv.norm.running_mean",
+                        "head.output_ops.0.op_list.1.conv.bias"}) {
+    INFO(k);
+    REQUIRE(l2.count(k) == 1);
+  }
+  auto l1 = zoo::create_model("efficientvit-l1")->state_dict();
+  REQUIRE(l1.count("backbone.stages.3.op_list.0.main.inverted_conv.conv.bias") == 1);
+  REQUIRE(l1.count("backbone.input_stem.op_list.0.conv.weight") == 0);
+}
+
+TEST_CASE("LiteMLA and EfficientViTBlock reproduce the reference golden values", "[zoo]") {
+  NoGradGuard no_grad;
+  SECTION("LiteMLA linear path") {
+    auto m = std::make_shared<zoo::LiteMLA>(16, 16, 8, std::vector<int64_t>{5}, zoo::NormSpec{"bn2d", 1e-5});
+    fill_deterministic(*m);
+    m->eval();
+    check_golden(m->forward(sine_input({2, 16, 6, 6})),
+                 {48.5932, 588.073, {-0.0813109, -0.0812599, -0.0811851, 0.0287315}});
+  }
+  SECTION("LiteMLA quadratic path") {
+    auto m = std::make_shared<zoo::LiteMLA>(16, 16, 8, std::vector<int64_t>{5}, zoo::NormSpec{"bn2d", 1e-5});
+    fill_deterministic(*m);
+    m->eval();
+    check_golden(m->forward(sine_input({1, 16, 2, 2})),
+                 {-3.65857, 27.6715, {0.573206, 0.573039, 0.571961, 0.572310}});
+  }
+  SECTION("EfficientViTBlock hswish") {
+    auto m = std::make_shared<zoo::EfficientViTBlock>(32, 16, 4, std::vector<int64_t>{5},
+                                                      zoo::NormSpec{"bn2d", 1e-5}, "hswish");
+    fill_deterministic(*m);
+    m->eval();
+    check_golden(m->forward(sine_input({1, 32, 8, 8})),
+                 {63.1107, 1289.83, {-0.0746105, -0.0629920, -0.0500051, -0.0370247}});
+  }
+  SECTION("EfficientViTBlock gelu") {
+    auto m = std::make_shared<zoo::EfficientViTBlock>(64, 32, 6, std::vector<int64_t>{3},
+                                                      zoo::NormSpec{"bn2d", 1e-7}, "gelu");
+    fill_deterministic(*m);
+    m->eval();
+    check_golden(m->forward(sine_input({1, 64, 8, 8})),
+                 {146.281, 2625.40, {0.0303588, 0.0443428, 0.0574425, 0.0705393}});
+  }
+}
+
+TEST_CASE("full models reproduce the reference golden values", "[zoo]") {
+  NoGradGuard no_grad;
+  struct Row {
+    const char* name;
+    Shape input;
+    Golden g;
+  };
+  const Row rows[] = {
+      {"efficientvit-b0", {1, 3, 224, 224}, {-0.111149, 277.452, {-0.416516, 0.337954, -0.0171015, -0.286881}}},
+      {"efficientvit-b0", {1, 3, 64, 64}, {-0.110772, 280.575, {-0.421320, 0.342810, -0.0191992, -0.288756}}},
+      {"efficientvit-b1", {1, 3, 224, 224}, {-0.0117526, 321.557, {-0.486067, -0.0702608, 0.480608, 0.264109}}},
+      {"efficientvit-l1", {1, 3, 224, 224}, {-1.19289, 745.905, {-1.13773, 1.15692, -0.957834, 0.652104}}},
+      {"efficientvit-seg-b0-cityscapes", {1, 3, 256, 512},
+       {-190.624, 5737.91, {0.0903442, 0.0903966, 0.0904208, 0.0904090}}},
+      {"efficientvit-seg-b1-ade20k", {1, 3, 256, 256}, {1418.84, 149480, {-0.826351, -0.793103, -0.790166, -0.788282}}},
+      {"efficientvit-seg-l1-cityscapes", {1, 3, 256, 512},
+       {-21606.0, 65961.8, {-0.976225, -0.977623, -0.978987, -0.980839}}},
+  };
+  for (const Row& r : rows) {
+    INFO(r.name << " " << shape_str(r.input));
+    auto m = zoo::create_model(r.name);
+    fill_deterministic(*m);
+    m->eval();
+    check_golden(m->forward(sine_input(r.input)), r.g);
+  }
+}
+
+TEST_CASE("MACs agree with the reference counts within 0.5%", "[zoo]") {
+  struct Row {
+    const char* name;
+    Shape input;
+    double gmacs;
+  };
+  const Row rows[] = {
+      {"efficientvit-b0", {1, 3, 224, 224}, 0.100},  {"efficientvit-b1", {1, 3, 224, 224}, 0.519},
+      {"efficientvit-b1", {1, 3, 288, 288}, 0.856},  {"efficientvit-b2", {1, 3, 224, 224}, 1.585},
+      {"efficientvit-l1", {1, 3, 224, 224}, 5.258},  {"efficientvit-l2", {1, 3, 224, 224}, 6.950},
+      {"efficientvit-seg-b1-ade20k", {1, 3, 512, 512}, 3.09},
+  };
+  for (const Row& r : rows) {
+    auto m = zoo::create_model(r.name);
+    zoo::ModelProfile p = zoo::profile_model(*m, r.input);
+    INFO(r.name << " " << shape_str(r.input) << ": " << p.macs << " MACs, expected " << r.gmacs << "G");
+    REQUIRE(std::abs(static_cast<double>(p.macs) / 1e9 - r.gmacs) <= 0.005 * r.gmacs);
+    REQUIRE(p.params == m->num_parameters());
+  }
+}

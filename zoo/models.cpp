@@ -1,0 +1,131 @@
+#include "zoo/models.h"
+
+#include <sstream>
+
+#include "zoo/sr.h"
+
+namespace evit::zoo {
+
+EfficientViTCls::EfficientViTCls(std::shared_ptr<Backbone> bb, const ClsHeadConfig& h)
+    : Model("EfficientViTCls") {
+  backbone = register_module("backbone", std::move(bb));
+  head = register_module("head", std::make_shared<ClsHead>(h));
+}
+
+FeatureMap EfficientViTCls::forward_with_features(const Tensor& x) {
+  FeatureMap f = backbone->forward_features(x);
+  f["output"] = head->forward(f.at("stage_final"));
+  return f;
+}
+
+EfficientViTSeg::EfficientViTSeg(std::shared_ptr<Backbone> bb, const SegHeadConfig& h)
+    : Model("EfficientViTSeg") {
+  backbone = register_module("backbone", std::move(bb));
+  head = register_module("head", std::make_shared<SegHead>(h));
+}
+
+FeatureMap EfficientViTSeg::forward_with_features(const Tensor& x) {
+  FeatureMap f = backbone->forward_features(x);
+  f["output"] = head->forward_features(f);
+  return f;
+}
+
+namespace {
+
+struct ClsSpec {
+  const char* backbone;
+  int64_t in, w0, w1;
+};
+
+std::shared_ptr<Model> build_cls(const ClsSpec& s) {
+  bool large = s.backbone[0] == 'l';
+  ClsHeadConfig h;
+  h.in = s.in;
+  h.widths = {s.w0, s.w1};
+  h.norm = {"bn2d", large ? 1e-7 : 1e-5};
+  h.act = large ? "gelu" : "hswish";
+  return std::make_shared<EfficientViTCls>(make_backbone(s.backbone), h);
+}
+
+struct SegSpec {
+  const char* backbone;
+  std::vector<int64_t> in_channels;
+  int64_t width, depth;
+  double expand;
+  const char* middle;
+  int64_t final_expand, classes;
+};
+
+std::shared_ptr<Model> build_seg(const SegSpec& s) {
+  bool large = s.backbone[0] == 'l';
+  SegHeadConfig h;
+  h.in_channels = s.in_channels;
+  h.width = s.width;
+  h.depth = s.depth;
+  h.expand = s.expand;
+  h.middle_op = s.middle;
+  h.final_expand = s.final_expand;
+  h.classes = s.classes;
+  h.norm = {"bn2d", large ? 1e-7 : 1e-5};
+  h.act = large ? "gelu" : "hswish";
+  return std::make_shared<EfficientViTSeg>(make_backbone(s.backbone), h);
+}
+
+std::vector<ModelInfo> make_registry() {
+  std::vector<ModelInfo> r;
+  const std::vector<std::pair<std::string, ClsSpec>> cls = {
+      {"b0", {"b0", 128, 1024, 1280}},  {"b1", {"b1", 256, 1536, 1600}},
+      {"b2", {"b2", 384, 2304, 2560}},  {"b3", {"b3", 512, 2304, 2560}},
+      {"l1", {"l1", 512, 3072, 3200}},  {"l2", {"l2", 512, 3072, 3200}},
+      {"l3", {"l3", 1024, 6144, 6400}},
+  };
+  for (auto& [n, s] : cls)
+    r.push_back({"efficientvit-" + n, "classification", "EfficientViT-" + n + " ImageNet classifier (1000 classes)",
+                 [s = s] { return build_cls(s); }});
+  const std::vector<std::pair<std::string, SegSpec>> seg = {
+      {"b0-cityscapes", {"b0", {128, 64, 32}, 32, 1, 4, "mbconv", 4, 19}},
+      {"b1-cityscapes", {"b1", {256, 128, 64}, 64, 3, 4, "mbconv", 4, 19}},
+      {"b1-ade20k", {"b1", {256, 128, 64}, 64, 3, 4, "mbconv", 0, 150}},
+      {"b2-cityscapes", {"b2", {384, 192, 96}, 96, 3, 4, "mbconv", 4, 19}},
+      {"b2-ade20k", {"b2", {384, 192, 96}, 96, 3, 4, "mbconv", 0, 150}},
+      {"b3-cityscapes", {"b3", {512, 256, 128}, 128, 3, 4, "mbconv", 4, 19}},
+      {"b3-ade20k", {"b3", {512, 256, 128}, 128, 3, 4, "mbconv", 0, 150}},
+      {"l1-cityscapes", {"l1", {512, 256, 128}, 256, 3, 1, "fmbconv", 0, 19}},
+      {"l1-ade20k", {"l1", {512, 256, 128}, 128, 3, 4, "fmbconv", 8, 150}},
+      {"l2-cityscapes", {"l2", {512, 256, 128}, 256, 5, 1, "fmbconv", 0, 19}},
+      {"l2-ade20k", {"l2", {512, 256, 128}, 128, 3, 4, "fmbconv", 8, 150}},
+  };
+  for (auto& [n, s] : seg)
+    r.push_back({"efficientvit-seg-" + n, "segmentation",
+                 "EfficientViT segmentation " + n + " (logits at stride 8)", [s = s] { return build_seg(s); }});
+  for (int64_t scale : {2, 3, 4})
+    for (auto [suffix, width] : {std::pair<const char*, int64_t>{"", 64}, {"-w0.75", 48}}) {
+      std::string n = "efficientvit-sr-x" + std::to_string(scale) + suffix;
+      r.push_back({n, "super_resolution",
+                   "EfficientViT-SR x" + std::to_string(scale) + " (width " + std::to_string(width) + ")",
+                   [scale, width] {
+                     SRConfig c;
+                     c.scale = scale;
+                     c.width = width;
+                     return std::make_shared<EfficientViTSR>(c);
+                   }});
+    }
+  return r;
+}
+
+}  // namespace
+
+const std::vector<ModelInfo>& model_registry() {
+  static const std::vector<ModelInfo> r = make_registry();
+  return r;
+}
+
+std::shared_ptr<Model> create_model(const std::string& name) {
+  for (auto& m : model_registry())
+    if (m.name == name) return m.build();
+  std::ostringstream known;
+  for (auto& m : model_registry()) known << " " << m.name;
+  EVIT_THROW("unknown model '", name, "'; known models:", known.str());
+}
+
+}  // namespace evit::zoo

@@ -1,0 +1,34 @@
+// EfficientViT-SR: evit's super-resolution model built from EfficientViT blocks (see
+// docs/models.md for the design and its reasoning; the paper's SR architecture was never
+// released).
+//
+//   x (LR, RGB in [0,1]) -> stem: 3×3 conv 3->C
+//     -> body: n × EfficientViTBlock(C, dim 16, expand e, scales (5,), ln2d, hswish)
+//        -> 3×3 conv C->C, + stem output (body residual)
+//     -> upsampler: 3×3 conv C->3·r² -> pixel_shuffle(r)
+//     + bicubic(x, ×r) (global residual: the network learns only the missing detail)
+#pragma once
+#include "zoo/models.h"
+
+namespace evit::zoo {
+
+struct SRConfig {
+  int64_t scale = 2;   // 2, 3 or 4
+  int64_t width = 64;  // C
+  int64_t depth = 8;   // EfficientViT blocks
+  int64_t dim = 16;    // attention head dim
+  double expand = 2;   // MBConv expansion inside each block
+};
+
+class EfficientViTSR : public Model {
+ public:
+  explicit EfficientViTSR(const SRConfig& c);
+  FeatureMap forward_with_features(const Tensor& x) override;
+  int64_t scale() const { return c_.scale; }
+
+ private:
+  SRConfig c_;
+  std::shared_ptr<nn::Module> stem_, body_, body_conv_, upsampler_;
+};
+
+}  // namespace evit::zoo
