@@ -98,6 +98,19 @@ int64_t Module::num_parameters() const {
   return n;
 }
 
+void Module::collect_ordered(const std::string& prefix, NamedTensors& out) const {
+  for (auto& [n, t] : params_) out.emplace_back(prefix + n, t.detach());
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    if (buffer_persistent_[i]) out.emplace_back(prefix + buffers_[i].first, buffers_[i].second.detach());
+  for (auto& [n, c] : children_) c->collect_ordered(prefix + n + ".", out);
+}
+
+NamedTensors Module::ordered_state() const {
+  NamedTensors out;
+  collect_ordered("", out);
+  return out;
+}
+
 TensorMap Module::state_dict() const {
   NamedTensors all;
   collect("", true, false, true, all);
@@ -176,6 +189,23 @@ void Module::load(const std::string& path, bool strict) {
     load_state_dict(load_safetensors(path), strict);
   } catch (const Error& e) {
     EVIT_THROW("loading weights from '", path, "': ", e.what());
+  }
+}
+
+void Module::to(DType dtype) {
+  NamedTensors all;
+  collect("", true, false, true, all);
+  collect("", false, false, true, all);
+  for (auto& [k, t] : all) {
+    if (!is_floating(t.dtype()) || t.dtype() == dtype) continue;
+    Tensor converted = t.detach().to(dtype).contiguous();
+    TensorImpl& impl = t.impl();
+    impl.storage = converted.impl().storage;
+    impl.offset = converted.storage_offset();
+    impl.strides = converted.strides();
+    impl.dtype = dtype;
+    t.set_grad(Tensor());
+    t.bump_version();
   }
 }
 

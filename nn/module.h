@@ -55,6 +55,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // ---- state ----
   // Parameters and persistent buffers, by full key.
   TensorMap state_dict() const;
+  // The same entries in PyTorch's state_dict order: each module's parameters, then its
+  // persistent buffers, then its children's entries.
+  NamedTensors ordered_state() const;
   // Copies tensors into this module's parameters and buffers (in place, so every alias sees the
   // new values). strict: every problem — missing keys, unexpected keys, shape or dtype
   // mismatches — is collected and reported in one error. Non-strict: loads what matches and
@@ -63,6 +66,11 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<std::string> load_state_dict(const TensorMap& state, bool strict = true);
   void save(const std::string& path) const;
   void load(const std::string& path, bool strict = true);
+
+  // Converts every floating parameter and buffer to `dtype` in place: the tensors keep their
+  // identity (every alias, e.g. a layer's `weight` member, sees the converted data). Gradients
+  // are dropped.
+  void to(DType dtype);
 
   // ---- modes ----
   void train(bool on = true);
@@ -78,6 +86,7 @@ class Module : public std::enable_shared_from_this<Module> {
   void check_new_name(const std::string& name) const;
   void collect(const std::string& prefix, bool params, bool persistent_only, bool recurse,
                NamedTensors& out) const;
+  void collect_ordered(const std::string& prefix, NamedTensors& out) const;
 
   std::string type_name_;
   NamedTensors params_;

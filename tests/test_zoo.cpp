@@ -3,6 +3,8 @@
 #include <cmath>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "autograd/grad_mode.h"
 #include "ops/ops.h"
 #include "tests/support/test_util.h"
@@ -266,4 +268,71 @@ TEST_CASE("MACs agree with the reference counts within 0.5%", "[zoo]") {
     REQUIRE(std::abs(static_cast<double>(p.macs) / 1e9 - r.gmacs) <= 0.005 * r.gmacs);
     REQUIRE(p.params == m->num_parameters());
   }
+}
+
+TEST_CASE("state dicts equal the reference layout key for key, in order", "[zoo]") {
+  std::string path = std::string(EVIT_GOLDEN_DIR) + "/zoo_keys.json";
+  auto j = nlohmann::json::parse(read_file(path));
+  for (auto& [name, entries] : j.at("models").items()) {
+    INFO(name);
+    auto state = zoo::create_model(name)->ordered_state();
+    REQUIRE(state.size() == entries.size());
+    for (size_t i = 0; i < state.size(); ++i) {
+      const auto& e = entries[i];
+      INFO("entry " << i << ": reference " << e[0].get<std::string>() << ", evit " << state[i].first);
+      REQUIRE(state[i].first == e[0].get<std::string>());
+      REQUIRE(state[i].second.sizes() == e[1].get<Shape>());
+      REQUIRE(std::string(state[i].second.dtype() == DType::i64 ? "I64" : "F32") == e[2].get<std::string>());
+    }
+  }
+}
+
+TEST_CASE("seg-B0 and B1 pass a fast gradcheck end to end", "[zoo]") {
+  // The whole model in f64 on a tiny input. Eval mode keeps BatchNorm a fixed affine map, so
+  // the finite differences see the same function the backward pass differentiates.
+  for (auto [name, input] : {std::pair<const char*, Shape>{"efficientvit-seg-b0-cityscapes", {1, 3, 32, 32}},
+                             {"efficientvit-b1", {1, 3, 32, 32}}}) {
+    INFO(name);
+    auto m = zoo::create_model(name);
+    m->to(DType::f64);
+    m->eval();
+    Tensor x = test::random_leaf(input, -1, 1, 5);
+    GradcheckOptions o;
+    o.fast = true;
+    o.fast_repeats = 2;
+    // Parameters are leaves too: listing them makes gradcheck perturb and check them as well.
+    std::vector<Tensor> inputs{x};
+    for (auto& p : m->parameters()) inputs.push_back(p);
+    auto fn = [&](const std::vector<Tensor>& in) { return m->forward(in[0]); };
+    auto r = gradcheck(fn, inputs, o);
+    INFO(r.message);
+    REQUIRE(r.ok);
+    // Every parameter receives a gradient.
+    m->zero_grad();
+    sum(m->forward(x)).backward();
+    for (auto& [k, p] : m->named_parameters()) {
+      INFO(k);
+      REQUIRE(p.grad().defined());
+      REQUIRE(p.grad().dtype() == DType::f64);
+    }
+  }
+}
+
+TEST_CASE("train and eval modes differ exactly where BatchNorm says", "[zoo]") {
+  NoGradGuard no_grad;
+  auto m = zoo::create_model("efficientvit-b0");
+  Tensor x = randn({2, 3, 64, 64});
+  m->eval();
+  Tensor e1 = m->forward(x), e2 = m->forward(x);
+  REQUIRE(test::bitwise_equal(e1, e2));  // eval is deterministic and stateless
+  auto bn_state = [&] { return m->state_dict().at("backbone.input_stem.op_list.0.norm.running_mean").clone(); };
+  Tensor before = bn_state();
+  m->eval();
+  m->forward(x);
+  REQUIRE(test::bitwise_equal(before, bn_state()));  // eval never touches running stats
+  m->train();
+  Tensor t1 = m->forward(x);
+  REQUIRE_FALSE(test::bitwise_equal(before, bn_state()));  // training updates them
+  REQUIRE_FALSE(test::bitwise_equal(t1, e1));                // and normalises with batch stats
+  REQUIRE(m->state_dict().at("backbone.input_stem.op_list.0.norm.num_batches_tracked").item<int64_t>() == 1);
 }
