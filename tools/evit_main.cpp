@@ -1,0 +1,30 @@
+// evit: the command-line front end (models, info, forward; train/eval/predict/export follow).
+#include <iostream>
+#include <map>
+
+#include "core/error.h"
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"evit: EfficientViT training, evaluation and export without Python"};
+  app.require_subcommand(1);
+  std::map<CLI::App*, evit::cli::Runner> runners;
+  for (auto add : {evit::cli::add_models_command, evit::cli::add_info_command,
+                   evit::cli::add_forward_command}) {
+    size_t before = app.get_subcommands({}).size();
+    evit::cli::Runner r = add(app);
+    runners[app.get_subcommands({}).at(before)] = r;
+  }
+  CLI11_PARSE(app, argc, argv);
+  try {
+    for (auto& [sub, run] : runners)
+      if (sub->parsed()) return run();
+  } catch (const evit::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
