@@ -1,0 +1,112 @@
+#include "optim/adamw.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "core/parallel.h"
+
+namespace evit::optim {
+
+std::vector<ParamGroup> param_groups_by_name(const nn::Module& m, double lr, double weight_decay,
+                                             const std::vector<std::string>& no_decay_keywords) {
+  ParamGroup decay{{}, lr, weight_decay}, no_decay{{}, lr, 0.0};
+  for (auto& [name, p] : m.named_parameters()) {
+    bool skip = false;
+    for (auto& k : no_decay_keywords) skip = skip || name.find(k) != std::string::npos;
+    (skip ? no_decay : decay).params.emplace_back(name, p);
+  }
+  std::vector<ParamGroup> out;
+  if (!decay.params.empty()) out.push_back(decay);
+  if (!no_decay.params.empty()) out.push_back(no_decay);
+  return out;
+}
+
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : groups_(std::move(groups)), o_(options) {
+  for (auto& g : groups_)
+    for (auto& [name, p] : g.params) {
+      EVIT_CHECK(!state_.count(name), "AdamW: parameter '", name, "' appears in two groups");
+      EVIT_CHECK(is_floating(p.dtype()), "AdamW: parameter '", name, "' is ", p.desc());
+      state_[name] = State{zeros_like(p), zeros_like(p), 0};
+    }
+}
+
+void AdamW::set_lr(double lr) {
+  for (auto& g : groups_) g.lr = lr;
+}
+
+void AdamW::zero_grad() {
+  for (auto& g : groups_)
+    for (auto& [name, p] : g.params) p.set_grad(Tensor());
+}
+
+void AdamW::step() {
+  NoGradGuard no_grad;
+  for (auto& g : groups_) {
+    for (auto& [name, p] : g.params) {
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      State& s = state_.at(name);
+      s.step += 1;
+      const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(s.step));
+      const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(s.step));
+      const double step_size = g.lr / bc1;
+      const double bc2_sqrt = std::sqrt(bc2);
+      const double decay = 1.0 - g.lr * g.weight_decay;
+      Tensor gc = grad.contiguous();
+      EVIT_CHECK(p.is_contiguous(), "AdamW: parameter '", name, "' is not contiguous");
+      dispatch_floating(p.dtype(), "AdamW", [&](auto tag) {
+        using T = decltype(tag);
+        T* w = p.data_ptr<T>();
+        const T* gr = gc.data_ptr<T>();
+        T* m = s.exp_avg.data_ptr<T>();
+        T* v = s.exp_avg_sq.data_ptr<T>();
+        const T b1 = static_cast<T>(o_.beta1), b2 = static_cast<T>(o_.beta2);
+        const T eps = static_cast<T>(o_.eps), ss = static_cast<T>(step_size);
+        const T c2 = static_cast<T>(bc2_sqrt), dec = static_cast<T>(decay);
+        parallel_for(0, p.numel(), kPointwiseGrain, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) {
+            w[i] *= dec;
+            m[i] = b1 * m[i] + (T(1) - b1) * gr[i];
+            v[i] = b2 * v[i] + (T(1) - b2) * gr[i] * gr[i];
+            w[i] -= ss * m[i] / (std::sqrt(v[i]) / c2 + eps);
+          }
+        });
+      });
+      p.bump_version();
+    }
+  }
+}
+
+TensorMap AdamW::state_dict() const {
+  TensorMap out;
+  for (auto& [name, s] : state_) {
+    out[name + ".exp_avg"] = s.exp_avg.detach();
+    out[name + ".exp_avg_sq"] = s.exp_avg_sq.detach();
+    out[name + ".step"] = full({}, static_cast<double>(s.step), DType::i64);
+  }
+  return out;
+}
+
+void AdamW::load_state_dict(const TensorMap& state) {
+  NoGradGuard no_grad;
+  for (auto& [key, t] : state) {
+    auto dot = key.rfind('.');
+    EVIT_CHECK(dot != std::string::npos, "AdamW state: bad key '", key, "'");
+    std::string name = key.substr(0, dot), field = key.substr(dot + 1);
+    auto it = state_.find(name);
+    EVIT_CHECK(it != state_.end(), "AdamW state: '", key, "' names no parameter of this optimizer");
+    State& s = it->second;
+    if (field == "step") {
+      s.step = t.item<int64_t>();
+    } else if (field == "exp_avg" || field == "exp_avg_sq") {
+      Tensor& dst = field == "exp_avg" ? s.exp_avg : s.exp_avg_sq;
+      EVIT_CHECK(t.sizes() == dst.sizes(), "AdamW state: '", key, "' has shape ", shape_str(t.sizes()),
+                 ", parameter has ", shape_str(dst.sizes()));
+      dst = t.to(dst.dtype()).contiguous().clone();
+    } else {
+      EVIT_THROW("AdamW state: unknown field in '", key, "'");
+    }
+  }
+}
+
+}  // namespace evit::optim
