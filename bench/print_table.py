@@ -1,18 +1,21 @@
-"""Joins the evit and PyTorch benchmark outputs (JSON lines) into a Markdown table."""
+"""Joins the evit and PyTorch benchmark outputs (JSON lines) into a Markdown table.
+Usage: print_table.py EVIT.jsonl TORCH.jsonl THREADS TORCH_VERSION [WHAT IS TIMED]"""
 import json
 import sys
 
 
 def load(path):
     with open(path) as f:
-        return {r["op"]: r for r in map(json.loads, filter(str.strip, f))}
+        rows = [json.loads(line) for line in f if line.strip()]
+    return {r.get("op", r.get("case")): r for r in rows}
 
 
 evit, torch_, threads, version = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3], sys.argv[4]
-print(f"threads: {threads}, PyTorch {version}, median of {next(iter(evit.values()))['runs']} runs "
-      "(forward + backward, fresh random inputs)")
+what = sys.argv[5] if len(sys.argv) > 5 else "forward + backward"
+runs = next(iter(evit.values()))["runs"] if evit else 0
+print(f"threads: {threads}, PyTorch {version}, median of {runs} runs ({what}, fresh random inputs)")
 print()
-print("| op | evit ms | PyTorch ms | evit / PyTorch |")
+print("| case | evit ms | PyTorch ms | evit / PyTorch |")
 print("|---|---:|---:|---:|")
 for name, r in evit.items():
     t = torch_.get(name)

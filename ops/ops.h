@@ -1,6 +1,15 @@
 // Every op family of evit in one include.
 #pragma once
 #include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/conv.h"
+#include "ops/dropout.h"
+#include "ops/linalg.h"
+#include "ops/loss.h"
+#include "ops/norm.h"
 #include "ops/pointwise.h"
+#include "ops/pool.h"
 #include "ops/reduce.h"
+#include "ops/resize.h"
 #include "ops/shape.h"
+#include "ops/softmax.h"
