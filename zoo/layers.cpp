@@ -4,7 +4,9 @@
 #include "nn/conv.h"
 #include "nn/dropout.h"
 #include "nn/linear.h"
+#include "nn/macs.h"
 #include "nn/norm.h"
+#include "ops/conv.h"
 #include "ops/pointwise.h"
 #include "ops/shape.h"
 
@@ -38,6 +40,21 @@ ConvLayer::ConvLayer(const ConvLayerOptions& o) : nn::Module("ConvLayer") {
 
 Tensor ConvLayer::forward(const Tensor& x) {
   Tensor y = dropout_ ? dropout_->forward(x) : x;
+  auto bn = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm_);
+  if (bn && !bn->is_training()) {
+    // Eval-mode BatchNorm is a per-channel affine map: fold it into the convolution's weight and
+    // bias (with differentiable ops, so gradients still reach every parameter) and save a full
+    // pass over the activation.
+    auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
+    Tensor scale = mul(rsqrt(add(bn->running_var, bn->eps)), bn->weight);
+    Tensor shift = sub(bn->bias, mul(bn->running_mean, scale));
+    if (conv->bias.defined()) shift = add(shift, mul(conv->bias, scale));
+    Tensor w = mul(conv->weight, reshape(scale, {-1, 1, 1, 1}));
+    const auto& o = conv->options();
+    y = conv2d(y, w, shift, o.stride, o.padding, o.dilation, o.groups);
+    nn::MacCounter::add(y.numel() * w.size(1) * w.size(2) * w.size(3));
+    return act_ ? act_->forward(y) : y;
+  }
   y = conv_->forward(y);
   if (norm_) y = norm_->forward(y);
   if (act_) y = act_->forward(y);
