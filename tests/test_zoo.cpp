@@ -336,3 +336,28 @@ TEST_CASE("train and eval modes differ exactly where BatchNorm says", "[zoo]") {
   REQUIRE_FALSE(test::bitwise_equal(t1, e1));                // and normalises with batch stats
   REQUIRE(m->state_dict().at("backbone.input_stem.op_list.0.norm.num_batches_tracked").item<int64_t>() == 1);
 }
+
+TEST_CASE("EfficientViT-SR upscales by its factor and learns a residual over bicubic", "[zoo]") {
+  NoGradGuard no_grad;
+  for (auto [name, scale] : {std::pair<const char*, int64_t>{"efficientvit-sr-x2", 2},
+                             {"efficientvit-sr-x3", 3}, {"efficientvit-sr-x4-w0.75", 4}}) {
+    INFO(name);
+    auto m = zoo::create_model(name);
+    m->eval();
+    Tensor x = rand({1, 3, 12, 10});
+    auto f = m->forward_with_features(x);
+    REQUIRE(f.at("output").sizes() == Shape{1, 3, 12 * scale, 10 * scale});
+    REQUIRE(f.at("stage0").size(1) == (std::string(name).find("w0.75") != std::string::npos ? 48 : 64));
+    // With the upsampler zeroed the model is exactly bicubic interpolation (the global residual).
+    TensorMap sd = m->state_dict();
+    sd.at("upsampler.weight") = zeros(sd.at("upsampler.weight").sizes());
+    sd.at("upsampler.bias") = zeros(sd.at("upsampler.bias").sizes());
+    m->load_state_dict(sd);
+    Tensor bicubic = interpolate(x, {12 * scale, 10 * scale}, {}, InterpolateMode::bicubic, false);
+    REQUIRE(test::bitwise_equal(m->forward(x), bicubic));
+  }
+  auto full = zoo::create_model("efficientvit-sr-x2");
+  auto slim = zoo::create_model("efficientvit-sr-x2-w0.75");
+  REQUIRE(slim->num_parameters() < full->num_parameters() * 0.65);  // about 0.75² plus biases
+  REQUIRE_THROWS_WITH(full->forward(rand({1, 1, 8, 8})), Catch::Contains("[N,3,H,W]"));
+}
