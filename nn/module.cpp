@@ -192,21 +192,33 @@ void Module::load(const std::string& path, bool strict) {
   }
 }
 
+namespace {
+// Replaces t's data with `converted` in place, so every handle to t sees it.
+void rebind(const Tensor& t, const Tensor& converted) {
+  TensorImpl& impl = t.impl();
+  impl.storage = converted.impl().storage;
+  impl.offset = converted.storage_offset();
+  impl.strides = converted.strides();
+  impl.dtype = converted.dtype();
+  t.set_grad(Tensor());
+  t.bump_version();
+}
+}  // namespace
+
 void Module::to(DType dtype) {
   NamedTensors all;
   collect("", true, false, true, all);
   collect("", false, false, true, all);
-  for (auto& [k, t] : all) {
-    if (!is_floating(t.dtype()) || t.dtype() == dtype) continue;
-    Tensor converted = t.detach().to(dtype).contiguous();
-    TensorImpl& impl = t.impl();
-    impl.storage = converted.impl().storage;
-    impl.offset = converted.storage_offset();
-    impl.strides = converted.strides();
-    impl.dtype = dtype;
-    t.set_grad(Tensor());
-    t.bump_version();
-  }
+  for (auto& [k, t] : all)
+    if (is_floating(t.dtype()) && t.dtype() != dtype) rebind(t, t.detach().to(dtype).contiguous());
+}
+
+void Module::to(Device device) {
+  NamedTensors all;
+  collect("", true, false, true, all);
+  collect("", false, false, true, all);
+  for (auto& [k, t] : all)
+    if (t.device() != device) rebind(t, t.detach().to(device).contiguous());
 }
 
 void Module::train(bool on) {

@@ -71,6 +71,8 @@ class Module : public std::enable_shared_from_this<Module> {
   // identity (every alias, e.g. a layer's `weight` member, sees the converted data). Gradients
   // are dropped.
   void to(DType dtype);
+  // Moves every parameter and buffer to `device` in place (same identity rule as to(DType)).
+  void to(Device device);
 
   // ---- modes ----
   void train(bool on = true);

@@ -260,6 +260,8 @@ TEST_CASE("MACs agree with the reference counts within 0.5%", "[zoo]") {
       {"efficientvit-b1", {1, 3, 288, 288}, 0.856},  {"efficientvit-b2", {1, 3, 224, 224}, 1.585},
       {"efficientvit-l1", {1, 3, 224, 224}, 5.258},  {"efficientvit-l2", {1, 3, 224, 224}, 6.950},
       {"efficientvit-seg-b1-ade20k", {1, 3, 512, 512}, 3.09},
+      {"efficientvit-b3", {1, 3, 224, 224}, 3.954},  {"efficientvit-l3", {1, 3, 224, 224}, 27.587},
+      {"efficientvit-seg-b0-cityscapes", {1, 3, 1024, 2048}, 4.39},
   };
   for (const Row& r : rows) {
     auto m = zoo::create_model(r.name);
