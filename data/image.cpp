@@ -1,0 +1,133 @@
+// Image container, magic-byte dispatch and tensor conversions (codecs: png.cpp, jpeg.cpp).
+#include "data/image.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/safetensors.h"
+
+namespace evit {
+
+namespace {
+// Upper bound on decoded samples: protects against headers that claim absurd sizes (a 1 GB
+// allocation is already far beyond any training image).
+constexpr int64_t kMaxSamples = int64_t(1) << 30;
+}  // namespace
+
+Image::Image(int64_t h, int64_t w, int64_t c, int depth)
+    : height(h), width(w), channels(c), bit_depth(depth) {
+  EVIT_CHECK(h > 0 && w > 0, "Image: height and width must be positive, got ", h, "x", w);
+  EVIT_CHECK(c >= 1 && c <= 4, "Image: channels must be 1..4, got ", c);
+  EVIT_CHECK(depth == 8 || depth == 16, "Image: bit depth must be 8 or 16, got ", depth);
+  EVIT_CHECK(h <= kMaxSamples / w && h * w <= kMaxSamples / c, "Image: ", h, "x", w, "x", c,
+             " samples exceed the limit of ", kMaxSamples);
+  data.assign(static_cast<size_t>(h * w * c) * (depth / 8), 0);
+}
+
+uint32_t Image::at(int64_t y, int64_t x, int64_t c) const {
+  EVIT_CHECK(y >= 0 && y < height && x >= 0 && x < width && c >= 0 && c < channels,
+             "Image::at(", y, ", ", x, ", ", c, ") out of range for ", desc());
+  int64_t i = (y * width + x) * channels + c;
+  return bit_depth == 16 ? samples16()[i] : samples8()[i];
+}
+
+std::string Image::desc() const {
+  std::ostringstream os;
+  os << height << "x" << width << "x" << channels << (bit_depth == 16 ? " u16" : " u8");
+  return os.str();
+}
+
+// ---- dispatch ---------------------------------------------------------------------------------
+Image decode_image_bytes(std::string_view bytes, const std::string& source) {
+  static const unsigned char kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  auto starts = [&](const unsigned char* m, size_t n) {
+    return bytes.size() >= n && std::equal(m, m + n, reinterpret_cast<const unsigned char*>(bytes.data()));
+  };
+  static const unsigned char kJpeg[3] = {0xff, 0xd8, 0xff};
+  if (starts(kPng, 8)) return decode_png_bytes(bytes, source);
+  if (starts(kJpeg, 3)) return decode_jpeg_bytes(bytes, source);
+  EVIT_THROW("read_image: '", source, "' is neither a PNG nor a JPEG file (",
+             bytes.size() < 3 ? "file too short" : "unknown magic bytes", ")");
+}
+
+Image read_image(const std::string& path) { return decode_image_bytes(read_file(path), path); }
+Image decode_png(const std::string& path) { return decode_png_bytes(read_file(path), path); }
+Image decode_jpeg(const std::string& path) { return decode_jpeg_bytes(read_file(path), path); }
+
+void encode_png(const std::string& path, const Image& image) {
+  std::string bytes;
+  try {
+    bytes = encode_png_bytes(image);
+  } catch (const Error& e) {
+    EVIT_THROW("encode_png: cannot write '", path, "': ", e.what());
+  }
+  write_file_atomic(path, bytes);
+}
+
+// ---- conversions ------------------------------------------------------------------------------
+Tensor image_to_hwc_u8(const Image& image) {
+  EVIT_CHECK(image.numel() > 0, "image_to_hwc_u8: empty image");
+  Tensor t = empty({image.height, image.width, image.channels}, DType::u8);
+  uint8_t* out = t.data_ptr<uint8_t>();
+  const int64_t n = image.numel();
+  if (image.bit_depth == 8) {
+    std::copy(image.samples8(), image.samples8() + n, out);
+  } else {
+    const uint16_t* in = image.samples16();
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>((in[i] * 2 + 257) / 514);
+  }
+  return t;
+}
+
+Tensor image_to_chw_float(const Image& image, DType dtype) {
+  EVIT_CHECK(dtype == DType::f32 || dtype == DType::f64,
+             "image_to_chw_float: dtype must be f32 or f64, got ", dtype_name(dtype));
+  EVIT_CHECK(image.numel() > 0, "image_to_chw_float: empty image");
+  const int64_t H = image.height, W = image.width, C = image.channels;
+  Tensor t = empty({C, H, W}, dtype);
+  const double scale = 1.0 / image.max_value();
+  auto fill = [&](auto* out) {
+    using T = std::remove_pointer_t<decltype(out)>;
+    for (int64_t p = 0; p < H * W; ++p)
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t i = p * C + c;
+        const double v = image.bit_depth == 16 ? image.samples16()[i] : image.samples8()[i];
+        out[c * H * W + p] = static_cast<T>(v * scale);
+      }
+  };
+  if (dtype == DType::f32) fill(t.data_ptr<float>());
+  else fill(t.data_ptr<double>());
+  return t;
+}
+
+Image chw_float_to_image(const Tensor& chw) {
+  EVIT_CHECK(chw.dim() == 3, "chw_float_to_image: expected a [C,H,W] tensor, got ", chw.desc());
+  EVIT_CHECK(chw.dtype() == DType::f32 || chw.dtype() == DType::f64,
+             "chw_float_to_image: expected f32 or f64, got ", chw.desc());
+  EVIT_CHECK(chw.size(0) >= 1 && chw.size(0) <= 4,
+             "chw_float_to_image: channels must be 1..4, got ", chw.desc());
+  Tensor t = chw.to(DType::f64).contiguous();
+  const int64_t C = t.size(0), H = t.size(1), W = t.size(2);
+  Image img(H, W, C, 8);
+  const double* in = t.data_ptr<double>();
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t p = 0; p < H * W; ++p) {
+      double v = in[c * H * W + p];
+      v = std::isnan(v) ? 0.0 : std::clamp(v, 0.0, 1.0);
+      img.data[p * C + c] = static_cast<uint8_t>(std::lround(v * 255.0));
+    }
+  return img;
+}
+
+Image hwc_u8_to_image(const Tensor& hwc) {
+  EVIT_CHECK(hwc.dim() == 3 && hwc.dtype() == DType::u8 && hwc.size(2) >= 1 && hwc.size(2) <= 4,
+             "hwc_u8_to_image: expected a u8 [H,W,C] tensor with C in 1..4, got ", hwc.desc());
+  Tensor t = hwc.contiguous();
+  Image img(t.size(0), t.size(1), t.size(2), 8);
+  std::copy(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + t.numel(), img.data.begin());
+  return img;
+}
+
+}  // namespace evit
