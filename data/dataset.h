@@ -1,0 +1,112 @@
+// Datasets: indexed collections of samples read from the official folder layouts.
+//
+// A sample's randomness (crops, flips, jitter) comes from a generator seeded by (seed, epoch,
+// index) — see sample_generator() — so what a sample looks like never depends on which worker
+// thread loaded it or how many workers there are.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/generator.h"
+#include "core/tensor.h"
+
+namespace evit::data {
+
+struct Sample {
+  Tensor input;   // f32 [3,H,W]; values in [0,1] until a Normalize transform runs
+  Tensor target;  // segmentation: i64 [H,W] (255 = ignore); classification: i64 []; SR: f32 [3,sH,sW]
+  std::string id; // the file the sample came from
+};
+
+// A transform edits a sample in place, drawing randomness from `rng`.
+using Transform = std::function<void(Sample&, Generator& rng)>;
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  // The raw sample i (decoded, before transforms).
+  virtual Sample load(int64_t index) const = 0;
+  // One line: what, where, how many.
+  virtual std::string describe() const = 0;
+
+  // load() followed by the dataset's transforms.
+  Sample get(int64_t index, Generator& rng) const;
+  void set_transforms(std::vector<Transform> t) { transforms_ = std::move(t); }
+
+ private:
+  std::vector<Transform> transforms_;
+};
+
+// The per-sample generator for (seed, epoch, index): a splitmix64 mix of the three.
+Generator sample_generator(uint64_t seed, int64_t epoch, int64_t index);
+
+// ---- segmentation -------------------------------------------------------------------------------
+// Pairs of (image, label PNG); labels are mapped through a 256-entry table to class ids
+// (255 = ignore). Checks that each label has the image's size when loading.
+class SegmentationDataset : public Dataset {
+ public:
+  SegmentationDataset(std::string name, std::vector<std::pair<std::string, std::string>> files,
+                      std::vector<uint8_t> label_map, int64_t num_classes);
+  int64_t size() const override { return static_cast<int64_t>(files_.size()); }
+  Sample load(int64_t index) const override;
+  std::string describe() const override;
+  int64_t num_classes() const { return num_classes_; }
+
+ private:
+  std::string name_;
+  std::vector<std::pair<std::string, std::string>> files_;
+  std::vector<uint8_t> label_map_;
+  int64_t num_classes_;
+};
+
+// Cityscapes: root/leftImg8bit/<split>/<city>/*_leftImg8bit.png with
+// root/gtFine/<split>/<city>/*_gtFine_labelIds.png, labelIds mapped to the 19 trainIds.
+std::shared_ptr<SegmentationDataset> cityscapes(const std::string& root, const std::string& split);
+// The labelId -> trainId table (255 for ignored ids).
+std::vector<uint8_t> cityscapes_label_map();
+// ADE20K: root/ADEChallengeData2016/images/<training|validation>/*.jpg with annotations/.../*.png
+// (root may also be the ADEChallengeData2016 folder itself); label v -> v-1, 0 -> ignore.
+std::shared_ptr<SegmentationDataset> ade20k(const std::string& root, const std::string& split);
+
+// ---- classification -----------------------------------------------------------------------------
+// ImageNet layout: root/<split>/<wnid>/*.JPEG (any image file), classes in sorted wnid order.
+class ImageFolderDataset : public Dataset {
+ public:
+  ImageFolderDataset(const std::string& root, const std::string& split);
+  int64_t size() const override { return static_cast<int64_t>(files_.size()); }
+  Sample load(int64_t index) const override;
+  std::string describe() const override;
+  const std::vector<std::string>& classes() const { return classes_; }
+
+ private:
+  std::string dir_;
+  std::vector<std::string> classes_;
+  std::vector<std::pair<std::string, int64_t>> files_;
+};
+
+// ---- super-resolution -----------------------------------------------------------------------------
+// HR images of a folder (DIV2K_train_HR, Set5/HR, FFHQ, ...). LR images come from `lr_dir` when
+// given (DIV2K's X2/X3/X4 folders: the same stem, optionally suffixed "x<scale>"), otherwise
+// they are made on the fly with MATLAB-compatible bicubic imresize of the HR image cropped to a
+// multiple of the scale. input = LR, target = HR, both f32 in [0,1].
+class SRDataset : public Dataset {
+ public:
+  SRDataset(const std::string& hr_dir, int64_t scale, const std::string& lr_dir = "");
+  int64_t size() const override { return static_cast<int64_t>(hr_files_.size()); }
+  Sample load(int64_t index) const override;
+  std::string describe() const override;
+  int64_t scale() const { return scale_; }
+
+ private:
+  std::string hr_dir_, lr_dir_;
+  int64_t scale_;
+  std::vector<std::string> hr_files_;
+};
+
+// Sorted image files (png, jpg, jpeg, bmp-less: PNG/JPEG only) directly inside `dir`.
+std::vector<std::string> list_images(const std::string& dir);
+
+}  // namespace evit::data

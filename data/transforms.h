@@ -1,0 +1,52 @@
+// Data augmentation and preprocessing transforms (see data/dataset.h for how they are applied).
+// Each returns a Transform; randomness comes from the per-sample generator.
+#pragma once
+#include <array>
+
+#include "data/dataset.h"
+
+namespace evit::data {
+
+inline constexpr std::array<double, 3> kImageNetMean = {0.485, 0.456, 0.406};
+inline constexpr std::array<double, 3> kImageNetStd = {0.229, 0.224, 0.225};
+
+// (x - mean) / std per channel of the input.
+Transform normalize(std::array<double, 3> mean = kImageNetMean, std::array<double, 3> std = kImageNetStd);
+// Horizontal flip of input (and of a spatial target) with probability p.
+Transform horizontal_flip(double p = 0.5);
+
+// ---- segmentation ----
+// Rescales image and label by a random factor in [min_scale, max_scale] (image bilinear, label
+// nearest), pads to at least crop_h x crop_w (image with 0, label with `ignore`) and takes a
+// random crop of that size.
+Transform random_scale_crop(double min_scale, double max_scale, int64_t crop_h, int64_t crop_w,
+                            int64_t ignore = 255);
+// Resizes the input (and a spatial target with nearest) to h x w; mode "nearest" | "bilinear" |
+// "bicubic" for the image.
+Transform resize(int64_t h, int64_t w, const std::string& mode = "bilinear", bool resize_target = true);
+// Brightness, contrast and saturation each scaled by a random factor in [1 - s, 1 + s].
+Transform photometric_jitter(double brightness, double contrast, double saturation);
+
+// ---- classification ----
+// torchvision's RandomResizedCrop: area fraction in [min_area, max_area], aspect ratio in
+// [3/4, 4/3] (log-uniform), up to 10 tries then a centre crop; resized (bicubic) to size x size.
+Transform random_resized_crop(int64_t size, double min_area = 0.08, double max_area = 1.0);
+// Resize the short side to `resize_to` (bicubic) then centre-crop size x size (evaluation).
+Transform resize_center_crop(int64_t resize_to, int64_t size);
+
+// ---- super-resolution ----
+// Random aligned crop: an LR patch of lr_patch x lr_patch and the matching HR patch.
+Transform sr_patch_crop(int64_t lr_patch, int64_t scale);
+// Random horizontal flip, vertical flip and 90-degree rotation, the same for LR and HR.
+Transform sr_flip_rotate();
+
+// ---- batch-level ----
+// Mixup (alpha > 0) or CutMix (cutmix_alpha > 0; chosen with probability 0.5 when both) of a
+// batch with its reversed order: returns soft targets [B, num_classes].
+struct MixResult {
+  Tensor input, soft_target;
+};
+MixResult mix_batch(const Tensor& input, const Tensor& target, int64_t num_classes, double mixup_alpha,
+                    double cutmix_alpha, double label_smoothing, Generator& rng);
+
+}  // namespace evit::data
