@@ -47,7 +47,13 @@ bool type_matches(ValueType t, const json& v) {
 
 // Numbers printed the way a user would write them (1e-08 -> 1e-08, 0.5 -> 0.5, 3 -> 3).
 std::string show(const json& v) {
-  if (v.is_string()) return "'" + v.get<std::string>() + "'";
+  if (v.is_string()) {
+    // Appended piecewise: GCC 12 warns (-Wrestrict, falsely) on "'" + s + "'".
+    std::string s(1, '\'');
+    s += v.get<std::string>();
+    s += '\'';
+    return s;
+  }
   return v.dump();
 }
 
