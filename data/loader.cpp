@@ -73,11 +73,14 @@ void DataLoader::stop_workers() {
   workers_.clear();
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+  EVIT_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(), "DataLoader: first batch ", first_batch,
+             " outside the epoch's ", batches_per_epoch(), " batches");
   stop_workers();
   epoch_ = epoch;
   order_ = epoch_order(epoch);
-  next_batch_ = 0;
+  next_batch_ = first_batch;
+  first_batch_ = first_batch;
   done_.clear();
   error_ = nullptr;
   stop_ = false;
@@ -86,7 +89,7 @@ void DataLoader::start_epoch(int64_t epoch) {
 
 void DataLoader::worker_loop(int worker) {
   const int64_t total = batches_per_epoch();
-  for (int64_t b = worker; b < total; b += o_.workers) {
+  for (int64_t b = first_batch_ + worker; b < total; b += o_.workers) {
     {
       // Bounded prefetch: stay at most workers * prefetch batches ahead of the consumer.
       std::unique_lock<std::mutex> lock(mu_);

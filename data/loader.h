@@ -42,8 +42,11 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   int64_t batches_per_epoch() const;
-  // Starts (or restarts) epoch `epoch`; workers begin loading at once.
-  void start_epoch(int64_t epoch);
+  // Starts (or restarts) epoch `epoch` at batch `first_batch` (to resume mid-epoch); workers
+  // begin loading at once.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
+  // The index within the epoch of the batch next() returns next.
+  int64_t next_batch_index() const { return next_batch_; }
   // The next batch of the current epoch; false when the epoch is over. Rethrows a worker's error.
   bool next(Batch& out);
   // The sample order of an epoch (for tests and resumption checks).
@@ -59,6 +62,7 @@ class DataLoader {
   int64_t epoch_ = -1;
   std::vector<int64_t> order_;
   int64_t next_batch_ = 0;  // next batch the consumer takes
+  int64_t first_batch_ = 0;
 
   std::mutex mu_;
   std::condition_variable ready_cv_, space_cv_;

@@ -37,9 +37,10 @@ struct ClsSpec {
   int64_t in, w0, w1;
 };
 
-std::shared_ptr<Model> build_cls(const ClsSpec& s) {
+std::shared_ptr<Model> build_cls(const ClsSpec& s, int64_t classes) {
   bool large = s.backbone[0] == 'l';
   ClsHeadConfig h;
+  if (classes > 0) h.classes = classes;
   h.in = s.in;
   h.widths = {s.w0, s.w1};
   h.norm = {"bn2d", large ? 1e-7 : 1e-5};
@@ -56,7 +57,7 @@ struct SegSpec {
   int64_t final_expand, classes;
 };
 
-std::shared_ptr<Model> build_seg(const SegSpec& s) {
+std::shared_ptr<Model> build_seg(const SegSpec& s, int64_t classes) {
   bool large = s.backbone[0] == 'l';
   SegHeadConfig h;
   h.in_channels = s.in_channels;
@@ -65,7 +66,7 @@ std::shared_ptr<Model> build_seg(const SegSpec& s) {
   h.expand = s.expand;
   h.middle_op = s.middle;
   h.final_expand = s.final_expand;
-  h.classes = s.classes;
+  h.classes = classes > 0 ? classes : s.classes;
   h.norm = {"bn2d", large ? 1e-7 : 1e-5};
   h.act = large ? "gelu" : "hswish";
   return std::make_shared<EfficientViTSeg>(make_backbone(s.backbone), h);
@@ -81,7 +82,7 @@ std::vector<ModelInfo> make_registry() {
   };
   for (auto& [n, s] : cls)
     r.push_back({"efficientvit-" + n, "classification", "EfficientViT-" + n + " ImageNet classifier (1000 classes)",
-                 [s = s] { return build_cls(s); }});
+                 [s = s](int64_t c) { return build_cls(s, c); }});
   const std::vector<std::pair<std::string, SegSpec>> seg = {
       {"b0-cityscapes", {"b0", {128, 64, 32}, 32, 1, 4, "mbconv", 4, 19}},
       {"b1-cityscapes", {"b1", {256, 128, 64}, 64, 3, 4, "mbconv", 4, 19}},
@@ -97,13 +98,14 @@ std::vector<ModelInfo> make_registry() {
   };
   for (auto& [n, s] : seg)
     r.push_back({"efficientvit-seg-" + n, "segmentation",
-                 "EfficientViT segmentation " + n + " (logits at stride 8)", [s = s] { return build_seg(s); }});
+                 "EfficientViT segmentation " + n + " (logits at stride 8)", [s = s](int64_t c) { return build_seg(s, c); }});
   for (int64_t scale : {2, 3, 4})
     for (auto [suffix, width] : {std::pair<const char*, int64_t>{"", 64}, {"-w0.75", 48}}) {
       std::string n = "efficientvit-sr-x" + std::to_string(scale) + suffix;
       r.push_back({n, "super_resolution",
                    "EfficientViT-SR x" + std::to_string(scale) + " (width " + std::to_string(width) + ")",
-                   [scale, width] {
+                   [scale, width](int64_t classes) {
+                     EVIT_CHECK(classes == 0, "super-resolution models have no classes");
                      SRConfig c;
                      c.scale = scale;
                      c.width = width;
@@ -120,12 +122,17 @@ const std::vector<ModelInfo>& model_registry() {
   return r;
 }
 
-std::shared_ptr<Model> create_model(const std::string& name) {
+const ModelInfo& model_info(const std::string& name) {
   for (auto& m : model_registry())
-    if (m.name == name) return m.build();
+    if (m.name == name) return m;
   std::ostringstream known;
   for (auto& m : model_registry()) known << " " << m.name;
   EVIT_THROW("unknown model '", name, "'; known models:", known.str());
+}
+
+std::shared_ptr<Model> create_model(const std::string& name, int64_t num_classes) {
+  EVIT_CHECK(num_classes >= 0, "create_model: num_classes must be >= 0, got ", num_classes);
+  return model_info(name).build(num_classes);
 }
 
 }  // namespace evit::zoo

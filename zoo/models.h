@@ -36,12 +36,16 @@ class EfficientViTSeg : public Model {
 
 struct ModelInfo {
   std::string name, task, description;
-  std::function<std::shared_ptr<Model>()> build;
+  // Builds the model; num_classes > 0 replaces the default class count (classification and
+  // segmentation heads), 0 keeps it.
+  std::function<std::shared_ptr<Model>(int64_t num_classes)> build;
 };
 
 // All registered models, in a stable order.
 const std::vector<ModelInfo>& model_registry();
 // Builds a registered model (PyTorch-default random init); throws listing the known names.
-std::shared_ptr<Model> create_model(const std::string& name);
+// num_classes > 0 changes the number of classes of a classification or segmentation head.
+std::shared_ptr<Model> create_model(const std::string& name, int64_t num_classes = 0);
+const ModelInfo& model_info(const std::string& name);
 
 }  // namespace evit::zoo

@@ -1,0 +1,124 @@
+// The trainer: exact resume, checkpoints, divergence detection, evaluation and config errors.
+#include <filesystem>
+
+#include "data/image.h"
+#include "ops/ops.h"
+#include "tests/support/test_util.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+using namespace evit;
+namespace fs = std::filesystem;
+
+namespace {
+// A small Cityscapes-layout dataset with a learnable pattern: the top half is sky (23), the
+// bottom road (7), with noise in the image.
+std::string tiny_cityscapes(const std::string& name) {
+  fs::path root = fs::temp_directory_path() / name;
+  fs::remove_all(root);
+  Generator g(3);
+  for (const char* split : {"train", "val"}) {
+    fs::create_directories(root / "leftImg8bit" / split / "x");
+    fs::create_directories(root / "gtFine" / split / "x");
+    for (int i = 0; i < (std::string(split) == "train" ? 6 : 2); ++i) {
+      Image img(40, 48, 3), lab(40, 48, 1);
+      for (int64_t y = 0; y < 40; ++y)
+        for (int64_t x = 0; x < 48; ++x) {
+          bool sky = y < 20;
+          lab.data[y * 48 + x] = sky ? 23 : 7;
+          for (int c = 0; c < 3; ++c)
+            img.data[(y * 48 + x) * 3 + c] = static_cast<uint8_t>((sky ? 180 + 30 * c : 60) + g.next_u64() % 40);
+        }
+      std::string stem = "x_00000" + std::to_string(i) + "_000019";
+      encode_png((root / "leftImg8bit" / split / "x" / (stem + "_leftImg8bit.png")).string(), img);
+      encode_png((root / "gtFine" / split / "x" / (stem + "_gtFine_labelIds.png")).string(), lab);
+    }
+  }
+  return root.string();
+}
+
+nlohmann::json seg_config(const std::string& data, const std::string& out, int64_t steps) {
+  nlohmann::json c = {
+      {"task", "segmentation"},
+      {"model", {{"name", "efficientvit-seg-b0-cityscapes"}}},
+      {"data", {{"root", data}, {"dataset", "cityscapes"}, {"crop", 32}, {"batch_size", 2}, {"workers", 2}}},
+      {"optimizer", {{"name", "adamw"}, {"lr", 2e-3}, {"weight_decay", 0.01}}},
+      {"schedule", {{"warmup_steps", 2}}},
+      {"ema", {{"enabled", true}, {"decay", 0.9}, {"warmup_steps", 0}}},
+      {"train", {{"steps", steps}, {"log_every", 2}, {"eval_every", 100}, {"checkpoint_every", 100}, {"seed", 1}}},
+      {"output_dir", out}};
+  return train::load_config_text(c.dump(), "test config", train::training_config_schema());
+}
+}  // namespace
+
+TEST_CASE("training N steps, stopping and resuming N more equals 2N steps bitwise", "[trainer]") {
+  std::string data = tiny_cityscapes("evit_trainer_data");
+  std::string out = (fs::temp_directory_path() / "evit_trainer_run").string();
+  fs::remove_all(out);
+  const int64_t n = 4;  // crosses an epoch boundary (3 batches per epoch)
+  train::Trainer straight(seg_config(data, out + "/a", 2 * n));
+  straight.train_steps(2 * n);
+
+  {
+    train::Trainer first(seg_config(data, out + "/b", 2 * n));
+    first.train_steps(n);
+    first.save_checkpoint(out + "/b/checkpoint");
+  }
+  auto cfg = seg_config(data, out + "/c", 2 * n);
+  cfg["train"]["resume"] = out + "/b/checkpoint";
+  train::Trainer resumed(cfg);
+  REQUIRE(resumed.step() == n);
+  resumed.train_steps(n);
+
+  auto a = straight.model().state_dict(), c = resumed.model().state_dict();
+  REQUIRE(a.size() == c.size());
+  for (auto& [k, t] : a) {
+    INFO(k);
+    REQUIRE(test::bitwise_equal(t, c.at(k)));
+  }
+  // The checkpoint folder holds every piece and no temporary leftovers.
+  for (const char* f : {"model.safetensors", "optimizer.safetensors", "schedule.safetensors", "ema.safetensors", "trainer.json"})
+    REQUIRE(fs::exists(out + "/b/checkpoint/" + std::string(f)));
+  REQUIRE_FALSE(fs::exists(out + "/b/checkpoint.tmp"));
+}
+
+TEST_CASE("fit learns an easy segmentation and logs metrics", "[trainer]") {
+  std::string data = tiny_cityscapes("evit_trainer_data2");
+  std::string out = (fs::temp_directory_path() / "evit_trainer_fit").string();
+  fs::remove_all(out);
+  auto cfg = seg_config(data, out, 60);
+  cfg["optimizer"]["lr"] = 1e-2;
+  cfg["train"]["eval_every"] = 60;
+  train::Trainer t(cfg);
+  train::Metrics m = t.fit();
+  INFO("mIoU " << m["val/mIoU"]);
+  REQUIRE(m.count("val/mIoU") == 1);
+  REQUIRE(m["val/mIoU"] > 60.0);  // two classes split by a horizontal line
+  REQUIRE(fs::exists(out + "/metrics.jsonl"));
+  REQUIRE(fs::exists(out + "/checkpoint/model.safetensors"));
+  REQUIRE(fs::exists(out + "/config.json"));
+}
+
+TEST_CASE("a diverging run stops naming the step", "[trainer]") {
+  std::string data = tiny_cityscapes("evit_trainer_data3");
+  auto cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_nan").string(), 5);
+  cfg["optimizer"]["lr"] = 1e30;
+  cfg["train"]["grad_clip"] = nullptr;
+  train::Trainer t(cfg);
+  REQUIRE_THROWS_WITH(t.train_steps(5), Catch::Contains("training diverged at step"));
+}
+
+TEST_CASE("trainer configuration errors name the key", "[trainer]") {
+  std::string data = tiny_cityscapes("evit_trainer_data4");
+  auto cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_err").string(), 5);
+  cfg["model"]["name"] = "efficientvit-b0";
+  REQUIRE_THROWS_WITH(train::Trainer(cfg), Catch::Contains("config.model.name") && Catch::Contains("classification model"));
+  cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_err").string(), 5);
+  cfg["data"]["dataset"] = "mnist";
+  REQUIRE_THROWS_WITH(train::Trainer(cfg), Catch::Contains("config.data.dataset: 'mnist'"));
+  cfg = seg_config("/nonexistent/data", (fs::temp_directory_path() / "evit_trainer_err").string(), 5);
+  REQUIRE_THROWS_WITH(train::Trainer(cfg), Catch::Contains("/nonexistent/data/leftImg8bit/train"));
+  cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_err").string(), 5);
+  cfg["train"]["resume"] = "/nonexistent/ckpt";
+  REQUIRE_THROWS_WITH(train::Trainer(cfg), Catch::Contains("/nonexistent/ckpt"));
+}

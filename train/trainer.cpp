@@ -1,0 +1,369 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "autograd/grad_mode.h"
+#include "core/parallel.h"
+#include "data/transforms.h"
+#include "ops/ops.h"
+#include "optim/clip.h"
+#include "train/metrics.h"
+#include "train/sr_metrics.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace evit::train {
+namespace {
+
+// The first `limit` samples of a dataset.
+class Subset : public data::Dataset {
+ public:
+  Subset(std::shared_ptr<data::Dataset> base, int64_t limit) : base_(std::move(base)), n_(std::min(limit, base_->size())) {}
+  int64_t size() const override { return n_; }
+  data::Sample load(int64_t i) const override { return base_->load(i); }
+  std::string describe() const override { return base_->describe() + ", first " + std::to_string(n_); }
+
+ private:
+  std::shared_ptr<data::Dataset> base_;
+  int64_t n_;
+};
+
+// HR folders of a super-resolution dataset: root/{train,val} or DIV2K's names.
+std::pair<std::string, std::string> sr_folders(const std::string& root) {
+  for (auto [tr, va] : {std::pair<const char*, const char*>{"train", "val"}, {"DIV2K_train_HR", "DIV2K_valid_HR"},
+                        {"train/HR", "val/HR"}})
+    if (fs::is_directory(root + "/" + tr) && fs::is_directory(root + "/" + va))
+      return {root + "/" + tr, root + "/" + va};
+  EVIT_THROW("super-resolution data: '", root, "' needs train/ and val/ (or DIV2K_train_HR/ and DIV2K_valid_HR/) ",
+             "folders of HR images");
+}
+
+std::string fmt_duration(double s) {
+  char buf[32];
+  int64_t t = static_cast<int64_t>(s + 0.5);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t % 3600 / 60));
+  else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
+  return buf;
+}
+
+}  // namespace
+
+Tensor task_loss(const std::string& task, const Tensor& output, const Tensor& target, double label_smoothing,
+                 int64_t ignore_index) {
+  if (task == "classification") {
+    if (is_floating(target.dtype())) return cross_entropy(output, target);  // soft (mixup) targets
+    return cross_entropy(output, target, Tensor(), -100, Reduction::mean, label_smoothing);
+  }
+  if (task == "segmentation") {
+    // Logits come at stride 8: upsample them to the label size, as segmentation training does.
+    Tensor up = output;
+    if (output.size(2) != target.size(1) || output.size(3) != target.size(2))
+      up = interpolate(output, {target.size(1), target.size(2)}, {}, InterpolateMode::bilinear, false);
+    return cross_entropy(up, target, Tensor(), ignore_index, Reduction::mean, label_smoothing);
+  }
+  return l1_loss(output, target);
+}
+
+Trainer::Trainer(json config) : cfg_(std::move(config)) {
+  task_ = cfg_.at("task").get<std::string>();
+  out_dir_ = cfg_.at("output_dir").get<std::string>();
+  const json& t = cfg_.at("train");
+  if (t.at("threads").get<int>() > 0) set_num_threads(t.at("threads").get<int>());
+  EVIT_CHECK(t.at("drop_path").get<double>() == 0.0, "config.train.drop_path: drop-path is not available in the "
+             "zoo's blocks yet; set it to 0");
+  manual_seed(t.at("seed").get<uint64_t>());  // model init and dropout draw from the default generator
+  build_data();
+  const std::string name = cfg_.at("model").at("name").get<std::string>();
+  const auto& info = zoo::model_info(name);
+  EVIT_CHECK(info.task == task_, "config.model.name: '", name, "' is a ", info.task, " model but task is '", task_, "'");
+  model_ = zoo::create_model(name, task_ == "super_resolution" ? 0 : num_classes_);
+  if (const std::string w = cfg_.at("model").at("pretrained").get<std::string>(); !w.empty()) model_->load(w, false);
+  build_optimizer();
+  fs::create_directories(out_dir_);
+  std::ofstream(out_dir_ + "/config.json") << cfg_.dump(2) << "\n";
+  if (!t.at("resume").is_null()) load_checkpoint(t.at("resume").get<std::string>());
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::build_data() {
+  const json& d = cfg_.at("data");
+  const std::string root = d.at("root").get<std::string>(), ds = d.at("dataset").get<std::string>();
+  const int64_t crop = d.at("crop").get<int64_t>();
+  std::array<double, 3> mean{}, std{};
+  for (int i = 0; i < 3; ++i) mean[i] = d.at("mean")[i].get<double>(), std[i] = d.at("std")[i].get<double>();
+  std::vector<data::Transform> train_tf, val_tf;
+  if (task_ == "segmentation") {
+    std::shared_ptr<data::SegmentationDataset> tr, va;
+    if (ds == "cityscapes" || ds == "synthetic") tr = data::cityscapes(root, "train"), va = data::cityscapes(root, "val");
+    else if (ds == "ade20k") tr = data::ade20k(root, "train"), va = data::ade20k(root, "val");
+    else EVIT_THROW("config.data.dataset: '", ds, "' is not a segmentation dataset (cityscapes, ade20k, synthetic)");
+    num_classes_ = tr->num_classes();
+    train_set_ = tr, val_set_ = va;
+    train_tf = {data::random_scale_crop(0.5, 2.0, crop, crop, d.at("ignore_index").get<int64_t>()),
+                data::horizontal_flip(), data::photometric_jitter(0.2, 0.2, 0.2), data::normalize(mean, std)};
+    val_tf = {data::normalize(mean, std)};
+  } else if (task_ == "classification") {
+    EVIT_CHECK(ds == "imagenet" || ds == "image_folder", "config.data.dataset: '", ds,
+               "' is not a classification dataset (imagenet, image_folder)");
+    auto tr = std::make_shared<data::ImageFolderDataset>(root, "train");
+    auto va = std::make_shared<data::ImageFolderDataset>(root, "val");
+    EVIT_CHECK(tr->classes() == va->classes(), "classification data: train and val class folders differ under '", root, "'");
+    num_classes_ = static_cast<int64_t>(tr->classes().size());
+    train_set_ = tr, val_set_ = va;
+    const int64_t eval_size = d.at("eval_size").is_null() ? crop : d.at("eval_size").get<int64_t>();
+    const double ratio = d.at("crop_ratio").get<double>();
+    train_tf = {data::random_resized_crop(crop), data::horizontal_flip(), data::normalize(mean, std)};
+    val_tf = {data::resize_center_crop(static_cast<int64_t>(std::ceil(eval_size / ratio)), eval_size),
+              data::normalize(mean, std)};
+  } else {
+    const int64_t scale = d.at("scale").get<int64_t>();
+    auto [tr_dir, va_dir] = sr_folders(root);
+    train_set_ = std::make_shared<data::SRDataset>(tr_dir, scale);
+    val_set_ = std::make_shared<data::SRDataset>(va_dir, scale);
+    train_tf = {data::sr_patch_crop(crop, scale), data::sr_flip_rotate()};
+  }
+  if (int64_t limit = d.at("limit").get<int64_t>(); limit > 0) {
+    train_set_ = std::make_shared<Subset>(train_set_, limit);
+    val_set_ = std::make_shared<Subset>(val_set_, limit);
+  }
+  train_set_->set_transforms(train_tf);
+  val_set_->set_transforms(val_tf);
+  data::LoaderOptions o;
+  o.batch_size = d.at("batch_size").get<int64_t>();
+  o.workers = d.at("workers").get<int>();
+  o.drop_last = d.at("drop_last").get<bool>() && train_set_->size() >= o.batch_size;
+  o.seed = cfg_.at("train").at("seed").get<uint64_t>();
+  loader_ = std::make_unique<data::DataLoader>(train_set_, o);
+  steps_per_epoch_ = loader_->batches_per_epoch();
+}
+
+void Trainer::build_optimizer() {
+  const json& o = cfg_.at("optimizer");
+  const json& t = cfg_.at("train");
+  const json s = cfg_.value("schedule", json::object());
+  total_steps_ = t.contains("steps") ? t.at("steps").get<int64_t>() : t.at("epochs").get<int64_t>() * steps_per_epoch_;
+  std::vector<std::string> no_decay = o.at("no_decay_keywords").get<std::vector<std::string>>();
+  auto groups = optim::param_groups_by_name(*model_, o.at("lr").get<double>(), o.at("weight_decay").get<double>(), no_decay);
+  if (o.at("name") == "adamw") {
+    adamw_ = std::make_unique<optim::AdamW>(
+        groups, optim::AdamWOptions{o.at("betas")[0].get<double>(), o.at("betas")[1].get<double>(), o.at("eps").get<double>()});
+  } else {
+    optim::SGDOptions so;
+    so.momentum = o.at("momentum").get<double>();
+    so.nesterov = o.at("nesterov").get<bool>();
+    sgd_ = std::make_unique<optim::SGD>(groups, so);
+  }
+  optim::WarmupCosineOptions w;
+  w.base_lr = o.at("lr").get<double>();
+  if (s.contains("warmup_steps")) w.warmup_steps = s.at("warmup_steps").get<int64_t>();
+  else if (s.contains("warmup_epochs")) w.warmup_steps = std::llround(s.at("warmup_epochs").get<double>() * steps_per_epoch_);
+  int64_t total = total_steps_;
+  if (s.contains("total_steps")) total = s.at("total_steps").get<int64_t>();
+  else if (s.contains("total_epochs")) total = std::llround(s.at("total_epochs").get<double>() * steps_per_epoch_);
+  w.decay_steps = std::max<int64_t>(1, total - w.warmup_steps);
+  w.warmup_lr = s.value("warmup_lr", 0.0);
+  w.min_lr = s.value("min_lr", 0.0);
+  if (s.value("name", std::string("cosine")) == "constant") w.min_lr = w.base_lr, w.warmup_steps = 0;
+  schedule_ = std::make_unique<optim::WarmupCosine>(w);
+  const json e = cfg_.value("ema", json::object());
+  if (e.value("enabled", true))
+    ema_ = std::make_unique<optim::EMA>(*model_, optim::EMAOptions{e.value("decay", 0.9998), e.value("warmup_steps", 2000.0)});
+}
+
+void Trainer::next_batch(data::Batch& b) {
+  if (!epoch_started_) {
+    loader_->start_epoch(epoch_, 0);
+    epoch_started_ = true;
+  }
+  while (!loader_->next(b)) {
+    ++epoch_;
+    loader_->start_epoch(epoch_, 0);
+  }
+}
+
+double Trainer::train_one_step() {
+  const json& t = cfg_.at("train");
+  data::Batch b;
+  next_batch(b);
+  model_->train();
+  Tensor input = b.input, target = b.target;
+  if (task_ == "classification" && (t.at("mixup_alpha").get<double>() > 0 || t.at("cutmix_alpha").get<double>() > 0)) {
+    Generator g = data::sample_generator(t.at("seed").get<uint64_t>() ^ 0x6d6978ull, step_, 0);
+    auto mixed = data::mix_batch(input, target, num_classes_, t.at("mixup_alpha").get<double>(),
+                                 t.at("cutmix_alpha").get<double>(), t.at("label_smoothing").get<double>(), g);
+    input = mixed.input, target = mixed.soft_target;
+  }
+  const double lr = schedule_->lr();
+  if (adamw_) adamw_->set_lr(lr), adamw_->zero_grad();
+  else sgd_->set_lr(lr), sgd_->zero_grad();
+  Tensor loss = task_loss(task_, model_->forward(input), target, t.at("label_smoothing").get<double>(),
+                          cfg_.at("data").at("ignore_index").get<int64_t>());
+  const double value = loss.item<double>();
+  EVIT_CHECK(std::isfinite(value), "training diverged at step ", step_, " (epoch ", epoch_, "): the loss is ", value,
+             " with lr ", lr, "; lower optimizer.lr or enable gradient clipping (run with EVIT_ANOMALY=1 to name the op)");
+  loss.backward();
+  if (!t.at("grad_clip").is_null()) {
+    const double c = t.at("grad_clip").get<double>();
+    if (t.at("grad_clip_mode") == "norm") optim::clip_grad_norm(*model_, c);
+    else optim::clip_grad_value(*model_, c);
+  }
+  if (adamw_) adamw_->step();
+  else sgd_->step();
+  schedule_->step();
+  ++step_;
+  if (ema_) ema_->update(*model_, step_);
+  return value;
+}
+
+void Trainer::train_steps(int64_t n) {
+  for (int64_t i = 0; i < n; ++i) train_one_step();
+}
+
+void Trainer::log(const json& record) const {
+  std::ofstream f(out_dir_ + "/metrics.jsonl", std::ios::app);
+  f << record.dump() << "\n";
+}
+
+Metrics Trainer::evaluate() {
+  TensorMap saved;
+  if (ema_) {  // evaluate the EMA weights, then put the trained ones back
+    for (auto& [k, v] : model_->state_dict()) saved[k] = v.clone();
+    ema_->copy_to(*model_);
+  }
+  model_->eval();
+  NoGradGuard no_grad;
+  Metrics m;
+  const int64_t ignore = cfg_.at("data").at("ignore_index").get<int64_t>();
+  SegConfusion conf(std::max<int64_t>(num_classes_, 1), ignore);
+  TopKAccuracy topk;
+  double psnr_sum = 0, ssim_sum = 0;
+  for (int64_t i = 0; i < val_set_->size(); ++i) {
+    Generator g(0);
+    data::Sample s = val_set_->get(i, g);
+    Tensor x = unsqueeze(s.input, 0);
+    if (task_ == "segmentation" && (x.size(2) % 32 || x.size(3) % 32)) {
+      // The seg heads need sides divisible by 32 (stride of stage 4): resize up to the next
+      // multiple, as the ADE20K protocol does (§4.1); logits go back to the label size below.
+      x = interpolate(x, {(x.size(2) + 31) / 32 * 32, (x.size(3) + 31) / 32 * 32}, {}, InterpolateMode::bicubic, false);
+    }
+    Tensor out = model_->forward(x);
+    if (task_ == "segmentation") {
+      // Spec §4.1: logits resized to the label's size (bicubic), then argmax.
+      Tensor up = interpolate(out, {s.target.size(0), s.target.size(1)}, {}, InterpolateMode::bicubic, false);
+      conf.update(argmax(up, 1), unsqueeze(s.target, 0));
+    } else if (task_ == "classification") {
+      topk.update(out, unsqueeze(s.target, 0));
+    } else {
+      int64_t scale = cfg_.at("data").at("scale").get<int64_t>();
+      SrScore sc = score_sr_rgb(squeeze(out, 0), s.target, scale);
+      psnr_sum += sc.psnr, ssim_sum += sc.ssim;
+    }
+  }
+  if (task_ == "segmentation") {
+    m["val/mIoU"] = conf.miou();
+    m["val/pixel_acc"] = conf.pixel_accuracy();
+  } else if (task_ == "classification") {
+    m["val/top1"] = topk.top1();
+    m["val/top5"] = topk.top5();
+  } else {
+    m["val/psnr"] = psnr_sum / val_set_->size();
+    m["val/ssim"] = ssim_sum / val_set_->size();
+  }
+  if (ema_) model_->load_state_dict(saved);
+  return m;
+}
+
+Metrics Trainer::fit() {
+  const json& t = cfg_.at("train");
+  const bool by_epoch = t.contains("epochs");
+  const int64_t unit = by_epoch ? steps_per_epoch_ : 1;
+  const int64_t eval_every = t.at("eval_every").get<int64_t>() * unit;
+  const int64_t ckpt_every = t.at("checkpoint_every").get<int64_t>() * unit;
+  const int64_t log_every = t.at("log_every").get<int64_t>();
+  std::printf("training %s on %s: %lld steps (%lld per epoch), %lld parameters\n",
+              cfg_.at("model").at("name").get<std::string>().c_str(), train_set_->describe().c_str(),
+              (long long)total_steps_, (long long)steps_per_epoch_, (long long)model_->num_parameters());
+  std::fflush(stdout);
+  auto t0 = std::chrono::steady_clock::now();
+  const int64_t first = step_;
+  double loss_sum = 0;
+  int64_t loss_n = 0;
+  Metrics last;
+  while (step_ < total_steps_) {
+    const double lr = schedule_->lr();
+    loss_sum += train_one_step();
+    ++loss_n;
+    if (step_ % log_every == 0 || step_ == total_steps_) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double rate = (step_ - first) / std::max(elapsed, 1e-9);
+      std::printf("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  %.2f it/s  ETA %s\n", (long long)step_,
+                  (long long)total_steps_, (long long)epoch_, loss_sum / loss_n, lr, rate,
+                  fmt_duration((total_steps_ - step_) / std::max(rate, 1e-9)).c_str());
+      std::fflush(stdout);
+      log({{"step", step_}, {"epoch", epoch_}, {"loss", loss_sum / loss_n}, {"lr", lr}});
+      loss_sum = 0, loss_n = 0;
+    }
+    if (step_ % eval_every == 0 || step_ == total_steps_) {
+      last = evaluate();
+      json rec = {{"step", step_}, {"epoch", epoch_}};
+      std::printf("eval at step %lld:", (long long)step_);
+      for (auto& [k, v] : last) rec[k] = v, std::printf("  %s %.4f", k.c_str(), v);
+      std::printf("\n");
+      std::fflush(stdout);
+      log(rec);
+    }
+    if (step_ % ckpt_every == 0 || step_ == total_steps_) save_checkpoint(out_dir_ + "/checkpoint");
+  }
+  return last;
+}
+
+void Trainer::save_checkpoint(const std::string& dir) const {
+  const std::string tmp = dir + ".tmp", old = dir + ".old";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  save_safetensors(tmp + "/model.safetensors", model_->state_dict());
+  save_safetensors(tmp + "/optimizer.safetensors", adamw_ ? adamw_->state_dict() : sgd_->state_dict());
+  save_safetensors(tmp + "/schedule.safetensors", schedule_->state_dict());
+  if (ema_) save_safetensors(tmp + "/ema.safetensors", ema_->state_dict());
+  GeneratorState rng = default_generator().state();
+  json meta = {{"step", step_},
+               {"epoch", epoch_},
+               {"batch_in_epoch", epoch_started_ ? loader_->next_batch_index() : 0},
+               {"rng", {{"seed", rng.seed}, {"offset", rng.offset}}},
+               {"config", cfg_}};
+  write_file_atomic(tmp + "/trainer.json", meta.dump(2));
+  // Swap folders so that a crash at any point leaves a complete checkpoint on disk.
+  fs::remove_all(old);
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  fs::remove_all(old);
+}
+
+void Trainer::load_checkpoint(const std::string& dir) {
+  EVIT_CHECK(fs::is_directory(dir), "resume: checkpoint folder '", dir, "' not found");
+  json meta;
+  try {
+    meta = json::parse(read_file(dir + "/trainer.json"));
+  } catch (const json::exception& e) {
+    EVIT_THROW("resume: '", dir, "/trainer.json' is not valid JSON: ", e.what());
+  }
+  model_->load(dir + "/model.safetensors", true);
+  TensorMap opt = load_safetensors(dir + "/optimizer.safetensors");
+  if (adamw_) adamw_->load_state_dict(opt);
+  else sgd_->load_state_dict(opt);
+  schedule_->load_state_dict(load_safetensors(dir + "/schedule.safetensors"));
+  if (ema_) ema_->load(dir + "/ema.safetensors");
+  step_ = meta.at("step").get<int64_t>();
+  epoch_ = meta.at("epoch").get<int64_t>();
+  default_generator().set_state({meta.at("rng").at("seed").get<uint64_t>(), meta.at("rng").at("offset").get<uint64_t>()});
+  loader_->start_epoch(epoch_, meta.at("batch_in_epoch").get<int64_t>());
+  epoch_started_ = true;
+}
+
+}  // namespace evit::train
