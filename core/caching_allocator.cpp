@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <tuple>
 
 namespace evit {
@@ -82,6 +83,7 @@ bool CachingAllocator::should_split(const Block* block, size_t size) const {
 
 CachingAllocator::Block* CachingAllocator::new_segment(size_t size, size_t bytes, bool small) {
   const size_t seg = segment_size(size);
+  auto b = std::make_unique<Block>();  // before raw_alloc: a bad_alloc here cannot leak a segment
   void* p = device_.raw_alloc(seg);
   if (p == nullptr) {
     // The device is full, but our cache may hold whole free segments: give them back and retry.
@@ -95,12 +97,11 @@ CachingAllocator::Block* CachingAllocator::new_segment(size_t size, size_t bytes
   stats_.reserved_bytes += seg;
   if (stats_.reserved_bytes > stats_.peak_reserved_bytes)
     stats_.peak_reserved_bytes = stats_.reserved_bytes;
-  Block* b = new Block;
   b->addr = reinterpret_cast<uintptr_t>(p);
   b->size = seg;
   b->small_pool = small;
-  segments_[b->addr] = Segment{b, seg};
-  return b;
+  segments_[b->addr] = Segment{b.get(), seg};
+  return b.release();
 }
 
 void CachingAllocator::release_segment(Block* head) {
@@ -160,6 +161,8 @@ void* CachingAllocator::allocate(size_t bytes) {
              " bytes is larger than any device");
   const size_t size = round_size(bytes);
   const bool small = size <= kSmallSize;
+  // Made before any bookkeeping changes, so that running out of host memory leaves them intact.
+  auto spare = std::make_unique<Block>();
   std::lock_guard<std::mutex> lock(mu_);
   Pool& pool = pool_for(small);
   Block* b = find_free_block(pool, size);
@@ -170,7 +173,7 @@ void* CachingAllocator::allocate(size_t bytes) {
   }
   if (should_split(b, size)) {
     // Keep the front for the caller; the tail stays free in the same pool and segment.
-    Block* rest = new Block;
+    Block* rest = spare.release();
     rest->addr = b->addr + size;
     rest->size = b->size - size;
     rest->small_pool = b->small_pool;
