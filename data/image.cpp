@@ -87,14 +87,15 @@ Tensor image_to_chw_float(const Image& image, DType dtype) {
   EVIT_CHECK(image.numel() > 0, "image_to_chw_float: empty image");
   const int64_t H = image.height, W = image.width, C = image.channels;
   Tensor t = empty({C, H, W}, dtype);
-  const double scale = 1.0 / image.max_value();
+  // Division (not multiplication by 1/max) so that v / 255 is the correctly rounded value.
+  const double maxv = image.max_value();
   auto fill = [&](auto* out) {
     using T = std::remove_pointer_t<decltype(out)>;
     for (int64_t p = 0; p < H * W; ++p)
       for (int64_t c = 0; c < C; ++c) {
         const int64_t i = p * C + c;
         const double v = image.bit_depth == 16 ? image.samples16()[i] : image.samples8()[i];
-        out[c * H * W + p] = static_cast<T>(v * scale);
+        out[c * H * W + p] = static_cast<T>(v / maxv);
       }
   };
   if (dtype == DType::f32) fill(t.data_ptr<float>());

@@ -163,7 +163,7 @@ Tensor parse_npy(std::string_view bytes, const std::string& source) {
   const std::string code = descr.substr(1);
   EVIT_CHECK(order != '>', "read_npy: '", source, "': big-endian dtype '", descr,
              "' is not supported (convert with arr.astype('<", code, "'))");
-  DType dtype;
+  DType dtype = DType::f32;
   bool ok_order = order == '<' || order == '|';
   if (code == "f4") dtype = DType::f32;
   else if (code == "f8") dtype = DType::f64;

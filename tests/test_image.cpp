@@ -291,6 +291,20 @@ TEST_CASE("jpeg: truncated and corrupt streams are errors", "[image]") {
   }
 }
 
+TEST_CASE("jpeg: CMYK (Adobe) converts to RGB like PIL", "[image]") {
+  const TensorMap& g = test::golden("image");
+  Image img = decode_jpeg_bytes(bytes_of(g.at("jpeg_cmyk.bytes")), "cmyk.jpg");
+  const Tensor& want = g.at("jpeg_cmyk.expected");
+  REQUIRE(img.channels == 3);
+  REQUIRE(img.height == want.size(0));
+  REQUIRE(img.width == want.size(1));
+  const auto w = want.to_vector<int64_t>();
+  int64_t maxdiff = 0;
+  for (int64_t i = 0; i < img.numel(); ++i)
+    maxdiff = std::max<int64_t>(maxdiff, std::abs(int64_t(img.samples8()[i]) - w[i]));
+  CHECK(maxdiff <= 1);  // PIL and we may round the product c k / 255 differently
+}
+
 TEST_CASE("npy: files written by numpy", "[image]") {
   for (const char* n : {"f4", "f8", "i8", "i4", "u1", "b1", "scalar_f8", "empty_f4"}) {
     INFO(n);

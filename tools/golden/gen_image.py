@@ -151,6 +151,17 @@ short = zlib.compress(b"\x00" + bytes(24) * 3, 9)  # 3 of 8 rows
 add_bad("short_idat", png(s, 2, 8, idat=short))
 add_bad("missing_plte", png(u((8, 8, 1), 4), 3, 2))
 
+# ---- a CMYK JPEG (Adobe, inverted) written by PIL, with PIL's RGB conversion of it -------------
+import io  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+cmyk = np.kron(rng.integers(0, 256, (4, 4, 4)).astype(np.uint8), np.ones((4, 4, 1), np.uint8))
+buf = io.BytesIO()
+Image.fromarray(cmyk, "CMYK").save(buf, "JPEG", quality=100, subsampling=0)
+g.add("jpeg_cmyk", "bytes", torch.from_numpy(np.frombuffer(buf.getvalue(), dtype=np.uint8).copy()))
+g.add("jpeg_cmyk", "expected", torch.from_numpy(np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))))
+
 # ---- PIL decodes of the shared codec samples --------------------------------------------------
 from PIL import Image  # noqa: E402
 
@@ -207,7 +218,7 @@ good = {
 }
 for name, a in good.items():
     save(name, a)
-    t = torch.from_numpy(np.ascontiguousarray(a))
+    t = torch.from_numpy(np.array(a, order="C", copy=True))  # keeps 0-d (ascontiguousarray would not)
     g.add("npy_" + name, "expected", t)
 save("v2_f4", good["f4"], version=(2, 0))
 save("v3_f4", good["f4"], version=(3, 0))
