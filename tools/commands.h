@@ -12,5 +12,7 @@ using Runner = std::function<int()>;
 Runner add_models_command(CLI::App& app);
 Runner add_info_command(CLI::App& app);
 Runner add_forward_command(CLI::App& app);
+Runner add_train_command(CLI::App& app);
+Runner add_eval_command(CLI::App& app);
 
 }  // namespace evit::cli

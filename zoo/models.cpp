@@ -112,6 +112,12 @@ std::vector<ModelInfo> make_registry() {
                      return std::make_shared<EfficientViTSR>(c);
                    }});
     }
+  for (int64_t scale : {2, 3, 4})
+    r.push_back({"bicubic-x" + std::to_string(scale), "super_resolution",
+                 "bicubic interpolation baseline (MATLAB imresize), no parameters", [scale](int64_t classes) {
+                   EVIT_CHECK(classes == 0, "super-resolution models have no classes");
+                   return std::make_shared<BicubicSR>(scale);
+                 }});
   return r;
 }
 

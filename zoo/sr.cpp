@@ -1,5 +1,6 @@
 #include "zoo/sr.h"
 
+#include "data/imresize.h"
 #include "nn/conv.h"
 #include "ops/pointwise.h"
 #include "ops/resize.h"
@@ -39,6 +40,15 @@ FeatureMap EfficientViTSR::forward_with_features(const Tensor& x) {
   Tensor base = interpolate(x, {x.size(2) * c_.scale, x.size(3) * c_.scale}, {}, InterpolateMode::bicubic, false);
   f["output"] = add(up, base);
   return f;
+}
+
+BicubicSR::BicubicSR(int64_t scale) : Model("BicubicSR"), scale_(scale) {
+  EVIT_CHECK(scale >= 2 && scale <= 4, "BicubicSR: scale must be 2, 3 or 4, got ", scale);
+}
+
+FeatureMap BicubicSR::forward_with_features(const Tensor& x) {
+  EVIT_CHECK(x.dim() == 4 && x.size(1) == 3, "bicubic: input must be [N,3,H,W], got ", x.desc());
+  return {{"output", clamp(imresize(x, static_cast<double>(scale_)), 0.0, 1.0)}};
 }
 
 }  // namespace evit::zoo

@@ -31,4 +31,16 @@ class EfficientViTSR : public Model {
   std::shared_ptr<nn::Module> stem_, body_, body_conv_, upsampler_;
 };
 
+// The bicubic baseline as a model: MATLAB-compatible bicubic imresize by the scale (what every
+// published SR table compares against), clamped to [0, 1]. No parameters.
+class BicubicSR : public Model {
+ public:
+  explicit BicubicSR(int64_t scale);
+  FeatureMap forward_with_features(const Tensor& x) override;
+  int64_t scale() const { return scale_; }
+
+ private:
+  int64_t scale_;
+};
+
 }  // namespace evit::zoo
