@@ -45,6 +45,16 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
   children_.emplace_back(name, std::move(m));
 }
 
+std::shared_ptr<Module> Module::unregister_module(const std::string& name) {
+  for (auto it = children_.begin(); it != children_.end(); ++it)
+    if (it->first == name) {
+      auto m = it->second;
+      children_.erase(it);
+      return m;
+    }
+  return nullptr;
+}
+
 std::shared_ptr<Module> Module::child(const std::string& name) const {
   for (auto& c : children_)
     if (c.first == name) return c.second;

@@ -42,6 +42,9 @@ class Module : public std::enable_shared_from_this<Module> {
     add_child(name, m);
     return m;
   }
+  // Removes a registered child and returns it (null when there is none); its entries leave
+  // state_dict(). Used by deployment rewrites (train/export.cpp: BatchNorm folding).
+  std::shared_ptr<Module> unregister_module(const std::string& name);
 
   // ---- traversal (registration order, depth first, keys joined with ".") ----
   NamedTensors named_parameters(bool recurse = true) const;

@@ -61,6 +61,12 @@ Tensor ConvLayer::forward(const Tensor& x) {
   return y;
 }
 
+void ConvLayer::drop_norm() {
+  if (!norm_) return;
+  unregister_module("norm");
+  norm_ = nullptr;
+}
+
 LinearLayer::LinearLayer(const LinearLayerOptions& o) : nn::Module("LinearLayer") {
   if (o.dropout > 0) dropout_ = register_module("dropout", std::make_shared<nn::Dropout>(o.dropout));
   linear_ = register_module("linear", std::make_shared<nn::Linear>(o.in, o.out, o.bias));

@@ -34,6 +34,13 @@ class ConvLayer : public nn::Module {
   explicit ConvLayer(const ConvLayerOptions& o);
   Tensor forward(const Tensor& x) override;
 
+  // Deployment hooks for train/export.cpp (BatchNorm folding): the conv and norm children, and
+  // drop_norm(), which unregisters the norm (its keys leave state_dict()) after the caller has
+  // folded it into the conv; forward() then runs conv -> act.
+  std::shared_ptr<nn::Module> conv() const { return conv_; }
+  std::shared_ptr<nn::Module> norm() const { return norm_; }
+  void drop_norm();
+
  private:
   std::shared_ptr<nn::Module> dropout_, conv_, norm_, act_;
 };
