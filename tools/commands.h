@@ -14,5 +14,8 @@ Runner add_info_command(CLI::App& app);
 Runner add_forward_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
+Runner add_predict_command(CLI::App& app);
+Runner add_export_command(CLI::App& app);
+Runner add_demo_data_command(CLI::App& app);
 
 }  // namespace evit::cli

@@ -1,4 +1,4 @@
-// evit: the command-line front end (models, info, forward; train/eval/predict/export follow).
+// evit: the command-line front end: train, eval, predict, export, models, info, forward.
 #include <iostream>
 #include <map>
 
@@ -9,8 +9,10 @@ int main(int argc, char** argv) {
   CLI::App app{"evit: EfficientViT training, evaluation and export without Python"};
   app.require_subcommand(1);
   std::map<CLI::App*, evit::cli::Runner> runners;
-  for (auto add : {evit::cli::add_train_command, evit::cli::add_eval_command, evit::cli::add_models_command,
-                   evit::cli::add_info_command, evit::cli::add_forward_command}) {
+  for (auto add : {evit::cli::add_train_command, evit::cli::add_eval_command, evit::cli::add_predict_command,
+                   evit::cli::add_export_command, evit::cli::add_models_command,
+                   evit::cli::add_info_command, evit::cli::add_forward_command,
+                   evit::cli::add_demo_data_command}) {
     size_t before = app.get_subcommands({}).size();
     evit::cli::Runner r = add(app);
     runners[app.get_subcommands({}).at(before)] = r;

@@ -12,6 +12,8 @@
 #include "ops/ops.h"
 #include "optim/clip.h"
 #include "train/metrics.h"
+#include "train/plot.h"
+#include "train/progress.h"
 #include "train/sr_metrics.h"
 
 namespace fs = std::filesystem;
@@ -41,14 +43,6 @@ std::pair<std::string, std::string> sr_folders(const std::string& root) {
       return {root + "/" + tr, root + "/" + va};
   EVIT_THROW("super-resolution data: '", root, "' needs train/ and val/ (or DIV2K_train_HR/ and DIV2K_valid_HR/) ",
              "folders of HR images");
-}
-
-std::string fmt_duration(double s) {
-  char buf[32];
-  int64_t t = static_cast<int64_t>(s + 0.5);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t % 3600 / 60));
-  else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
-  return buf;
 }
 
 }  // namespace
@@ -290,8 +284,8 @@ Metrics Trainer::fit() {
               cfg_.at("model").at("name").get<std::string>().c_str(), train_set_->describe().c_str(),
               (long long)total_steps_, (long long)steps_per_epoch_, (long long)model_->num_parameters());
   std::fflush(stdout);
-  auto t0 = std::chrono::steady_clock::now();
-  const int64_t first = step_;
+  Progress progress(total_steps_, "train");
+  progress.update(step_);
   double loss_sum = 0;
   int64_t loss_n = 0;
   Metrics last;
@@ -300,16 +294,12 @@ Metrics Trainer::fit() {
     loss_sum += train_one_step();
     ++loss_n;
     if (step_ % log_every == 0 || step_ == total_steps_) {
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double rate = (step_ - first) / std::max(elapsed, 1e-9);
-      std::printf("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  %.2f it/s  ETA %s\n", (long long)step_,
-                  (long long)total_steps_, (long long)epoch_, loss_sum / loss_n, lr, rate,
-                  fmt_duration((total_steps_ - step_) / std::max(rate, 1e-9)).c_str());
-      std::fflush(stdout);
+      progress.update(step_, {{"loss", loss_sum / loss_n}, {"lr", lr}});
       log({{"step", step_}, {"epoch", epoch_}, {"loss", loss_sum / loss_n}, {"lr", lr}});
       loss_sum = 0, loss_n = 0;
     }
     if (step_ % eval_every == 0 || step_ == total_steps_) {
+      progress.finish();
       last = evaluate();
       json rec = {{"step", step_}, {"epoch", epoch_}};
       std::printf("eval at step %lld:", (long long)step_);
@@ -319,6 +309,13 @@ Metrics Trainer::fit() {
       log(rec);
     }
     if (step_ % ckpt_every == 0 || step_ == total_steps_) save_checkpoint(out_dir_ + "/checkpoint");
+  }
+  progress.finish();
+  try {  // curves are a convenience: a missing plotter must not fail a finished run
+    for (auto& png : plot_metrics(out_dir_ + "/metrics.jsonl", out_dir_ + "/curves"))
+      std::printf("wrote %s\n", png.c_str());
+  } catch (const Error& e) {
+    std::printf("note: no curves plotted: %s\n", e.what());
   }
   return last;
 }
