@@ -7,32 +7,9 @@
 #include "tests/support/test_util.h"
 
 using namespace evit;
-
-namespace {
-
-// EVIT_REQUIRE_GRADCHECK pastes its inputs argument in parentheses, which rejects a braced
-// list such as {a, b}; this function takes the list directly.
-void require_gradcheck(const GradcheckFn& fn, const std::vector<Tensor>& inputs) {
-  auto r = gradcheck(fn, inputs);
-  INFO(r.message);
-  REQUIRE(r.ok);
-}
-
-// A non-contiguous f64 leaf of `shape`: a permuted view of random data, detached.
-Tensor permuted_leaf(const Shape& base, const std::vector<int64_t>& order, uint64_t seed) {
-  Tensor t = permute(test::random_leaf(base, -1.0, 1.0, seed), order).detach();
-  REQUIRE_FALSE(t.is_contiguous());
-  t.requires_grad_(true);
-  return t;
-}
-
-// Restores the thread count when a test ends (also on failure).
-struct ThreadCountGuard {
-  int saved = get_num_threads();
-  ~ThreadCountGuard() { set_num_threads(saved); }
-};
-
-}  // namespace
+using test::permuted_leaf;
+using test::require_gradcheck;
+using test::ThreadCountGuard;
 
 // ---- var -----------------------------------------------------------------------------------
 

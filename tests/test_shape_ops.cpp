@@ -4,23 +4,11 @@
 #include "tests/support/test_util.h"
 
 using namespace evit;
+using test::permuted_leaf;
+using test::require_gradcheck;
+using test::ThreadCountGuard;
 
 namespace {
-
-// EVIT_REQUIRE_GRADCHECK pastes its inputs argument in parentheses, which rejects a braced
-// list such as {a, b}; this function takes the list directly.
-void require_gradcheck(const GradcheckFn& fn, const std::vector<Tensor>& inputs) {
-  auto r = gradcheck(fn, inputs);
-  INFO(r.message);
-  REQUIRE(r.ok);
-}
-
-Tensor permuted_leaf(const Shape& base, const std::vector<int64_t>& order, uint64_t seed) {
-  Tensor t = permute(test::random_leaf(base, -1.0, 1.0, seed), order).detach();
-  REQUIRE_FALSE(t.is_contiguous());
-  t.requires_grad_(true);
-  return t;
-}
 
 // The golden "pieces" cases: y = cat over pieces i of (piece_i * (i + 1)) flattened.
 Tensor scaled_flat_cat(const std::vector<Tensor>& pieces) {

@@ -10,6 +10,8 @@
 #include "core/generator.h"
 #include "ops/pointwise.h"
 #include "ops/reduce.h"
+#include "ops/shape.h"
+#include "core/parallel.h"
 
 namespace evit::test {
 
@@ -119,6 +121,22 @@ Tensor random_leaf(const Shape& shape, double lo, double hi, uint64_t seed) {
   t.requires_grad_(true);
   return t;
 }
+
+void require_gradcheck(const GradcheckFn& fn, const std::vector<Tensor>& inputs, const GradcheckOptions& options) {
+  auto r = gradcheck(fn, inputs, options);
+  INFO(r.message);
+  REQUIRE(r.ok);
+}
+
+Tensor permuted_leaf(const Shape& base, const std::vector<int64_t>& order, uint64_t seed) {
+  Tensor t = permute(random_leaf(base, -1.0, 1.0, seed), order).detach();
+  REQUIRE_FALSE(t.is_contiguous());
+  t.requires_grad_(true);
+  return t;
+}
+
+ThreadCountGuard::ThreadCountGuard() : saved(get_num_threads()) {}
+ThreadCountGuard::~ThreadCountGuard() { set_num_threads(saved); }
 
 std::string shared_data_dir() {
   std::filesystem::path p(EVIT_SHARED_DATA_DIR);

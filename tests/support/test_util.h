@@ -53,6 +53,19 @@ Tensor random_leaf(const Shape& shape, double lo = -1.0, double hi = 1.0, uint64
     REQUIRE(_g.ok);                                                                     \
   } while (0)
 
+// Runs gradcheck and fails the test with its message (a function, so a braced list of inputs
+// can be passed directly: require_gradcheck(fn, {a, b})).
+void require_gradcheck(const GradcheckFn& fn, const std::vector<Tensor>& inputs,
+                       const GradcheckOptions& options = {});
+// A non-contiguous f64 leaf: a permuted view of random data of shape `base`, detached.
+Tensor permuted_leaf(const Shape& base, const std::vector<int64_t>& order, uint64_t seed);
+// Restores the thread count when a test ends (also on failure).
+struct ThreadCountGuard {
+  int saved;
+  ThreadCountGuard();
+  ~ThreadCountGuard();
+};
+
 // The shared sample-data folder (../shared/data next to the repository), or "" when absent.
 std::string shared_data_dir();
 
