@@ -2,6 +2,7 @@
 // and batches that do not depend on the number of workers.
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <map>
 
 #include "data/dataset.h"
@@ -204,4 +205,27 @@ TEST_CASE("mixup and cutmix keep soft targets normalised", "[data]") {
   REQUIRE(plain.soft_target.to_vector<float>()[0] == 1.f);
   REQUIRE_THROWS_WITH(data::mix_batch(x, from_vector<int64_t>({0, 1, 5, 1}, {4}), 3, 0, 0, 0, g),
                       Catch::Contains("label 5 out of range"));
+}
+
+TEST_CASE("the ImageNet samples load with classes in sorted wnid order", "[data]") {
+  std::string shared = test::shared_data_dir();
+  if (shared.empty()) {
+    WARN("skipped: ../shared/data not found");
+    SUCCEED();
+    return;
+  }
+  data::ImageFolderDataset ds(shared + "/imagenet_samples", "val");
+  REQUIRE(ds.classes().size() == 100);
+  REQUIRE(std::is_sorted(ds.classes().begin(), ds.classes().end()));
+  REQUIRE(ds.size() >= 100);
+  // The class index of a sample is the position of its folder among the sorted wnids.
+  for (int64_t i : {int64_t(0), ds.size() / 2, ds.size() - 1}) {
+    data::Sample s = ds.load(i);
+    REQUIRE(s.input.dim() == 3);
+    REQUIRE(s.input.size(0) == 3);
+    const std::string wnid = fs::path(s.id).parent_path().filename().string();
+    REQUIRE(ds.classes()[s.target.item<int64_t>()] == wnid);
+  }
+  REQUIRE_THROWS_WITH(data::ImageFolderDataset(shared + "/imagenet_samples", "train"),
+                      Catch::Contains("imagenet_samples/train"));
 }
