@@ -80,7 +80,20 @@ Trainer::Trainer(json config) : cfg_(std::move(config)) {
   build_optimizer();
   fs::create_directories(out_dir_);
   std::ofstream(out_dir_ + "/config.json") << cfg_.dump(2) << "\n";
-  if (!t.at("resume").is_null()) load_checkpoint(t.at("resume").get<std::string>());
+  if (!t.at("resume").is_null()) {
+    load_checkpoint(t.at("resume").get<std::string>());
+    // Keep the log up to the checkpoint; later entries belong to the interrupted run's future.
+    std::vector<std::string> kept;
+    std::ifstream in(out_dir_ + "/metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      json rec = json::parse(line, nullptr, false);
+      if (!rec.is_discarded() && rec.value("step", int64_t{0}) <= step_) kept.push_back(line);
+    }
+    std::ofstream out(out_dir_ + "/metrics.jsonl", std::ios::trunc);
+    for (auto& l : kept) out << l << "\n";
+  } else {
+    std::ofstream(out_dir_ + "/metrics.jsonl", std::ios::trunc);  // a fresh run starts a fresh log
+  }
 }
 
 Trainer::~Trainer() = default;
