@@ -28,11 +28,14 @@ double get_elem(const Tensor& t, int64_t k) {
   });
 }
 
+// Writes element k and bumps the version, like any in-place change: caches keyed on versions
+// (e.g. folded conv weights) must see the perturbation.
 void set_elem(const Tensor& t, int64_t k, double v) {
   dispatch_floating(t.dtype(), "gradcheck", [&](auto tag) {
     using T = decltype(tag);
     static_cast<T*>(t.raw_data())[element_offset(t, k)] = static_cast<T>(v);
   });
+  t.bump_version();
 }
 
 std::vector<double> values(const Tensor& t) { return t.detach().to_vector<double>(); }
@@ -114,6 +117,8 @@ GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Tensor>& inpu
   } else {
     Generator gen(opt.seed);
     for (int rep = 0; rep < opt.fast_repeats; ++rep) {
+      // A fresh graph per projection: the previous one saw the perturbations below.
+      if (rep > 0) y = fn(inputs);
       Tensor v = randn(y.sizes(), {y.dtype()}, &gen);
       for (auto& t : inputs)
         if (t.defined() && t.requires_grad()) t.set_grad(Tensor());

@@ -1,5 +1,6 @@
 #include "zoo/layers.h"
 
+#include "autograd/grad_mode.h"
 #include "nn/activation.h"
 #include "nn/conv.h"
 #include "nn/dropout.h"
@@ -24,6 +25,27 @@ std::shared_ptr<nn::Module> make_act_or_null(const std::string& name) {
   return name.empty() ? nullptr : nn::make_activation(name);
 }
 
+std::pair<Tensor, Tensor> ConvLayer::folded_conv_bn() {
+  auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
+  auto bn = std::static_pointer_cast<nn::BatchNorm2d>(norm_);
+  std::vector<uint64_t> versions;
+  for (const Tensor* t : {&conv->weight, &conv->bias, &bn->weight, &bn->bias, &bn->running_mean, &bn->running_var})
+    versions.push_back(t->defined() ? t->version() : 0);  // every in-place change bumps it
+  const bool cacheable = !GradMode::is_enabled();
+  if (cacheable && folded_w_.defined() && versions == folded_versions_) return {folded_w_, folded_b_};
+  // Differentiable ops, so that in grad mode gradients still reach every parameter.
+  Tensor scale = mul(rsqrt(add(bn->running_var, bn->eps)), bn->weight);
+  Tensor shift = sub(bn->bias, mul(bn->running_mean, scale));
+  if (conv->bias.defined()) shift = add(shift, mul(conv->bias, scale));
+  Tensor w = mul(conv->weight, reshape(scale, {-1, 1, 1, 1}));
+  if (cacheable) {
+    folded_w_ = w, folded_b_ = shift, folded_versions_ = versions;
+  } else {
+    folded_w_ = Tensor(), folded_b_ = Tensor(), folded_versions_.clear();
+  }
+  return {w, shift};
+}
+
 ConvLayer::ConvLayer(const ConvLayerOptions& o) : nn::Module("ConvLayer") {
   EVIT_CHECK(o.kernel % 2 == 1, "ConvLayer: kernel size must be odd, got ", o.kernel);
   if (o.dropout > 0) dropout_ = register_module("dropout", std::make_shared<nn::Dropout2d>(o.dropout));
@@ -43,13 +65,9 @@ Tensor ConvLayer::forward(const Tensor& x) {
   auto bn = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm_);
   if (bn && !bn->is_training()) {
     // Eval-mode BatchNorm is a per-channel affine map: fold it into the convolution's weight and
-    // bias (with differentiable ops, so gradients still reach every parameter) and save a full
-    // pass over the activation.
+    // bias and save a full pass over the activation.
     auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
-    Tensor scale = mul(rsqrt(add(bn->running_var, bn->eps)), bn->weight);
-    Tensor shift = sub(bn->bias, mul(bn->running_mean, scale));
-    if (conv->bias.defined()) shift = add(shift, mul(conv->bias, scale));
-    Tensor w = mul(conv->weight, reshape(scale, {-1, 1, 1, 1}));
+    auto [w, shift] = folded_conv_bn();
     const auto& o = conv->options();
     y = conv2d(y, w, shift, o.stride, o.padding, o.dilation, o.groups);
     nn::MacCounter::add(y.numel() * w.size(1) * w.size(2) * w.size(3));

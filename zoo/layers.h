@@ -42,7 +42,13 @@ class ConvLayer : public nn::Module {
   void drop_norm();
 
  private:
+  // Eval-mode BatchNorm folded into the conv: (weight, bias). Without grad mode the fold is
+  // cached and reused while the versions of the tensors it was made from are unchanged.
+  std::pair<Tensor, Tensor> folded_conv_bn();
+
   std::shared_ptr<nn::Module> dropout_, conv_, norm_, act_;
+  Tensor folded_w_, folded_b_;
+  std::vector<uint64_t> folded_versions_;
 };
 
 struct LinearLayerOptions {
