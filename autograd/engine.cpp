@@ -83,6 +83,20 @@ void record(const char* name, const std::vector<Tensor>& inputs,
     info += " with inputs";
     for (const Tensor& in : inputs) info += " " + (in.defined() ? in.desc() : std::string("none"));
     node->anomaly_info = info;
+    // The forward side of anomaly mode: ops run in order, so the first op with a non-finite
+    // output is where a divergence shows up; say whether its inputs were already broken.
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (all_finite(outputs[i])) continue;
+      std::string cause = "from finite inputs";
+      for (size_t k = 0; k < inputs.size(); ++k)
+        if (inputs[k].defined() && !all_finite(inputs[k])) {
+          cause = "because input " + std::to_string(k) + " (" + inputs[k].desc() +
+                  (inputs[k].is_leaf() ? ", a leaf such as a parameter" : "") + ") already holds NaN or Inf";
+          break;
+        }
+      EVIT_THROW("anomaly: the forward of ", name, " produced NaN or Inf in output ", i, " (", outputs[i].desc(),
+                 ") ", cause, " [", info, "]");
+    }
   }
   node->output_hooks.resize(outputs.size());
   for (size_t i = 0; i < outputs.size(); ++i) {

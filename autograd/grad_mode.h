@@ -32,9 +32,22 @@ class EnableGradGuard {
   bool prev_;
 };
 
-// Anomaly mode (EVIT_ANOMALY=1 or set_anomaly_enabled): every node records its forward op and
-// input shapes, and the engine checks each produced gradient for NaN/Inf, naming the node.
+// Anomaly mode (EVIT_ANOMALY=1 or set_anomaly_enabled): every recorded op checks its outputs
+// (the first op turning finite inputs into NaN/Inf is named), every node records its forward op
+// and input shapes, and the engine checks each produced gradient for NaN/Inf, naming the node.
 bool anomaly_enabled();
 void set_anomaly_enabled(bool on);
+
+// Turns anomaly mode on for a scope.
+class AnomalyGuard {
+ public:
+  AnomalyGuard() : prev_(anomaly_enabled()) { set_anomaly_enabled(true); }
+  ~AnomalyGuard() { set_anomaly_enabled(prev_); }
+  AnomalyGuard(const AnomalyGuard&) = delete;
+  AnomalyGuard& operator=(const AnomalyGuard&) = delete;
+
+ private:
+  bool prev_;
+};
 
 }  // namespace evit

@@ -1,5 +1,8 @@
 // The trainer: exact resume, checkpoints, divergence detection, evaluation and config errors.
 #include <filesystem>
+#include <limits>
+
+#include "autograd/grad_mode.h"
 
 #include "data/image.h"
 #include "ops/ops.h"
@@ -121,4 +124,17 @@ TEST_CASE("trainer configuration errors name the key", "[trainer]") {
   cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_err").string(), 5);
   cfg["train"]["resume"] = "/nonexistent/ckpt";
   REQUIRE_THROWS_WITH(train::Trainer(cfg), Catch::Contains("/nonexistent/ckpt"));
+}
+
+TEST_CASE("a diverging run names the forward op where values broke", "[trainer]") {
+  std::string data = tiny_cityscapes("evit_trainer_data5");
+  auto cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_nan2").string(), 5);
+  train::Trainer t(cfg);
+  {  // poison one weight: the first conv turns finite images into NaN
+    NoGradGuard g;
+    Tensor w = t.model().named_parameters()[0].second;
+    fill_(w, std::numeric_limits<double>::quiet_NaN());
+  }
+  REQUIRE_THROWS_WITH(t.train_steps(1), Catch::Contains("training diverged at step 0") &&
+                                            Catch::Contains("anomaly: the forward of"));
 }

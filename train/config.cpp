@@ -457,6 +457,8 @@ const Schema& training_config_schema() {
         {"num_classes", pos_int.nullable().default_value(nullptr)},
         {"ignore_index", S::integer().default_value(255)},
         {"scale", S::integer().one_of({2, 3, 4}).default_value(2).doc("super-resolution factor")},
+        {"lr_root", S::string().default_value("").doc("super-resolution: LR images (train/ and val/, or DIV2K's "
+                                                      "DIV2K_{train,valid}_LR_bicubic/X<scale>); empty: bicubic imresize of HR")},
         {"mean", S::array(S::number()).size(3, 3).default_value(json::array({0.485, 0.456, 0.406}))},
         {"std", S::array(S::number().min(0, true)).size(3, 3).default_value(json::array({0.229, 0.224, 0.225}))},
         {"drop_last", S::boolean().default_value(true)},

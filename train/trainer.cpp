@@ -131,8 +131,16 @@ void Trainer::build_data() {
   } else {
     const int64_t scale = d.at("scale").get<int64_t>();
     auto [tr_dir, va_dir] = sr_folders(root);
-    train_set_ = std::make_shared<data::SRDataset>(tr_dir, scale);
-    val_set_ = std::make_shared<data::SRDataset>(va_dir, scale);
+    std::string tr_lr, va_lr;
+    if (const std::string lr = d.at("lr_root").get<std::string>(); !lr.empty()) {
+      const std::string x = "X" + std::to_string(scale);
+      if (fs::is_directory(lr + "/DIV2K_train_LR_bicubic/" + x))
+        tr_lr = lr + "/DIV2K_train_LR_bicubic/" + x, va_lr = lr + "/DIV2K_valid_LR_bicubic/" + x;
+      else
+        tr_lr = lr + "/train", va_lr = lr + "/val";
+    }
+    train_set_ = std::make_shared<data::SRDataset>(tr_dir, scale, tr_lr);
+    val_set_ = std::make_shared<data::SRDataset>(va_dir, scale, va_lr);
     train_tf = {data::sr_patch_crop(crop, scale), data::sr_flip_rotate()};
   }
   if (int64_t limit = d.at("limit").get<int64_t>(); limit > 0) {
@@ -212,8 +220,19 @@ double Trainer::train_one_step() {
   Tensor loss = task_loss(task_, model_->forward(input), target, t.at("label_smoothing").get<double>(),
                           cfg_.at("data").at("ignore_index").get<int64_t>());
   const double value = loss.item<double>();
-  EVIT_CHECK(std::isfinite(value), "training diverged at step ", step_, " (epoch ", epoch_, "): the loss is ", value,
-             " with lr ", lr, "; lower optimizer.lr or enable gradient clipping (run with EVIT_ANOMALY=1 to name the op)");
+  if (!std::isfinite(value)) {
+    // Replay this batch's forward in anomaly mode to name the op where the values broke.
+    std::string where = "the forward ops all gave finite outputs; the loss itself is not finite";
+    try {
+      AnomalyGuard anomaly;
+      task_loss(task_, model_->forward(input), target, t.at("label_smoothing").get<double>(),
+                cfg_.at("data").at("ignore_index").get<int64_t>());
+    } catch (const Error& e) {
+      where = e.what();
+    }
+    EVIT_THROW("training diverged at step ", step_, " (epoch ", epoch_, "): the loss is ", value, " with lr ", lr,
+               "; ", where, ". Lower optimizer.lr or enable gradient clipping.");
+  }
   loss.backward();
   if (!t.at("grad_clip").is_null()) {
     const double c = t.at("grad_clip").get<double>();

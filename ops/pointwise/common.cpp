@@ -17,7 +17,7 @@ Tensor scalar_like(const Tensor& t, double v) { return full({}, v, {t.dtype(), t
 
 bool all_finite(const Tensor& t) {
   if (!is_floating(t.dtype())) return true;
-  Tensor c = t.contiguous();
+  Tensor c = t.detach().contiguous();  // detached: the check must never record (anomaly mode)
   return dispatch_floating(c.dtype(), "all_finite", [&](auto tag) {
     using T = decltype(tag);
     const T* p = c.data_ptr<T>();
