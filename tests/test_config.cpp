@@ -149,7 +149,7 @@ TEST_CASE("JSON syntax errors name the file, line and column", "[config]") {
   REQUIRE_THAT(error_of_text("[1, 2]"), Catch::StartsWith("cfg.json: config: expected object, got array"));
 }
 
-TEST_CASE("--set overrides are parsed against the schema", "[config]") {
+TEST_CASE("overrides given with --set are parsed against the schema", "[config]") {
   const auto& schema = train::training_config_schema();
   json c = valid_config();
   train::apply_override(c, schema, "optimizer.lr=1e-3");
