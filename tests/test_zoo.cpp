@@ -363,3 +363,23 @@ TEST_CASE("EfficientViT-SR upscales by its factor and learns a residual over bic
   REQUIRE(slim->num_parameters() < full->num_parameters() * 0.65);  // about 0.75² plus biases
   REQUIRE_THROWS_WITH(full->forward(rand({1, 1, 8, 8})), Catch::Contains("[N,3,H,W]"));
 }
+
+TEST_CASE("drop path follows the reference schedule over the backbone's residual blocks", "[zoo]") {
+  auto m = zoo::create_model("efficientvit-b0");
+  // B0: stages hold 1 + 1 (stage 1-2 MBConvs with shortcuts) and 2 + 2 EViT blocks x 2 residuals = 10.
+  REQUIRE(zoo::set_drop_path(*m, 0.1, 0, 1.0) == 10);
+  std::vector<double> probs;
+  for (auto& [name, mod] : m->named_modules())
+    if (auto* r = dynamic_cast<zoo::ResidualBlock*>(mod.get()); r && r->has_shortcut() && name.rfind("backbone.stages.", 0) == 0)
+      probs.push_back(r->drop_path_prob);
+  REQUIRE(probs.size() == 10);
+  REQUIRE(std::abs(probs.front() - 0.01) < 1e-12);
+  REQUIRE(std::abs(probs.back() - 0.1) < 1e-12);
+  REQUIRE(zoo::set_drop_path(*m, 0.1, 3, 0.5) == 7);
+  m->train();
+  Tensor x = randn({4, 3, 32, 32});
+  Tensor a = m->forward(x), b = m->forward(x);
+  REQUIRE_FALSE(test::bitwise_equal(a, b));  // stochastic in training
+  m->eval();
+  REQUIRE(test::bitwise_equal(m->forward(x), m->forward(x)));
+}

@@ -15,6 +15,7 @@
 #include "train/plot.h"
 #include "train/progress.h"
 #include "train/sr_metrics.h"
+#include "zoo/layers.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -68,8 +69,6 @@ Trainer::Trainer(json config) : cfg_(std::move(config)) {
   out_dir_ = cfg_.at("output_dir").get<std::string>();
   const json& t = cfg_.at("train");
   if (t.at("threads").get<int>() > 0) set_num_threads(t.at("threads").get<int>());
-  EVIT_CHECK(t.at("drop_path").get<double>() == 0.0, "config.train.drop_path: drop-path is not available in the "
-             "zoo's blocks yet; set it to 0");
   manual_seed(t.at("seed").get<uint64_t>());  // model init and dropout draw from the default generator
   build_data();
   const std::string name = cfg_.at("model").at("name").get<std::string>();
@@ -213,6 +212,12 @@ double Trainer::train_one_step() {
     auto mixed = data::mix_batch(input, target, num_classes_, t.at("mixup_alpha").get<double>(),
                                  t.at("cutmix_alpha").get<double>(), t.at("label_smoothing").get<double>(), g);
     input = mixed.input, target = mixed.soft_target;
+  }
+  if (const double p = t.at("drop_path").get<double>(); p > 0) {
+    // Stochastic depth grows with training progress: 0 during warmup, p at the end (spec §6.1).
+    const int64_t warm = schedule_->options().warmup_steps;
+    const double progress = total_steps_ > warm ? std::max(0.0, double(step_ - warm) / double(total_steps_ - warm)) : 1.0;
+    zoo::set_drop_path(*model_, p, t.at("drop_path_skip").get<int64_t>(), progress);
   }
   const double lr = schedule_->lr();
   if (adamw_) adamw_->set_lr(lr), adamw_->zero_grad();

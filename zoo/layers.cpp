@@ -8,6 +8,7 @@
 #include "nn/macs.h"
 #include "nn/norm.h"
 #include "ops/conv.h"
+#include "ops/dropout.h"
 #include "ops/pointwise.h"
 #include "ops/shape.h"
 
@@ -121,7 +122,24 @@ ResidualBlock::ResidualBlock(std::shared_ptr<nn::Module> main, bool identity_sho
 
 Tensor ResidualBlock::forward(const Tensor& x) {
   Tensor y = main_->forward(x);
-  return shortcut_ ? add(y, shortcut_->forward(x)) : y;
+  if (!shortcut_) return y;
+  if (drop_path_prob > 0 && is_training()) y = drop_path(y, drop_path_prob, true);
+  return add(y, shortcut_->forward(x));
+}
+
+int64_t set_drop_path(nn::Module& model, double p, int64_t skip, double factor) {
+  EVIT_CHECK(p >= 0 && p < 1, "drop path: probability must be in [0, 1), got ", p);
+  std::vector<ResidualBlock*> blocks;
+  for (auto& [name, m] : model.named_modules()) {
+    auto* r = dynamic_cast<ResidualBlock*>(m.get());
+    if (r && r->has_shortcut() && name.rfind("backbone.stages.", 0) == 0) blocks.push_back(r);
+  }
+  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(blocks.size()) - skip);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const int64_t k = static_cast<int64_t>(i) - skip;
+    blocks[i]->drop_path_prob = k < 0 ? 0.0 : p * static_cast<double>(k + 1) / static_cast<double>(n) * factor;
+  }
+  return n;
 }
 
 }  // namespace evit::zoo

@@ -81,14 +81,22 @@ class OpSequential : public nn::Module {
 };
 
 // main(x) + shortcut(x); with no shortcut just main(x). The shortcut is always an identity here.
+// In training mode, drop_path_prob > 0 drops the main branch per sample (stochastic depth).
 class ResidualBlock : public nn::Module {
  public:
   ResidualBlock(std::shared_ptr<nn::Module> main, bool identity_shortcut);
   Tensor forward(const Tensor& x) override;
   bool has_shortcut() const { return shortcut_ != nullptr; }
+  double drop_path_prob = 0.0;
 
  private:
   std::shared_ptr<nn::Module> main_, shortcut_;
 };
+
+// Stochastic depth as the reference recipe sets it (spec §6.1): every ResidualBlock with an
+// identity shortcut under `backbone.stages`, after skipping the first `skip`, gets
+// p·(i+1)/N·factor for i = 0..N-1 (factor: training progress, 0 during warmup -> 1 at the end).
+// Returns the number of blocks it set.
+int64_t set_drop_path(nn::Module& model, double p, int64_t skip, double factor);
 
 }  // namespace evit::zoo
