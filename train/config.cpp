@@ -500,6 +500,8 @@ const Schema& training_config_schema() {
                   {"grad_clip", S::number().min(0, true).nullable().default_value(2.0).doc("null: no clipping")},
                   {"grad_clip_mode", S::string().one_of({"value", "norm"}).default_value("value")},
                   {"label_smoothing", prob.default_value(0.0)},
+                  {"loss", S::string().one_of({"ce", "bce"}).default_value("ce").doc(
+                               "classification: cross-entropy, or BCE-with-logits on soft targets (the reference recipe)")},
                   {"drop_path", prob.default_value(0.0)},
                   {"drop_path_skip", S::integer().min(0).default_value(0)},
                   {"mixup_alpha", S::number().min(0).default_value(0.0)},

@@ -207,7 +207,10 @@ double Trainer::train_one_step() {
   next_batch(b);
   model_->train();
   Tensor input = b.input, target = b.target;
-  if (task_ == "classification" && (t.at("mixup_alpha").get<double>() > 0 || t.at("cutmix_alpha").get<double>() > 0)) {
+  const bool bce = task_ == "classification" && t.at("loss") == "bce";
+  if (task_ == "classification" &&
+      (bce || t.at("mixup_alpha").get<double>() > 0 || t.at("cutmix_alpha").get<double>() > 0)) {
+    // Soft targets: smoothed one-hot, then mixup or cutmix (spec §6.1).
     Generator g = data::sample_generator(t.at("seed").get<uint64_t>() ^ 0x6d6978ull, step_, 0);
     auto mixed = data::mix_batch(input, target, num_classes_, t.at("mixup_alpha").get<double>(),
                                  t.at("cutmix_alpha").get<double>(), t.at("label_smoothing").get<double>(), g);
@@ -222,8 +225,9 @@ double Trainer::train_one_step() {
   const double lr = schedule_->lr();
   if (adamw_) adamw_->set_lr(lr), adamw_->zero_grad();
   else sgd_->set_lr(lr), sgd_->zero_grad();
-  Tensor loss = task_loss(task_, model_->forward(input), target, t.at("label_smoothing").get<double>(),
-                          cfg_.at("data").at("ignore_index").get<int64_t>());
+  Tensor loss = bce ? binary_cross_entropy_with_logits(model_->forward(input), target)
+                    : task_loss(task_, model_->forward(input), target, t.at("label_smoothing").get<double>(),
+                                cfg_.at("data").at("ignore_index").get<int64_t>());
   const double value = loss.item<double>();
   if (!std::isfinite(value)) {
     // Replay this batch's forward in anomaly mode to name the op where the values broke.
