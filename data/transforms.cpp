@@ -175,6 +175,30 @@ Transform resize_center_crop(int64_t resize_to, int64_t size) {
   };
 }
 
+Transform random_erasing(double p, double min_area, double max_area, double min_aspect) {
+  return [=](Sample& s, Generator& g) {
+    if (g.uniform_double() >= p) return;
+    const int64_t C = s.input.size(0), H = s.input.size(1), W = s.input.size(2);
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const double area = H * W * uniform(g, min_area, max_area);
+      const double aspect = std::exp(uniform(g, std::log(min_aspect), std::log(1.0 / min_aspect)));
+      const int64_t h = std::llround(std::sqrt(area * aspect)), w = std::llround(std::sqrt(area / aspect));
+      if (h < 1 || w < 1 || h >= H || w >= W) continue;
+      const int64_t y0 = uniform_int(g, 0, H - h), x0 = uniform_int(g, 0, W - w);
+      Tensor img = s.input.contiguous().clone();
+      float* p0 = img.data_ptr<float>();
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t y = y0; y < y0 + h; ++y)
+          for (int64_t x = x0; x < x0 + w; ++x) {
+            double u1 = 1 - g.uniform_double(), u2 = g.uniform_double();
+            p0[(c * H + y) * W + x] = static_cast<float>(std::sqrt(-2 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+          }
+      s.input = img;
+      return;
+    }
+  };
+}
+
 Transform sr_patch_crop(int64_t lr_patch, int64_t scale) {
   return [=](Sample& s, Generator& g) {
     const int64_t h = s.input.size(1), w = s.input.size(2);

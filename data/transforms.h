@@ -34,6 +34,11 @@ Transform random_resized_crop(int64_t size, double min_area = 0.08, double max_a
 // Resize the short side to `resize_to` (bicubic) then centre-crop size x size (evaluation).
 Transform resize_center_crop(int64_t resize_to, int64_t size);
 
+// timm's RandomErasing (mode "pixel"), applied to a normalised image: with probability p, a
+// rectangle of area fraction in [min_area, max_area] and log-uniform aspect ratio in
+// [min_aspect, 1/min_aspect] is filled with standard-normal noise (10 tries to fit).
+Transform random_erasing(double p, double min_area = 0.02, double max_area = 1.0 / 3.0, double min_aspect = 0.3);
+
 // ---- super-resolution ----
 // Random aligned crop: an LR patch of lr_patch x lr_patch and the matching HR patch.
 Transform sr_patch_crop(int64_t lr_patch, int64_t scale);

@@ -160,12 +160,30 @@ TEST_CASE("classification trains with the reference loss (BCE on mixed soft targ
       {"optimizer", {{"lr", 5e-3}, {"weight_decay", 0.0}}},
       {"ema", {{"enabled", false}}},
       {"train", {{"steps", 40}, {"loss", "bce"}, {"label_smoothing", 0.1}, {"mixup_alpha", 0.2}, {"cutmix_alpha", 0.2},
-                 {"drop_path", 0.05}, {"eval_every", 40}, {"log_every", 4}}},
+                 {"drop_path", 0.05}, {"eval_every", 40},
+                 {"log_every", 4}}},
       {"output_dir", (fs::temp_directory_path() / "evit_trainer_cls_run").string()}};
   train::Trainer t(train::load_config_text(c.dump(), "cls config", train::training_config_schema()));
   REQUIRE(t.model().state_dict().at("head.op_list.3.linear.weight").size(0) == 2);  // classes from the folders
   train::Metrics m = t.fit();
   REQUIRE(m.count("val/top1") == 1);
+  {
+    // Resumed with BN re-estimation before evaluation: evaluating leaves the trained state untouched.
+    auto c2 = c;
+    c2["train"]["reset_bn_batches"] = 4;
+    c2["train"]["random_erasing"] = 0.5;  // the re-estimation batches use the training transforms
+    c2["train"]["resume"] = c["output_dir"].get<std::string>() + "/checkpoint";
+    c2["output_dir"] = (fs::temp_directory_path() / "evit_trainer_cls_run2").string();
+    train::Trainer r(train::load_config_text(c2.dump(), "cls config", train::training_config_schema()));
+    REQUIRE(r.step() == 40);
+    auto before = r.model().state_dict();
+    train::Metrics m2 = r.evaluate();
+    REQUIRE(m2.count("val/top1") == 1);
+    for (auto& [k, v] : r.model().state_dict()) {
+      INFO(k);
+      REQUIRE(test::bitwise_equal(v, before.at(k)));
+    }
+  }
   INFO(m["val/top1"]);
   REQUIRE(m["val/top1"] == 100.0);  // dark vs bright images: separable
 }

@@ -504,6 +504,9 @@ const Schema& training_config_schema() {
                                "classification: cross-entropy, or BCE-with-logits on soft targets (the reference recipe)")},
                   {"drop_path", prob.default_value(0.0)},
                   {"drop_path_skip", S::integer().min(0).default_value(0)},
+                  {"random_erasing", prob.default_value(0.0).doc("classification: RandomErasing probability")},
+                  {"reset_bn_batches", S::integer().min(0).default_value(0).doc(
+                                           "re-estimate BatchNorm statistics on this many training batches before each evaluation")},
                   {"mixup_alpha", S::number().min(0).default_value(0.0)},
                   {"cutmix_alpha", S::number().min(0).default_value(0.0)},
                   {"threads", S::integer().min(0).default_value(0).doc("0: all cores")},

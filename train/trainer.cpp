@@ -14,6 +14,7 @@
 #include "train/metrics.h"
 #include "train/plot.h"
 #include "train/progress.h"
+#include "nn/norm.h"
 #include "train/sr_metrics.h"
 #include "zoo/layers.h"
 
@@ -125,6 +126,7 @@ void Trainer::build_data() {
     const int64_t eval_size = d.at("eval_size").is_null() ? crop : d.at("eval_size").get<int64_t>();
     const double ratio = d.at("crop_ratio").get<double>();
     train_tf = {data::random_resized_crop(crop), data::horizontal_flip(), data::normalize(mean, std)};
+    if (double p = cfg_.at("train").at("random_erasing").get<double>(); p > 0) train_tf.push_back(data::random_erasing(p));
     val_tf = {data::resize_center_crop(static_cast<int64_t>(std::ceil(eval_size / ratio)), eval_size),
               data::normalize(mean, std)};
   } else {
@@ -266,13 +268,17 @@ void Trainer::log(const json& record) const {
 }
 
 Metrics Trainer::evaluate() {
+  // Evaluation must leave the training state untouched: the EMA weights and re-estimated BN
+  // statistics are swapped in, and the trained state is put back afterwards.
+  const int64_t bn_batches = cfg_.at("train").at("reset_bn_batches").get<int64_t>();
+  const bool swap = ema_ || bn_batches > 0;
   TensorMap saved;
-  if (ema_) {  // evaluate the EMA weights, then put the trained ones back
+  if (swap)
     for (auto& [k, v] : model_->state_dict()) saved[k] = v.clone();
-    ema_->copy_to(*model_);
-  }
-  model_->eval();
+  if (ema_) ema_->copy_to(*model_);
   NoGradGuard no_grad;
+  if (bn_batches > 0) reset_bn(bn_batches);
+  model_->eval();
   Metrics m;
   const int64_t ignore = cfg_.at("data").at("ignore_index").get<int64_t>();
   SegConfusion conf(std::max<int64_t>(num_classes_, 1), ignore);
@@ -310,8 +316,35 @@ Metrics Trainer::evaluate() {
     m["val/psnr"] = psnr_sum / val_set_->size();
     m["val/ssim"] = ssim_sum / val_set_->size();
   }
-  if (ema_) model_->load_state_dict(saved);
+  if (swap) model_->load_state_dict(saved);
   return m;
+}
+
+void Trainer::reset_bn(int64_t batches) {
+  // Spec §6.1: before evaluation, re-estimate every BatchNorm's running statistics on training
+  // batches (training augmentation) as the plain average over batches. A momentum of 1/(k+1) for
+  // batch k turns the running update into exactly that average.
+  std::vector<nn::BatchNorm2d*> bns;
+  for (auto& [name, m] : model_->named_modules())
+    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m.get())) bns.push_back(bn);
+  std::vector<double> momenta;
+  for (auto* bn : bns) {
+    momenta.push_back(bn->momentum);
+    fill_(bn->running_mean, 0.0);
+    fill_(bn->running_var, 1.0);
+  }
+  zoo::set_drop_path(*model_, 0.0, 0, 0.0);  // statistics of the full network
+  model_->train();
+  data::DataLoader loader(train_set_, {cfg_.at("data").at("batch_size").get<int64_t>(), true, true,
+                                       cfg_.at("data").at("workers").get<int>(), 2, cfg_.at("train").at("seed").get<uint64_t>() + 1});
+  loader.start_epoch(step_);
+  data::Batch b;
+  for (int64_t k = 0; k < batches; ++k) {
+    if (!loader.next(b)) loader.start_epoch(step_ + k + 1), loader.next(b);
+    for (auto* bn : bns) bn->momentum = 1.0 / static_cast<double>(k + 1);
+    model_->forward(b.input);
+  }
+  for (size_t i = 0; i < bns.size(); ++i) bns[i]->momentum = momenta[i];
 }
 
 Metrics Trainer::fit() {

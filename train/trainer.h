@@ -60,6 +60,7 @@ class Trainer {
   double train_one_step();
   void log(const nlohmann::json& record) const;
   void next_batch(data::Batch& b);
+  void reset_bn(int64_t batches);
 
   nlohmann::json cfg_;
   std::string task_, out_dir_;
