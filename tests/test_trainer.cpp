@@ -156,11 +156,12 @@ TEST_CASE("classification trains with the reference loss (BCE on mixed soft targ
   nlohmann::json c = {
       {"task", "classification"},
       {"model", {{"name", "efficientvit-b0"}}},
-      {"data", {{"root", root.string()}, {"dataset", "imagenet"}, {"crop", 32}, {"batch_size", 4}, {"workers", 1}}},
+      {"data", {{"root", root.string()}, {"dataset", "imagenet"}, {"crop", 32}, {"batch_size", 4}, {"workers", 1},
+                {"multires_sizes", {32, 40}}}},
       {"optimizer", {{"lr", 5e-3}, {"weight_decay", 0.0}}},
       {"ema", {{"enabled", false}}},
-      {"train", {{"steps", 40}, {"loss", "bce"}, {"label_smoothing", 0.1}, {"mixup_alpha", 0.2}, {"cutmix_alpha", 0.2},
-                 {"drop_path", 0.05}, {"eval_every", 40},
+      {"train", {{"steps", 80}, {"loss", "bce"}, {"label_smoothing", 0.1}, {"mixup_alpha", 0.2}, {"cutmix_alpha", 0.2},
+                 {"drop_path", 0.05}, {"eval_every", 80},
                  {"log_every", 4}}},
       {"output_dir", (fs::temp_directory_path() / "evit_trainer_cls_run").string()}};
   train::Trainer t(train::load_config_text(c.dump(), "cls config", train::training_config_schema()));
@@ -175,7 +176,7 @@ TEST_CASE("classification trains with the reference loss (BCE on mixed soft targ
     c2["train"]["resume"] = c["output_dir"].get<std::string>() + "/checkpoint";
     c2["output_dir"] = (fs::temp_directory_path() / "evit_trainer_cls_run2").string();
     train::Trainer r(train::load_config_text(c2.dump(), "cls config", train::training_config_schema()));
-    REQUIRE(r.step() == 40);
+    REQUIRE(r.step() == 80);
     auto before = r.model().state_dict();
     train::Metrics m2 = r.evaluate();
     REQUIRE(m2.count("val/top1") == 1);

@@ -462,6 +462,8 @@ const Schema& training_config_schema() {
         {"mean", S::array(S::number()).size(3, 3).default_value(json::array({0.485, 0.456, 0.406}))},
         {"std", S::array(S::number().min(0, true)).size(3, 3).default_value(json::array({0.229, 0.224, 0.225}))},
         {"drop_last", S::boolean().default_value(true)},
+        {"multires_sizes", S::array(S::integer().min(8)).default_value(json::array()).doc(
+                               "classification: each training batch is resized to a size drawn from this list")},
         {"limit", S::integer().min(0).default_value(0).doc("use only the first N samples (0: all)")},
     });
     S optimizer = S::object({

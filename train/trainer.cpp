@@ -209,6 +209,14 @@ double Trainer::train_one_step() {
   next_batch(b);
   model_->train();
   Tensor input = b.input, target = b.target;
+  if (const json& sizes = cfg_.at("data").at("multires_sizes"); task_ == "classification" && !sizes.empty()) {
+    // Multi-resolution training (spec §6.1): one size per batch, drawn from a generator seeded
+    // by the step so that a resumed run draws the same sizes.
+    Generator g = data::sample_generator(t.at("seed").get<uint64_t>() ^ 0x6d756c7469ull, step_, 0);
+    const int64_t size = sizes[g.next_u64() % sizes.size()].get<int64_t>();
+    if (input.size(2) != size || input.size(3) != size)
+      input = interpolate(input, {size, size}, {}, InterpolateMode::bicubic, false);
+  }
   const bool bce = task_ == "classification" && t.at("loss") == "bce";
   if (task_ == "classification" &&
       (bce || t.at("mixup_alpha").get<double>() > 0 || t.at("cutmix_alpha").get<double>() > 0)) {
