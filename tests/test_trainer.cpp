@@ -173,10 +173,13 @@ TEST_CASE("classification trains with the reference loss (BCE on mixed soft targ
     auto c2 = c;
     c2["train"]["reset_bn_batches"] = 4;
     c2["train"]["random_erasing"] = 0.5;  // the re-estimation batches use the training transforms
+    c2["train"]["mesa_weight"] = 1.0;
+    c2["ema"] = {{"enabled", true}, {"decay", 0.9}, {"warmup_steps", 0}};
     c2["train"]["resume"] = c["output_dir"].get<std::string>() + "/checkpoint";
     c2["output_dir"] = (fs::temp_directory_path() / "evit_trainer_cls_run2").string();
     train::Trainer r(train::load_config_text(c2.dump(), "cls config", train::training_config_schema()));
     REQUIRE(r.step() == 80);
+    r.train_steps(1);  // a MESA step (progress past mesa_start) runs
     auto before = r.model().state_dict();
     train::Metrics m2 = r.evaluate();
     REQUIRE(m2.count("val/top1") == 1);

@@ -507,6 +507,9 @@ const Schema& training_config_schema() {
                   {"drop_path", prob.default_value(0.0)},
                   {"drop_path_skip", S::integer().min(0).default_value(0)},
                   {"random_erasing", prob.default_value(0.0).doc("classification: RandomErasing probability")},
+                  {"mesa_weight", S::number().min(0).default_value(0.0).doc(
+                                      "classification: MESA self-distillation weight (needs EMA); 0 = off")},
+                  {"mesa_start", prob.default_value(0.25).doc("training progress at which MESA starts")},
                   {"reset_bn_batches", S::integer().min(0).default_value(0).doc(
                                            "re-estimate BatchNorm statistics on this many training batches before each evaluation")},
                   {"mixup_alpha", S::number().min(0).default_value(0.0)},

@@ -235,9 +235,24 @@ double Trainer::train_one_step() {
   const double lr = schedule_->lr();
   if (adamw_) adamw_->set_lr(lr), adamw_->zero_grad();
   else sgd_->set_lr(lr), sgd_->zero_grad();
-  Tensor loss = bce ? binary_cross_entropy_with_logits(model_->forward(input), target)
-                    : task_loss(task_, model_->forward(input), target, t.at("label_smoothing").get<double>(),
+  Tensor output = model_->forward(input);
+  Tensor loss = bce ? binary_cross_entropy_with_logits(output, target)
+                    : task_loss(task_, output, target, t.at("label_smoothing").get<double>(),
                                 cfg_.at("data").at("ignore_index").get<int64_t>());
+  if (const double w = t.at("mesa_weight").get<double>();
+      w > 0 && task_ == "classification" && static_cast<double>(step_) >= t.at("mesa_start").get<double>() * total_steps_) {
+    // MESA (spec §6.1): distil from the EMA model's sigmoid outputs on the same batch.
+    EVIT_CHECK(ema_ != nullptr, "config.train.mesa_weight needs ema.enabled = true");
+    if (!ema_model_) ema_model_ = zoo::create_model(cfg_.at("model").at("name").get<std::string>(), num_classes_);
+    Tensor soft;
+    {
+      NoGradGuard no_grad;
+      ema_->copy_to(*ema_model_);
+      ema_model_->eval();
+      soft = sigmoid(ema_model_->forward(input));
+    }
+    loss = add(loss, mul(binary_cross_entropy_with_logits(output, soft), w));
+  }
   const double value = loss.item<double>();
   if (!std::isfinite(value)) {
     // Replay this batch's forward in anomaly mode to name the op where the values broke.
@@ -437,7 +452,12 @@ void Trainer::load_checkpoint(const std::string& dir) {
   if (adamw_) adamw_->load_state_dict(opt);
   else sgd_->load_state_dict(opt);
   schedule_->load_state_dict(load_safetensors(dir + "/schedule.safetensors"));
-  if (ema_) ema_->load(dir + "/ema.safetensors");
+  if (ema_) {
+    // A checkpoint of a run without EMA starts the average from the loaded weights.
+    if (fs::exists(dir + "/ema.safetensors")) ema_->load(dir + "/ema.safetensors");
+    else ema_ = std::make_unique<optim::EMA>(*model_, optim::EMAOptions{cfg_.at("ema").value("decay", 0.9998),
+                                                                         cfg_.at("ema").value("warmup_steps", 2000.0)});
+  }
   step_ = meta.at("step").get<int64_t>();
   epoch_ = meta.at("epoch").get<int64_t>();
   default_generator().set_state({meta.at("rng").at("seed").get<uint64_t>(), meta.at("rng").at("offset").get<uint64_t>()});

@@ -71,6 +71,7 @@ class Trainer {
   std::unique_ptr<optim::SGD> sgd_;
   std::unique_ptr<optim::WarmupCosine> schedule_;
   std::unique_ptr<optim::EMA> ema_;
+  std::shared_ptr<zoo::Model> ema_model_;  // MESA's teacher: the model with the EMA weights
   int64_t num_classes_ = 0;
   int64_t step_ = 0, epoch_ = 0, total_steps_ = 0, steps_per_epoch_ = 0;
   bool epoch_started_ = false;
