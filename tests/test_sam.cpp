@@ -1,8 +1,11 @@
 // EfficientViT-SAM against the reference: parameter, key and state counts of spec §8.3 and the
 // SAM golden rows of §8.5 (deterministic weights over the full model's keys, sine input).
+#include <cmath>
+
 #include "autograd/grad_mode.h"
 #include "ops/shape.h"
 #include "tests/support/test_util.h"
+#include "zoo/profile.h"
 #include "zoo/sam.h"
 
 using namespace evit;
@@ -167,4 +170,11 @@ TEST_CASE("SAM prompt encoder: padding point, mask input and bad prompts", "[sam
   REQUIRE_THROWS_WITH(pe.forward({}, std::nullopt, zeros({1, 1, 128, 128})), Catch::Contains("mask input"));
   REQUIRE_THROWS_WITH(pe.forward({{1, 2, 3}}, std::nullopt), Catch::Contains("label"));
   REQUIRE_THROWS_WITH(m->predict(zeros({1, 256, 64, 64}), {}, std::nullopt, true), Catch::Contains("point or a box"));
+}
+
+TEST_CASE("SAM-L0 image encoder MACs agree with the reference count within 0.5%", "[sam]") {
+  auto m = zoo::create_model("efficientvit-sam-l0");
+  zoo::ModelProfile p = zoo::profile_model(*m, {1, 3, 512, 512});
+  INFO(p.macs << " MACs, expected 34.8G");
+  REQUIRE(std::abs(static_cast<double>(p.macs) / 1e9 - 34.8) <= 0.005 * 34.8);
 }
