@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "zoo/sam.h"
 #include "zoo/sr.h"
 
 namespace evit::zoo {
@@ -99,6 +100,16 @@ std::vector<ModelInfo> make_registry() {
   for (auto& [n, s] : seg)
     r.push_back({"efficientvit-seg-" + n, "segmentation",
                  "EfficientViT segmentation " + n + " (logits at stride 8)", [s = s](int64_t c) { return build_seg(s, c); }});
+  for (const char* v : {"l0", "l1", "l2", "xl0", "xl1"}) {
+    std::string n = v;
+    r.push_back({"efficientvit-sam-" + n, "sam",
+                 "EfficientViT-SAM-" + n + " (image embedding 256x64x64 from a " +
+                     (n[0] == 'x' ? "1024" : "512") + "-pixel input; prompt encoder and mask decoder)",
+                 [n](int64_t classes) -> std::shared_ptr<Model> {
+                   EVIT_CHECK(classes == 0, "SAM models have no classes (got num_classes ", classes, ")");
+                   return make_efficientvit_sam(n);
+                 }});
+  }
   for (int64_t scale : {2, 3, 4})
     for (auto [suffix, width] : {std::pair<const char*, int64_t>{"", 64}, {"-w0.75", 48}}) {
       std::string n = "efficientvit-sr-x" + std::to_string(scale) + suffix;

@@ -143,4 +143,54 @@ std::string shared_data_dir() {
   return std::filesystem::is_directory(p) ? std::filesystem::canonical(p).string() : "";
 }
 
+void fill_deterministic(nn::Module& m) {
+  TensorMap sd = m.state_dict();
+  TensorMap filled;
+  for (auto& [key, t] : sd) {
+    if (key.size() >= 19 && key.compare(key.size() - 19, 19, "num_batches_tracked") == 0) continue;
+    uint64_t acc = 0;
+    for (size_t i = 0; i < key.size(); ++i) acc += (i + 1) * static_cast<unsigned char>(key[i]);
+    const double phi = 2 * M_PI * static_cast<double>(acc % 9973) / 9973.0;
+    const int64_t n = t.numel();
+    std::vector<double> v(n);
+    auto ends_with = [&](const std::string& s) {
+      return key.size() >= s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0;
+    };
+    for (int64_t j = 0; j < n; ++j) {
+      double s = std::sin(0.37 * static_cast<double>(j) + phi);
+      if (ends_with("running_mean")) v[j] = 0.05 * s;
+      else if (ends_with("running_var")) v[j] = 1 + 0.25 * (s + 1);
+      else if (t.dim() >= 2) v[j] = s / std::sqrt(static_cast<double>(n) / static_cast<double>(t.size(0)));
+      else if (ends_with("weight")) v[j] = 1 + 0.1 * s;
+      else if (ends_with("bias")) v[j] = 0.02 * s;
+      else v[j] = s;
+    }
+    filled[key] = from_vector<double>(v, t.sizes()).to(DType::f32);
+  }
+  for (auto& [key, t] : sd)
+    if (!filled.count(key)) filled[key] = t;
+  m.load_state_dict(filled);
+}
+
+Tensor sine_input(const Shape& shape) {
+  int64_t n = shape_numel(shape);
+  std::vector<double> v(n);
+  for (int64_t j = 0; j < n; ++j) v[j] = std::sin(0.013 * static_cast<double>(j));
+  return from_vector<double>(v, shape).to(DType::f32);
+}
+
+void check_golden(const Tensor& y, const Golden& g) {
+  std::vector<double> v = y.to_vector<double>();
+  double s = 0, a = 0;
+  for (double x : v) s += x, a += std::abs(x);
+  INFO("sum " << s << " (expected " << g.sum << "), abs sum " << a << " (expected " << g.abs_sum << ")");
+  // Σy can be a small difference of large terms: compare it relative to Σ|y|.
+  REQUIRE(std::abs(s - g.sum) <= 1e-4 * std::abs(g.abs_sum));
+  REQUIRE(std::abs(a - g.abs_sum) <= 1e-4 * std::abs(g.abs_sum));
+  for (size_t i = 0; i < g.first.size(); ++i) {
+    INFO("y[" << i << "] = " << v[i] << ", expected " << g.first[i]);
+    REQUIRE(std::abs(v[i] - g.first[i]) <= 1e-4 * std::max(1.0, std::abs(g.first[i])) + 2e-5);
+  }
+}
+
 }  // namespace evit::test

@@ -8,6 +8,7 @@
 #include "autograd/gradcheck.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
+#include "nn/module.h"
 
 namespace evit::test {
 
@@ -68,5 +69,21 @@ struct ThreadCountGuard {
 
 // The shared sample-data folder (../shared/data next to the repository), or "" when absent.
 std::string shared_data_dir();
+
+// ---- the deterministic parity machinery of spec §8.5 ----
+// Fills every state-dict tensor of `m` (except num_batches_tracked) from its full key:
+// phi(K) = 2π·((Σ (i+1)·byte_i) mod 9973)/9973, s_j = sin(0.37 j + phi) in f64, then
+// running_mean 0.05 s, running_var 1 + 0.25 (s+1), ≥2-D s/√(numel/shape[0]), other 1-D weight
+// 1 + 0.1 s, bias 0.02 s; cast to f32.
+void fill_deterministic(nn::Module& m);
+// x_j = sin(0.013 j) over the flat index, f32.
+Tensor sine_input(const Shape& shape);
+// Σy, Σ|y| and the first values of a golden row.
+struct Golden {
+  double sum, abs_sum;
+  std::vector<double> first;
+};
+// Σy and Σ|y| to 1e-4 relative to Σ|y|, the first values to 1e-4 relative (+2e-5 absolute).
+void check_golden(const Tensor& y, const Golden& g);
 
 }  // namespace evit::test
