@@ -27,9 +27,9 @@ from common import GOLDEN_DIR, Golden  # noqa: E402
 
 g = Golden("image")
 rng = np.random.default_rng(99)
-SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
-if not os.path.isdir(SHARED):
-    SHARED = "/work/shared/data"
+# The sample data lives in ../shared/data beside the repository; EVIT_SHARED_DATA overrides it.
+SHARED = os.environ.get("EVIT_SHARED_DATA",
+                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data"))
 
 # ---- a minimal PNG encoder -----------------------------------------------------------------
 ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
