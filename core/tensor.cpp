@@ -337,11 +337,8 @@ template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions opt) {
   EVIT_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
              values.size(), " values do not fill shape ", shape_str(shape));
-  bool rg = opt.requires_grad;
-  Tensor src = from_blob(values.data(), shape, dtype_v<T>);
-  Tensor t = src.to(opt.dtype);
-  if (t.is_same(src) == false && opt.dtype == dtype_v<T>) t = src;
-  if (rg) t.requires_grad_(true);
+  Tensor t = from_blob(values.data(), shape, dtype_v<T>).to(opt.dtype);  // to() is a no-op for the same dtype
+  if (opt.requires_grad) t.requires_grad_(true);
   return t;
 }
 template Tensor from_vector(const std::vector<float>&, const Shape&, TensorOptions);

@@ -35,7 +35,8 @@ void require_dir(const std::string& dir, const std::string& what) {
   EVIT_CHECK(fs::is_directory(dir), what, ": folder '", dir, "' not found");
 }
 
-// An image as f32 [3,H,W] in [0,1]: gray is repeated to RGB, alpha dropped.
+}  // namespace
+
 Tensor load_rgb(const std::string& path) {
   Image img = read_image(path);
   Tensor t = image_to_chw_float(img);
@@ -43,6 +44,8 @@ Tensor load_rgb(const std::string& path) {
   else if (img.channels == 4) t = slice(t, 0, 0, 3);
   return t.contiguous();
 }
+
+namespace {
 
 // round() to the nearest integer, halves away from zero (MATLAB's uint8 conversion).
 Tensor round_half_away(const Tensor& x) {

@@ -106,6 +106,9 @@ class SRDataset : public Dataset {
   std::vector<std::string> hr_files_;
 };
 
+// An image file as f32 [3,H,W] in [0,1]: gray is repeated to RGB, alpha dropped.
+Tensor load_rgb(const std::string& path);
+
 // Sorted image files (png, jpg, jpeg, bmp-less: PNG/JPEG only) directly inside `dir`.
 std::vector<std::string> list_images(const std::string& dir);
 

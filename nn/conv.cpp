@@ -4,19 +4,28 @@
 #include "nn/macs.h"
 
 namespace evit::nn {
+namespace {
+// Registers `weight` of `shape` and, if asked, a bias of `out` entries, with PyTorch's default
+// initialisation (both bounded by 1/sqrt(fan_in) of the weight).
+void add_conv_params(Module& m, const Shape& shape, int64_t out, bool with_bias, Generator* gen, Tensor& weight,
+                     Tensor& bias) {
+  Tensor w = empty(shape);
+  init::default_weight_(w, gen);
+  weight = m.register_parameter("weight", w);
+  if (with_bias) {
+    Tensor b = empty({out});
+    init::default_bias_(b, init::fan_in(w), gen);
+    bias = m.register_parameter("bias", b);
+  }
+}
+}  // namespace
 
 Conv2d::Conv2d(const Conv2dOptions& o, Generator* gen) : Module("Conv2d"), o_(o) {
   EVIT_CHECK(o.groups >= 1 && o.in_channels % o.groups == 0 && o.out_channels % o.groups == 0,
              "Conv2d: in_channels ", o.in_channels, " and out_channels ", o.out_channels,
              " must be divisible by groups ", o.groups);
-  Tensor w = empty({o.out_channels, o.in_channels / o.groups, o.kernel_size, o.kernel_size});
-  init::default_weight_(w, gen);
-  weight = register_parameter("weight", w);
-  if (o.bias) {
-    Tensor b = empty({o.out_channels});
-    init::default_bias_(b, init::fan_in(w), gen);
-    bias = register_parameter("bias", b);
-  }
+  add_conv_params(*this, {o.out_channels, o.in_channels / o.groups, o.kernel_size, o.kernel_size}, o.out_channels,
+                  o.bias, gen, weight, bias);
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
@@ -30,14 +39,8 @@ ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o, Generator* gen
     : Module("ConvTranspose2d"), o_(o) {
   EVIT_CHECK(o.groups >= 1 && o.in_channels % o.groups == 0 && o.out_channels % o.groups == 0,
              "ConvTranspose2d: channels must be divisible by groups ", o.groups);
-  Tensor w = empty({o.in_channels, o.out_channels / o.groups, o.kernel_size, o.kernel_size});
-  init::default_weight_(w, gen);
-  weight = register_parameter("weight", w);
-  if (o.bias) {
-    Tensor b = empty({o.out_channels});
-    init::default_bias_(b, init::fan_in(w), gen);
-    bias = register_parameter("bias", b);
-  }
+  add_conv_params(*this, {o.in_channels, o.out_channels / o.groups, o.kernel_size, o.kernel_size}, o.out_channels,
+                  o.bias, gen, weight, bias);
 }
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {

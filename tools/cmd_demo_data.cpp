@@ -57,10 +57,9 @@ Runner add_demo_data_command(CLI::App& app) {
         continue;
       }
       if (img.channels < 3 || img.height < 128 || img.width < 128) continue;  // colour photographs only
-      const std::string stem = fs::path(f).stem().string();
-      const bool val = std::find(o->val.begin(), o->val.end(), stem) != o->val.end();
+      const bool val = std::find(o->val.begin(), o->val.end(), name) != o->val.end();
       Tensor rgb = slice(image_to_chw_float(img), 0, 0, 3).contiguous();
-      encode_png(ph + (val ? "/val/" : "/train/") + stem + ".png", chw_float_to_image(rgb));
+      encode_png(ph + (val ? "/val/" : "/train/") + name + ".png", chw_float_to_image(rgb));
       (val ? n_val : n_train)++;
     }
     EVIT_CHECK(n_train > 0 && n_val > 0, "make-demo-data: '", o->photos, "' gave ", n_train, " training and ", n_val,

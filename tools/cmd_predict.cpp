@@ -6,10 +6,13 @@
 
 #include "autograd/grad_mode.h"
 #include "data/colorize.h"
+#include "data/dataset.h"
+#include "data/transforms.h"
 #include "data/image.h"
 #include "data/imresize.h"
 #include "ops/ops.h"
 #include "tools/commands.h"
+#include "train/trainer.h"
 #include "zoo/models.h"
 
 namespace evit::cli {
@@ -19,13 +22,6 @@ struct PredictOptions {
   int64_t classes = 0;
 };
 
-Tensor load_rgb(const std::string& path) {
-  Image img = read_image(path);
-  Tensor t = image_to_chw_float(img);
-  if (img.channels < 3) t = expand(slice(t, 0, 0, 1), {3, img.height, img.width}).contiguous();
-  else if (img.channels == 4) t = slice(t, 0, 0, 3).contiguous();
-  return t;
-}
 }  // namespace
 
 Runner add_predict_command(CLI::App& app) {
@@ -43,18 +39,14 @@ Runner add_predict_command(CLI::App& app) {
     model->load(o->weights, true);
     model->eval();
     NoGradGuard no_grad;
-    Tensor img = load_rgb(o->input);
+    Tensor img = data::load_rgb(o->input);
     if (info.task == "segmentation") {
-      Tensor x = img;
-      for (int c = 0; c < 3; ++c) {  // ImageNet normalisation, as in training
-        const double mean[] = {0.485, 0.456, 0.406}, stdv[] = {0.229, 0.224, 0.225};
-        Tensor ch = select(x, 0, c);
-        copy_(ch, div(sub(ch, mean[c]), stdv[c]));
-      }
+      data::Sample s{img, Tensor(), o->input};
+      Generator unused(0);
+      data::normalize()(s, unused);  // ImageNet normalisation, as in training
       const int64_t h = img.size(1), w = img.size(2);
-      Tensor in = unsqueeze(x, 0);
-      if (h % 32 || w % 32) in = interpolate(in, {(h + 31) / 32 * 32, (w + 31) / 32 * 32}, {}, InterpolateMode::bicubic, false);
-      Tensor logits = interpolate(model->forward(in), {h, w}, {}, InterpolateMode::bicubic, false);
+      Tensor logits = interpolate(model->forward(train::segmentation_input(s.input)), {h, w}, {},
+                                  InterpolateMode::bicubic, false);
       Tensor labels = squeeze(argmax(logits, 1), 0);
       const int64_t classes = logits.size(1);
       encode_png(o->output + "_mask.png", data::colorize(labels, classes));

@@ -49,6 +49,13 @@ std::pair<std::string, std::string> sr_folders(const std::string& root) {
 
 }  // namespace
 
+Tensor segmentation_input(const Tensor& image) {
+  Tensor x = unsqueeze(image, 0);
+  const int64_t h = x.size(2), w = x.size(3);
+  if (h % 32 == 0 && w % 32 == 0) return x;
+  return interpolate(x, {(h + 31) / 32 * 32, (w + 31) / 32 * 32}, {}, InterpolateMode::bicubic, false);
+}
+
 Tensor task_loss(const std::string& task, const Tensor& output, const Tensor& target, double label_smoothing,
                  int64_t ignore_index) {
   if (task == "classification") {
@@ -310,12 +317,7 @@ Metrics Trainer::evaluate() {
   for (int64_t i = 0; i < val_set_->size(); ++i) {
     Generator g(0);
     data::Sample s = val_set_->get(i, g);
-    Tensor x = unsqueeze(s.input, 0);
-    if (task_ == "segmentation" && (x.size(2) % 32 || x.size(3) % 32)) {
-      // The seg heads need sides divisible by 32 (stride of stage 4): resize up to the next
-      // multiple, as the ADE20K protocol does (§4.1); logits go back to the label size below.
-      x = interpolate(x, {(x.size(2) + 31) / 32 * 32, (x.size(3) + 31) / 32 * 32}, {}, InterpolateMode::bicubic, false);
-    }
+    Tensor x = task_ == "segmentation" ? segmentation_input(s.input) : unsqueeze(s.input, 0);
     Tensor out = model_->forward(x);
     if (task_ == "segmentation") {
       // Spec §4.1: logits resized to the label's size (bicubic), then argmax.

@@ -77,6 +77,11 @@ class Trainer {
   bool epoch_started_ = false;
 };
 
+// A normalised [3,H,W] image as a segmentation model's input [1,3,H',W']: sides not divisible by
+// 32 (the stride of the last stage) are resized up to the next multiple (bicubic), as the ADE20K
+// protocol does (spec §4.1). Callers resize the logits back to H x W.
+Tensor segmentation_input(const Tensor& image);
+
 // Loss of a model output against the batch target, as the trainer computes it (exposed for tests).
 Tensor task_loss(const std::string& task, const Tensor& output, const Tensor& target, double label_smoothing,
                  int64_t ignore_index);

@@ -57,15 +57,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
   g.H = x_in.size(2);
   g.W = x_in.size(3);
   g.O = w_in.size(0);
-  g.KH = w_in.size(2);
-  g.KW = w_in.size(3);
-  g.sh = stride.h;
-  g.sw = stride.w;
-  g.ph = padding.h;
-  g.pw = padding.w;
-  g.dh = dilation.h;
-  g.dw = dilation.w;
-  g.groups = groups;
+  g.set_window(w_in.size(2), w_in.size(3), stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups);
   EVIT_CHECK(g.C % groups == 0, "conv2d: input channels ", g.C, " not divisible by groups ",
              groups, " (input ", x_in.desc(), ")");
   EVIT_CHECK(g.O % groups == 0, "conv2d: output channels ", g.O, " not divisible by groups ",
@@ -148,15 +140,7 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bi
   g.OH = x_in.size(2);
   g.OW = x_in.size(3);
   g.C = w_in.size(1) * groups;
-  g.KH = w_in.size(2);
-  g.KW = w_in.size(3);
-  g.sh = stride.h;
-  g.sw = stride.w;
-  g.ph = padding.h;
-  g.pw = padding.w;
-  g.dh = dilation.h;
-  g.dw = dilation.w;
-  g.groups = groups;
+  g.set_window(w_in.size(2), w_in.size(3), stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups);
   g.H = (g.OH - 1) * g.sh - 2 * g.ph + g.dh * (g.KH - 1) + output_padding.h + 1;
   g.W = (g.OW - 1) * g.sw - 2 * g.pw + g.dw * (g.KW - 1) + output_padding.w + 1;
   EVIT_CHECK(g.H >= 1 && g.W >= 1, op, ": output size (", g.H, ",", g.W,

@@ -15,6 +15,11 @@ struct Geom {
   // 1×1, stride 1, no padding: the input itself is the column matrix.
   bool pointwise() const { return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
   bool depthwise() const { return groups == C && O == C; }
+  // The window settings shared by conv2d and conv_transpose2d.
+  void set_window(int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                  int64_t dil_h, int64_t dil_w, int64_t g) {
+    KH = kh, KW = kw, sh = stride_h, sw = stride_w, ph = pad_h, pw = pad_w, dh = dil_h, dw = dil_w, groups = g;
+  }
 };
 
 // GEMM path (any geometry). y, dx, dw are fully written.
