@@ -2,13 +2,16 @@
 
 #include <cstring>
 
+#include "core/cuda.h"
 #include "core/strided_loop.h"
 
 namespace evit {
 
 void copy_elements(const Tensor& dst, const Tensor& src) {
-  EVIT_CHECK(dst.device().is_cpu() && src.device().is_cpu(),
-             "copy: CPU kernel called with ", dst.device().str(), " and ", src.device().str());
+  if (!dst.device().is_cpu() || !src.device().is_cpu()) {
+    cuda::cuda_copy_elements(dst, src);  // host<->device and device<->device
+    return;
+  }
   broadcast_shapes(src.sizes(), dst.sizes(), "copy");
   StridedIter<2> it;
   it.sizes = dst.sizes();
@@ -30,11 +33,7 @@ void copy_elements(const Tensor& dst, const Tensor& src) {
             return;
           }
         }
-        if constexpr (std::is_same_v<D, bool>) {
-          for (int64_t j = 0; j < n; ++j) dp[j * st[0]] = sp[j * st[1]] != S(0);
-        } else {
-          for (int64_t j = 0; j < n; ++j) dp[j * st[0]] = static_cast<D>(sp[j * st[1]]);
-        }
+        for (int64_t j = 0; j < n; ++j) dp[j * st[0]] = convert_value<D>(sp[j * st[1]]);
       });
     });
   });

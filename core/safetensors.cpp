@@ -29,6 +29,8 @@ const char* st_dtype_name(DType t) {
     case DType::i32: return "I32";
     case DType::u8: return "U8";
     case DType::boolean: return "BOOL";
+    case DType::f16: return "F16";
+    case DType::bf16: return "BF16";
   }
   return "?";
 }
@@ -36,7 +38,8 @@ const char* st_dtype_name(DType t) {
 bool parse_st_dtype(const std::string& s, DType& out) {
   static const std::pair<const char*, DType> table[] = {
       {"F32", DType::f32}, {"F64", DType::f64}, {"I64", DType::i64},
-      {"I32", DType::i32}, {"U8", DType::u8},   {"BOOL", DType::boolean}};
+      {"I32", DType::i32}, {"U8", DType::u8},   {"BOOL", DType::boolean},
+      {"F16", DType::f16}, {"BF16", DType::bf16}};
   for (auto& [name, t] : table)
     if (s == name) {
       out = t;
@@ -109,7 +112,7 @@ TensorMap parse_safetensors(std::string_view bytes, const std::string& source, S
     e.name = name;
     std::string dt = v["dtype"].get<std::string>();
     if (!parse_st_dtype(dt, e.dtype))
-      bad("unsupported dtype '" + dt + "' (supported: F32, F64, I64, I32, U8, BOOL)");
+      bad("unsupported dtype '" + dt + "' (supported: F32, F64, F16, BF16, I64, I32, U8, BOOL)");
     if (!v.contains("shape") || !v["shape"].is_array()) bad("missing or non-array shape");
     uint64_t numel = 1;
     for (const json& d : v["shape"]) {

@@ -8,6 +8,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "core/copy.h"
+#include "core/cuda.h"
 #include "core/generator.h"
 #include "core/parallel.h"
 
@@ -45,7 +46,7 @@ AutogradMeta& Tensor::autograd_meta() const {
 template <class T>
 T Tensor::item() const {
   EVIT_CHECK(numel() == 1, "item: tensor ", desc(), " has ", numel(), " elements, expected 1");
-  EVIT_CHECK(device().is_cpu(), "item: tensor is on ", device().str(), "; move it to cpu first");
+  if (!device().is_cpu()) return to(kCPU).item<T>();  // waits for the device
   return dispatch_all(dtype(), "item", [&](auto tag) -> T {
     using S = decltype(tag);
     return static_cast<T>(*static_cast<const S*>(raw_data()));
@@ -101,8 +102,16 @@ Tensor Tensor::to(DType t) const {
 
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
-  EVIT_THROW("to: copying ", desc(), " to ", d.str(),
-             " needs the CUDA backend, which this build does not have");
+  Tensor out = empty(sizes(), TensorOptions(dtype(), d));
+  copy_elements(out, *this);
+  if (is_floating(dtype())) {
+    Device from = device();
+    autograd::record("ToDeviceBackward", {*this}, {out}, {},
+                     [from](const BackwardContext& ctx) -> std::vector<Tensor> {
+                       return {ctx.grad_output(0).to(from)};
+                     });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- autograd
@@ -222,6 +231,14 @@ Tensor finish(Tensor t, const TensorOptions& opt) {
   if (opt.requires_grad) t.requires_grad_(true);
   return t;
 }
+// Values for another device are made on the CPU and copied, so a seed gives the same numbers
+// on every device (16-bit floats are drawn in f32 and rounded).
+template <class Make>
+Tensor on_cpu_then_copy(TensorOptions opt, Make make) {
+  TensorOptions host(is_half(opt.dtype) ? DType::f32 : opt.dtype, kCPU);
+  Tensor t = make(host).to(opt.device).to(opt.dtype).detach();
+  return finish(t, opt);
+}
 }  // namespace
 
 Tensor empty(const Shape& shape, TensorOptions opt) {
@@ -238,6 +255,11 @@ Tensor full(const Shape& shape, double value, TensorOptions opt) {
   bool rg = opt.requires_grad;
   opt.requires_grad = false;
   Tensor t = empty(shape, opt);
+  if (!opt.device.is_cpu()) {
+    cuda::cuda_fill(t, value);
+    opt.requires_grad = rg;
+    return finish(t, opt);
+  }
   dispatch_all(opt.dtype, "full", [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data_ptr<T>();
@@ -258,6 +280,8 @@ Tensor empty_like(const Tensor& t) { return empty(t.sizes(), {t.dtype(), t.devic
 Tensor full_like(const Tensor& t, double v) { return full(t.sizes(), v, {t.dtype(), t.device()}); }
 
 Tensor arange(double start, double end, double step, TensorOptions opt) {
+  if (!opt.device.is_cpu())
+    return on_cpu_then_copy(opt, [&](TensorOptions o) { return arange(start, end, step, o); });
   EVIT_CHECK(step != 0, "arange: step must be non-zero");
   int64_t n = static_cast<int64_t>(std::ceil((end - start) / step));
   if (n < 0) n = 0;
@@ -276,6 +300,9 @@ namespace {
 // Fills t (contiguous, floating) with values computed from one Philox block per element.
 template <class Fn>
 Tensor random_fill(const Shape& shape, TensorOptions opt, Generator* gen, const char* op, Fn fn) {
+  if (!opt.device.is_cpu()) return on_cpu_then_copy(opt, [&](TensorOptions o) {
+    return random_fill(shape, o, gen, op, fn);
+  });
   bool rg = opt.requires_grad;
   opt.requires_grad = false;
   Tensor t = empty(shape, opt);
@@ -315,6 +342,8 @@ Tensor randn(const Shape& shape, TensorOptions opt, Generator* gen) {
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opt, Generator* gen) {
+  if (!opt.device.is_cpu())
+    return on_cpu_then_copy(opt, [&](TensorOptions o) { return randint(low, high, shape, o, gen); });
   EVIT_CHECK(low < high, "randint: expected low < high, got ", low, " and ", high);
   Tensor t = empty(shape, opt);
   Generator& g = gen ? *gen : default_generator();

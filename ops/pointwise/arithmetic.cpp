@@ -1,22 +1,21 @@
 // add, sub, mul, div, neg (and their scalar forms).
 #include "ops/iter/pointwise.h"
+#include "ops/pointwise/functors.h"
 #include "ops/pointwise.h"
 
 namespace evit {
 namespace {
+using namespace pointwise;
 
 // add and sub pass the gradient through (negated for sub's second operand): nothing is saved.
 Tensor add_sub(const Tensor& a, const Tensor& b, bool subtract) {
   const char* name = subtract ? "sub" : "add";
   check_binary_operands(a, b, name);
   Tensor y = empty(broadcast_shapes(a.sizes(), b.sizes(), name), {a.dtype(), a.device()});
-  dispatch_numeric(a.dtype(), name, [&](auto tag) {
-    using T = decltype(tag);
-    if (subtract)
-      cpu_map<T, T, T>(y, [](T u, T v) { return static_cast<T>(u - v); }, a, b);
-    else
-      cpu_map<T, T, T>(y, [](T u, T v) { return static_cast<T>(u + v); }, a, b);
-  });
+  if (subtract)
+    binary_forward_into(y, a, b, SubOp{});
+  else
+    binary_forward_into(y, a, b, AddOp{});
   autograd::record(subtract ? "SubBackward" : "AddBackward", {a, b}, {y}, {},
                    [subtract](const BackwardContext& ctx) -> std::vector<Tensor> {
                      const Tensor& g = ctx.grad_output(0);
@@ -26,32 +25,6 @@ Tensor add_sub(const Tensor& a, const Tensor& b, bool subtract) {
                    });
   return y;
 }
-
-struct MulOp {
-  static constexpr const char* name = "mul";
-  static constexpr const char* backward_name = "MulBackward";
-  static constexpr bool uses_output = false;
-  template <class T> EVIT_HD T forward(T a, T b) const { return a * b; }
-  template <class T> EVIT_HD T grad_a(T, T b, T, T g) const { return g * b; }
-  template <class T> EVIT_HD T grad_b(T a, T, T, T g) const { return g * a; }
-};
-
-struct DivOp {
-  static constexpr const char* name = "div";
-  static constexpr const char* backward_name = "DivBackward";
-  static constexpr bool uses_output = true;
-  template <class T> EVIT_HD T forward(T a, T b) const { return a / b; }
-  template <class T> EVIT_HD T grad_a(T, T b, T, T g) const { return g / b; }
-  template <class T> EVIT_HD T grad_b(T, T b, T y, T g) const { return -g * y / b; }
-};
-
-struct NegOp {
-  static constexpr const char* name = "neg";
-  static constexpr const char* backward_name = "NegBackward";
-  static constexpr bool uses_input = false, uses_output = false;
-  template <class T> EVIT_HD T forward(T x) const { return -x; }
-  template <class T> EVIT_HD T backward(T, T, T g) const { return -g; }
-};
 
 }  // namespace
 

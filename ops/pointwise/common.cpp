@@ -17,7 +17,12 @@ Tensor scalar_like(const Tensor& t, double v) { return full({}, v, {t.dtype(), t
 
 bool all_finite(const Tensor& t) {
   if (!is_floating(t.dtype())) return true;
-  Tensor c = t.detach().contiguous();  // detached: the check must never record (anomaly mode)
+  // Detached: the check must never record (anomaly mode). Device and 16-bit tensors are
+  // checked on a host f32 copy; this is a diagnostic path, not a hot one.
+  Tensor c = t.detach();
+  if (!c.device().is_cpu()) c = c.to(kCPU);
+  if (is_half(c.dtype())) c = c.to(DType::f32);
+  c = c.contiguous();
   return dispatch_floating(c.dtype(), "all_finite", [&](auto tag) {
     using T = decltype(tag);
     const T* p = c.data_ptr<T>();

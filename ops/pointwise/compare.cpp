@@ -1,29 +1,29 @@
 // Comparisons (bool results, no gradient) and where().
 #include "ops/iter/pointwise.h"
 #include "ops/pointwise.h"
+#include "ops/pointwise/functors.h"
+#include "ops/pointwise/cuda_slots.h"
 
 namespace evit {
 namespace {
+using namespace pointwise;
 
-template <class Cmp>
-Tensor compare(const Tensor& a, const Tensor& b, const char* name, Cmp cmp) {
-  check_binary_operands(a, b, name);
-  Tensor y = empty(broadcast_shapes(a.sizes(), b.sizes(), name), {DType::boolean, a.device()});
-  dispatch_all(a.dtype(), name, [&](auto tag) {
-    using T = decltype(tag);
-    cpu_map<bool, T, T>(y, [cmp](T u, T v) { return cmp(u, v); }, a, b);
-  });
+template <class Op>
+Tensor compare(const Tensor& a, const Tensor& b, Op op) {
+  check_binary_operands(a, b, Op::name);
+  Tensor y = empty(broadcast_shapes(a.sizes(), b.sizes(), Op::name), {DType::boolean, a.device()});
+  binary_forward_into(y, a, b, op);
   return y;
 }
 
 }  // namespace
 
-Tensor eq(const Tensor& a, const Tensor& b) { return compare(a, b, "eq", [](auto u, auto v) { return u == v; }); }
-Tensor ne(const Tensor& a, const Tensor& b) { return compare(a, b, "ne", [](auto u, auto v) { return u != v; }); }
-Tensor lt(const Tensor& a, const Tensor& b) { return compare(a, b, "lt", [](auto u, auto v) { return u < v; }); }
-Tensor le(const Tensor& a, const Tensor& b) { return compare(a, b, "le", [](auto u, auto v) { return u <= v; }); }
-Tensor gt(const Tensor& a, const Tensor& b) { return compare(a, b, "gt", [](auto u, auto v) { return u > v; }); }
-Tensor ge(const Tensor& a, const Tensor& b) { return compare(a, b, "ge", [](auto u, auto v) { return u >= v; }); }
+Tensor eq(const Tensor& a, const Tensor& b) { return compare(a, b, EqOp{}); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare(a, b, NeOp{}); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare(a, b, LtOp{}); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare(a, b, LeOp{}); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare(a, b, GtOp{}); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare(a, b, GeOp{}); }
 Tensor eq(const Tensor& a, double b) { return eq(a, scalar_like(a, b)); }
 Tensor lt(const Tensor& a, double b) { return lt(a, scalar_like(a, b)); }
 Tensor gt(const Tensor& a, double b) { return gt(a, scalar_like(a, b)); }
@@ -36,10 +36,14 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(),
                                  "where");
   Tensor y = empty(shape, {a.dtype(), a.device()});
-  dispatch_all(a.dtype(), "where", [&](auto tag) {
-    using T = decltype(tag);
-    cpu_map<T, bool, T, T>(y, [](bool c, T u, T v) { return c ? u : v; }, cond, a, b);
-  });
+  if (y.device().is_cuda()) {
+    where_cuda(y, cond, a, b);
+  } else {
+    dispatch_all(a.dtype(), "where", [&](auto tag) {
+      using T = decltype(tag);
+      cpu_map<T, bool, T, T>(y, WhereOp{}, cond, a, b);
+    });
+  }
   autograd::record("WhereBackward", {a, b}, {y}, {cond},
                    [](const BackwardContext& ctx) -> std::vector<Tensor> {
                      const Tensor& g = ctx.grad_output(0);

@@ -3,8 +3,10 @@
 #include <algorithm>
 
 #include "core/copy.h"
+#include "core/cuda.h"
 #include "ops/iter/pointwise.h"
 #include "ops/pointwise.h"
+#include "ops/pointwise/functors.h"
 
 namespace evit {
 namespace {
@@ -16,16 +18,24 @@ void check_inplace(const Tensor& t, const char* op) {
              t.desc(), " which requires grad; wrap the update in NoGradGuard or detach() it");
 }
 
-template <class F>
-void apply_inplace(Tensor& a, const Tensor& b, const char* op, F f) {
-  check_inplace(a, op);
-  check_binary_operands(a, b, op);
-  Shape s = broadcast_shapes(a.sizes(), b.sizes(), op);
-  EVIT_CHECK(s == a.sizes(), op, ": cannot broadcast ", shape_str(b.sizes()), " into the ",
+// a = op.forward(a, b) elementwise, b broadcast to a.
+template <class Op>
+void apply_inplace(Tensor& a, const Tensor& b, Op op) {
+  const char* name = Op::name;
+  check_inplace(a, name);
+  check_binary_operands(a, b, name);
+  Shape s = broadcast_shapes(a.sizes(), b.sizes(), name);
+  EVIT_CHECK(s == a.sizes(), name, ": cannot broadcast ", shape_str(b.sizes()), " into the ",
              "destination of shape ", shape_str(a.sizes()));
-  // cpu_map writes through `a`'s strides; reading `a` as an input at the same offsets is safe
+  if (a.device().is_cuda()) {
+    // Each element is read and written by the same thread, so a may be an input of its own map.
+    cuda_binary_forward<Op>()(a, a, b, op);
+    a.bump_version();
+    return;
+  }
+  // The strided walk writes through `a`'s strides; reading `a` at the same offsets is safe
   // because each element is read and written by the same iteration.
-  dispatch_numeric(a.dtype(), op, [&](auto tag) {
+  dispatch_numeric(a.dtype(), name, [&](auto tag) {
     using T = decltype(tag);
     StridedIter<2> it;
     it.sizes = a.sizes();
@@ -37,7 +47,7 @@ void apply_inplace(Tensor& a, const Tensor& b, const char* op, F f) {
                                 const std::array<int64_t, 2>& st) {
       for (int64_t j = 0; j < n; ++j) {
         T& x = pa[off[0] + j * st[0]];
-        x = static_cast<T>(f(x, pb[off[1] + j * st[1]]));
+        x = op.forward(x, pb[off[1] + j * st[1]]);
       }
     });
   });
@@ -47,19 +57,12 @@ void apply_inplace(Tensor& a, const Tensor& b, const char* op, F f) {
 }  // namespace
 
 Tensor& add_(Tensor& a, const Tensor& b, double alpha) {
-  if (alpha == 1.0) {
-    apply_inplace(a, b, "add_", [](auto x, auto y) { return x + y; });
-  } else {
-    apply_inplace(a, b, "add_", [alpha](auto x, auto y) {
-      using T = decltype(x);
-      return x + static_cast<T>(alpha) * y;
-    });
-  }
+  apply_inplace(a, b, pointwise::AddScaledInplaceOp{alpha});
   return a;
 }
 Tensor& add_(Tensor& a, double b) { return add_(a, scalar_like(a, b)); }
 Tensor& mul_(Tensor& a, const Tensor& b) {
-  apply_inplace(a, b, "mul_", [](auto x, auto y) { return x * y; });
+  apply_inplace(a, b, pointwise::MulInplaceOp{});
   return a;
 }
 Tensor& mul_(Tensor& a, double b) { return mul_(a, scalar_like(a, b)); }
@@ -85,6 +88,8 @@ Tensor& fill_(Tensor& t, double value) {
       const T v = static_cast<T>(value);
       parallel_for(0, t.numel(), kPointwiseGrain, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, v); });
     });
+  } else if (t.device().is_cuda()) {
+    cuda::cuda_fill(t, value);
   } else {
     copy_elements(t, full({}, value, {t.dtype(), t.device()}));
   }
