@@ -173,6 +173,7 @@ TEST_CASE("classification trains with the reference loss (BCE on mixed soft targ
     auto c2 = c;
     c2["train"]["reset_bn_batches"] = 4;
     c2["train"]["random_erasing"] = 0.5;  // the re-estimation batches use the training transforms
+    c2["train"]["rand_augment"] = "rand-n2-m9-mstd1.0-inc1";
     c2["train"]["mesa_weight"] = 1.0;
     c2["ema"] = {{"enabled", true}, {"decay", 0.9}, {"warmup_steps", 0}};
     c2["train"]["resume"] = c["output_dir"].get<std::string>() + "/checkpoint";
@@ -190,4 +191,8 @@ TEST_CASE("classification trains with the reference loss (BCE on mixed soft targ
   }
   INFO(m["val/top1"]);
   REQUIRE(m["val/top1"] == 100.0);  // dark vs bright images: separable
+  auto bad = c;
+  bad["train"]["rand_augment"] = "rand-n2-q5";
+  REQUIRE_THROWS_WITH(train::Trainer(train::load_config_text(bad.dump(), "cls config", train::training_config_schema())),
+                      Catch::Contains("config.train.rand_augment") && Catch::Contains("'q5'"));
 }

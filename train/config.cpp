@@ -507,6 +507,8 @@ const Schema& training_config_schema() {
                   {"drop_path", prob.default_value(0.0)},
                   {"drop_path_skip", S::integer().min(0).default_value(0)},
                   {"random_erasing", prob.default_value(0.0).doc("classification: RandomErasing probability")},
+                  {"rand_augment", S::string().default_value("").doc(
+                                       "classification: timm RandAugment string, e.g. \"rand-n2-m5-mstd1.0-inc1\"; \"\" = off")},
                   {"mesa_weight", S::number().min(0).default_value(0.0).doc(
                                       "classification: MESA self-distillation weight (needs EMA); 0 = off")},
                   {"mesa_start", prob.default_value(0.25).doc("training progress at which MESA starts")},

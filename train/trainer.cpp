@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +9,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/parallel.h"
+#include "data/rand_augment.h"
 #include "data/transforms.h"
 #include "ops/ops.h"
 #include "optim/clip.h"
@@ -132,7 +134,16 @@ void Trainer::build_data() {
     train_set_ = tr, val_set_ = va;
     const int64_t eval_size = d.at("eval_size").is_null() ? crop : d.at("eval_size").get<int64_t>();
     const double ratio = d.at("crop_ratio").get<double>();
-    train_tf = {data::random_resized_crop(crop), data::horizontal_flip(), data::normalize(mean, std)};
+    train_tf = {data::random_resized_crop(crop), data::horizontal_flip()};
+    // RandAugment runs on the 8-bit image after crop and flip, before normalisation (timm's order);
+    // geometric ops are bicubic and fill with the mean colour, as timm sets them up (spec §6.1).
+    if (const auto ra = cfg_.at("train").at("rand_augment").get<std::string>(); !ra.empty()) {
+      std::array<uint8_t, 3> fill{};
+      for (int i = 0; i < 3; ++i) fill[i] = static_cast<uint8_t>(std::clamp(std::lround(255 * mean[i]), 0L, 255L));
+      train_tf.push_back(data::rand_augment(data::parse_rand_augment(ra, "config.train.rand_augment"),
+                                            data::augment::Resample::bicubic, fill));
+    }
+    train_tf.push_back(data::normalize(mean, std));
     if (double p = cfg_.at("train").at("random_erasing").get<double>(); p > 0) train_tf.push_back(data::random_erasing(p));
     val_tf = {data::resize_center_crop(static_cast<int64_t>(std::ceil(eval_size / ratio)), eval_size),
               data::normalize(mean, std)};
