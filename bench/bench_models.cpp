@@ -1,16 +1,24 @@
 // Whole-model timings: EfficientViT inference and training steps, the evit side of
 // bench/models_torch.py (same cases, names, warm-up, run count and timing rule).
-// Output: one JSON line per case {"case": name, "median_ms": t, "runs": n}.
+//
+//   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [CASE_SUBSTRING]
+//
+// Output: one JSON line per case {"case": name, "median_ms": t, "runs": n}. On CUDA the inputs
+// are made on the host and copied before the timed region, and every timed iteration ends with
+// a device synchronize, so a time covers all the GPU work of that iteration.
 #include <algorithm>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "core/cuda.h"
 #include "core/generator.h"
 #include "core/parallel.h"
 #include "ops/loss.h"
+#include "ops/autocast.h"
 #include "optim/adamw.h"
 #include "zoo/models.h"
 
@@ -37,31 +45,53 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-std::vector<double> time_infer(zoo::Model& m, const Case& c, Generator& gen) {
+struct Setup {
+  Device device;
+  std::optional<DType> amp;
+};
+
+void sync(const Setup& s) {
+  if (s.device.is_cuda()) cuda::synchronize(s.device.index);
+}
+
+std::vector<double> time_infer(zoo::Model& m, const Case& c, Generator& gen, const Setup& s) {
   m.eval();
   NoGradGuard no_grad;
   std::vector<double> times;
   for (int it = 0; it < kWarmup + kRuns; ++it) {
-    Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen);
+    Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen).to(s.device);
+    sync(s);
     auto t0 = Clock::now();
-    m.forward(x);
+    {
+      std::optional<AutocastGuard> ac;
+      if (s.amp) ac.emplace(*s.amp);
+      m.forward(x);
+    }
+    sync(s);
     if (it >= kWarmup) times.push_back(ms_since(t0));
   }
   return times;
 }
 
-std::vector<double> time_train(zoo::Model& m, const Case& c, Generator& gen) {
+std::vector<double> time_train(zoo::Model& m, const Case& c, Generator& gen, const Setup& s) {
   m.train();
   optim::AdamW opt({{m.named_parameters(), 1e-4, 0.05}});
   std::vector<double> times;
   for (int it = 0; it < kWarmup + kRuns; ++it) {
-    Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen);
-    Tensor y = randint(0, 1000, {c.n}, DType::i64, &gen);
+    Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen).to(s.device);
+    Tensor y = randint(0, 1000, {c.n}, DType::i64, &gen).to(s.device);
+    sync(s);
     auto t0 = Clock::now();
     opt.zero_grad();
-    Tensor loss = cross_entropy(m.forward(x), y);
+    Tensor loss;
+    {
+      std::optional<AutocastGuard> ac;
+      if (s.amp) ac.emplace(*s.amp);
+      loss = cross_entropy(m.forward(x), y);
+    }
     loss.backward();
     opt.step();
+    sync(s);
     if (it >= kWarmup) times.push_back(ms_since(t0));
   }
   return times;
@@ -69,8 +99,24 @@ std::vector<double> time_train(zoo::Model& m, const Case& c, Generator& gen) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string only = argc > 1 ? argv[1] : "";
-  const Case cases[] = {
+  std::string only;
+  Setup setup{kCPU, std::nullopt};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--device" && i + 1 < argc) {
+      setup.device = Device(std::string(argv[++i]));
+    } else if (a == "--amp" && i + 1 < argc) {
+      std::string v = argv[++i];
+      if (v == "f16") setup.amp = DType::f16;
+      else if (v == "bf16") setup.amp = DType::bf16;
+      else if (v != "off") return std::fprintf(stderr, "--amp: expected off, f16 or bf16\n"), 2;
+    } else {
+      only = a;
+    }
+  }
+  // CPU cases follow the CPU comparison of docs/performance.md; GPU cases use batch sizes that
+  // keep an H100 busy (the GPU comparison of tools/gpu_check.sh).
+  const std::vector<Case> cpu_cases = {
       {"b0 infer bs1 224", "efficientvit-b0", false, 1, 224, 224},
       {"b1 infer bs1 224", "efficientvit-b1", false, 1, 224, 224},
       {"b0 train bs16 224", "efficientvit-b0", true, 16, 224, 224},
@@ -78,11 +124,18 @@ int main(int argc, char** argv) {
       {"seg-b0 infer bs1 512x1024", "efficientvit-seg-b0-cityscapes", false, 1, 512, 1024},
       {"seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", false, 1, 512, 1024},
   };
+  const std::vector<Case> gpu_cases = {
+      {"b0 train bs64 224", "efficientvit-b0", true, 64, 224, 224},
+      {"b1 train bs64 224", "efficientvit-b1", true, 64, 224, 224},
+      {"seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", false, 1, 512, 1024},
+      {"seg-b1 infer bs8 512x1024", "efficientvit-seg-b1-cityscapes", false, 8, 512, 1024},
+  };
   Generator gen(7);
-  for (const Case& c : cases) {
+  for (const Case& c : setup.device.is_cuda() ? gpu_cases : cpu_cases) {
     if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
     auto model = zoo::create_model(c.model);
-    auto times = c.train ? time_train(*model, c, gen) : time_infer(*model, c, gen);
+    model->to(setup.device);
+    auto times = c.train ? time_train(*model, c, gen, setup) : time_infer(*model, c, gen, setup);
     std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d}\n", c.name,
                 median(times), kRuns, get_num_threads());
     std::fflush(stdout);

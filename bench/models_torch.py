@@ -1,7 +1,7 @@
 """Whole-model PyTorch timings with the reference models of tools/reference/efficientvit_ref.py,
 the PyTorch side of the evit model benchmarks.
 
-    /usr/bin/python3 bench/models_torch.py THREADS [CASE_SUBSTRING]
+    /usr/bin/python3 bench/models_torch.py THREADS [CASE_SUBSTRING] [--device cuda] [--amp f16|bf16]
 
 Prints one JSON line per case: {"case": name, "median_ms": t, "runs": n}. Timing rule (same as
 bench/ops_torch.py): fresh random inputs (and labels) every iteration, made outside the timed
@@ -10,7 +10,13 @@ under torch.no_grad(); a training step is train() forward, cross-entropy against
 backward and an AdamW step (zero_grad included). Thread settings: torch.set_num_threads(THREADS)
 here; run with OMP_NUM_THREADS=THREADS OPENBLAS_NUM_THREADS=1 for a fair comparison (see
 bench/run_op_bench.sh).
+
+On CUDA (the GPU cases, the same as bench_models --device cuda) inputs are copied to the device
+before the timed region and each timed iteration ends with torch.cuda.synchronize(). --amp runs
+the forward and the loss under torch.autocast with that dtype, and f16 training steps go through
+torch.cuda.amp.GradScaler, as a PyTorch user would train.
 """
+import contextlib
 import json
 import os
 import statistics
@@ -37,33 +43,63 @@ CASES = [
     ("seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", "infer", 1, 512, 1024),
 ]
 
+GPU_CASES = [
+    ("b0 train bs64 224", "efficientvit-b0", "train", 64, 224, 224),
+    ("b1 train bs64 224", "efficientvit-b1", "train", 64, 224, 224),
+    ("seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", "infer", 1, 512, 1024),
+    ("seg-b1 infer bs8 512x1024", "efficientvit-seg-b1-cityscapes", "infer", 8, 512, 1024),
+]
 
-def time_infer(model, n, h, w):
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device, amp):
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp)
+
+
+def time_infer(model, n, h, w, device, amp):
     model.eval()
     times = []
     with torch.no_grad():
         for it in range(WARMUP + RUNS):
-            x = torch.randn(n, 3, h, w)
+            x = torch.randn(n, 3, h, w).to(device)
+            sync(device)
             t0 = time.perf_counter()
-            model(x)
+            with autocast(device, amp):
+                model(x)
+            sync(device)
             t1 = time.perf_counter()
             if it >= WARMUP:
                 times.append((t1 - t0) * 1e3)
     return times
 
 
-def time_train(model, n, h, w, n_classes=1000):
+def time_train(model, n, h, w, device, amp, n_classes=1000):
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    scaler = torch.cuda.amp.GradScaler() if amp == torch.float16 else None
     times = []
     for it in range(WARMUP + RUNS):
-        x = torch.randn(n, 3, h, w)
-        y = torch.randint(0, n_classes, (n,))
+        x = torch.randn(n, 3, h, w).to(device)
+        y = torch.randint(0, n_classes, (n,)).to(device)
+        sync(device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+        with autocast(device, amp):
+            loss = F.cross_entropy(model(x), y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        sync(device)
         t1 = time.perf_counter()
         if it >= WARMUP:
             times.append((t1 - t0) * 1e3)
@@ -71,17 +107,30 @@ def time_train(model, n, h, w, n_classes=1000):
 
 
 def main():
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    device, amp = torch.device("cpu"), None
+    if "--device" in args:
+        i = args.index("--device")
+        device = torch.device(args[i + 1])
+        del args[i:i + 2]
+    if "--amp" in args:
+        i = args.index("--amp")
+        amp = {"f16": torch.float16, "bf16": torch.bfloat16, "off": None}[args[i + 1]]
+        del args[i:i + 2]
+    if not args:
         print(__doc__, file=sys.stderr)
         return 2
-    torch.set_num_threads(int(sys.argv[1]))
-    only = sys.argv[2] if len(sys.argv) > 2 else None
+    torch.set_num_threads(int(args[0]))
+    only = args[1] if len(args) > 1 else None
     torch.manual_seed(0)
-    for name, model_name, mode, n, h, w in CASES:
+    for name, model_name, mode, n, h, w in (GPU_CASES if device.type == "cuda" else CASES):
         if only and only not in name:
             continue
-        model = ev.create_model(model_name)
-        times = time_infer(model, n, h, w) if mode == "infer" else time_train(model, n, h, w)
+        model = ev.create_model(model_name).to(device)
+        if mode == "infer":
+            times = time_infer(model, n, h, w, device, amp)
+        else:
+            times = time_train(model, n, h, w, device, amp)
         print(json.dumps({"case": name, "median_ms": round(statistics.median(times), 3),
                           "runs": RUNS}), flush=True)
     return 0

@@ -187,8 +187,6 @@ std::string serialize_safetensors(const TensorMap& tensors, const StringMap& met
   uint64_t offset = 0;
   for (auto& [name, t] : tensors) {  // std::map: sorted by name
     EVIT_CHECK(name != "__metadata__", "safetensors: '__metadata__' is reserved");
-    EVIT_CHECK(t.device().is_cpu(), "safetensors: tensor '", name, "' is on ", t.device().str(),
-               "; move it to cpu first");
     uint64_t nbytes = t.numel() * dtype_size(t.dtype());
     header[name] = {{"dtype", st_dtype_name(t.dtype())},
                     {"shape", t.sizes()},
@@ -203,7 +201,7 @@ std::string serialize_safetensors(const TensorMap& tensors, const StringMap& met
   out += h;
   out.reserve(out.size() + offset);
   for (auto& [name, t] : tensors) {
-    Tensor c = t.detach().contiguous();
+    Tensor c = t.detach().to(kCPU).contiguous();  // device tensors are written from a host copy
     out.append(static_cast<const char*>(c.raw_data()), c.numel() * dtype_size(c.dtype()));
   }
   return out;

@@ -187,7 +187,7 @@ std::vector<std::string> Module::load_state_dict(const TensorMap& state, bool st
   NoGradGuard no_grad;
   for (auto& [dst, src] : copies) {
     Tensor d = dst;
-    copy_(d, reshape(src.to(dst.dtype()), dst.sizes()));
+    copy_(d, reshape(src.to(dst.dtype()), dst.sizes()).to(d.device()));  // files load on the CPU
   }
   return problems;
 }

@@ -3,8 +3,10 @@
 #include <limits>
 
 #include "autograd/grad_mode.h"
+#include "core/cuda.h"
 
 #include "data/image.h"
+#include "ops/autocast.h"
 #include "ops/ops.h"
 #include "tests/support/test_util.h"
 #include "train/config.h"
@@ -124,6 +126,37 @@ TEST_CASE("trainer configuration errors name the key", "[trainer]") {
   cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_err").string(), 5);
   cfg["train"]["resume"] = "/nonexistent/ckpt";
   REQUIRE_THROWS_WITH(train::Trainer(cfg), Catch::Contains("/nonexistent/ckpt"));
+  cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_err").string(), 5);
+  cfg["train"]["device"] = "gpu";
+  REQUIRE_THROWS_WITH(train::Trainer(cfg), Catch::Contains("config.train.device") && Catch::Contains("gpu"));
+  cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_err").string(), 5);
+  cfg["train"]["amp"] = "f16";
+  REQUIRE_THROWS_WITH(train::Trainer(cfg), Catch::Contains("config.train.amp") && Catch::Contains("cuda"));
+}
+
+TEST_CASE("a CUDA training run matches the CPU run step for step", "[.][cuda][cuda_trainer]") {
+  if (!cuda::is_available()) FAIL("no CUDA GPU is visible: [cuda] tests need one");
+  std::string data = tiny_cityscapes("evit_trainer_data_cuda");
+  auto cpu_cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_cpu").string(), 4);
+  auto gpu_cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_gpu").string(), 4);
+  gpu_cfg["train"]["device"] = "cuda";
+  train::Trainer a(cpu_cfg), b(gpu_cfg);
+  a.train_steps(4);
+  b.train_steps(4);
+  auto sa = a.model().state_dict(), sb = b.model().state_dict();
+  for (auto& [k, v] : sa) {
+    INFO(k);
+    REQUIRE(sb.at(k).device().is_cuda());
+    // Four AdamW steps amplify last-bit differences of reductions; parameters stay close.
+    EVIT_REQUIRE_CLOSE(sb.at(k).to(kCPU), v, 1e-3, 1e-4);
+  }
+  // Checkpoints of a CUDA run are ordinary files that load anywhere.
+  b.save_checkpoint((fs::temp_directory_path() / "evit_trainer_gpu_ckpt").string());
+  auto amp_cfg = gpu_cfg;
+  amp_cfg["train"]["amp"] = "bf16";
+  train::Trainer c(amp_cfg);
+  c.train_steps(2);
+  REQUIRE(std::isfinite(c.evaluate().at("val/mIoU")));
 }
 
 TEST_CASE("a diverging run names the forward op where values broke", "[trainer]") {

@@ -517,6 +517,9 @@ const Schema& training_config_schema() {
                   {"mixup_alpha", S::number().min(0).default_value(0.0)},
                   {"cutmix_alpha", S::number().min(0).default_value(0.0)},
                   {"threads", S::integer().min(0).default_value(0).doc("0: all cores")},
+                  {"device", S::string().default_value("cpu").doc("\"cpu\", \"cuda\" or \"cuda:N\"")},
+                  {"amp", S::string().one_of({"off", "f16", "bf16"}).default_value("off").doc(
+                              "CUDA mixed precision: GEMMs and convolutions in f16/bf16 (f16 adds a loss scaler)")},
                   {"resume", S::string().nullable().default_value(nullptr).doc("checkpoint to resume from")},
               })
                   .exactly_one_of({"epochs", "steps"});

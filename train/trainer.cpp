@@ -8,9 +8,11 @@
 #include <fstream>
 
 #include "autograd/grad_mode.h"
+#include "core/cuda.h"
 #include "core/parallel.h"
 #include "data/rand_augment.h"
 #include "data/transforms.h"
+#include "ops/autocast.h"
 #include "ops/ops.h"
 #include "optim/clip.h"
 #include "train/metrics.h"
@@ -86,6 +88,16 @@ Trainer::Trainer(json config) : cfg_(std::move(config)) {
   EVIT_CHECK(info.task == task_, "config.model.name: '", name, "' is a ", info.task, " model but task is '", task_, "'");
   model_ = zoo::create_model(name, task_ == "super_resolution" ? 0 : num_classes_);
   if (const std::string w = cfg_.at("model").at("pretrained").get<std::string>(); !w.empty()) model_->load(w, false);
+  try {
+    device_ = Device(t.at("device").get<std::string>());
+  } catch (const Error& e) {
+    EVIT_THROW("config.train.device: ", e.what());
+  }
+  if (const std::string a = t.at("amp").get<std::string>(); a != "off") {
+    EVIT_CHECK(device_.is_cuda(), "config.train.amp = \"", a, "\" needs train.device = \"cuda\" (mixed precision is a CUDA feature)");
+    amp_ = a == "f16" ? DType::f16 : DType::bf16;
+  }
+  model_->to(device_);  // before the optimizer and EMA, so their state is made on the device
   build_optimizer();
   fs::create_directories(out_dir_);
   std::ofstream(out_dir_ + "/config.json") << cfg_.dump(2) << "\n";
@@ -210,6 +222,12 @@ void Trainer::build_optimizer() {
     ema_ = std::make_unique<optim::EMA>(*model_, optim::EMAOptions{e.value("decay", 0.9998), e.value("warmup_steps", 2000.0)});
 }
 
+Tensor Trainer::on_device(const Tensor& t) const {
+  if (!t.defined() || t.device() == device_) return t;
+  // Page-locked staging lets the copy run asynchronously with the GPU's queue.
+  return (device_.is_cuda() ? cuda::pin_memory(t) : t).to(device_);
+}
+
 void Trainer::next_batch(data::Batch& b) {
   if (!epoch_started_) {
     loader_->start_epoch(epoch_, 0);
@@ -253,6 +271,9 @@ double Trainer::train_one_step() {
   const double lr = schedule_->lr();
   if (adamw_) adamw_->set_lr(lr), adamw_->zero_grad();
   else sgd_->set_lr(lr), sgd_->zero_grad();
+  input = on_device(input), target = on_device(target);  // after the host-side batch transforms
+  std::optional<AutocastGuard> autocast;
+  if (amp_) autocast.emplace(*amp_);
   Tensor output = model_->forward(input);
   Tensor loss = bce ? binary_cross_entropy_with_logits(output, target)
                     : task_loss(task_, output, target, t.at("label_smoothing").get<double>(),
@@ -261,7 +282,10 @@ double Trainer::train_one_step() {
       w > 0 && task_ == "classification" && static_cast<double>(step_) >= t.at("mesa_start").get<double>() * total_steps_) {
     // MESA (spec §6.1): distil from the EMA model's sigmoid outputs on the same batch.
     EVIT_CHECK(ema_ != nullptr, "config.train.mesa_weight needs ema.enabled = true");
-    if (!ema_model_) ema_model_ = zoo::create_model(cfg_.at("model").at("name").get<std::string>(), num_classes_);
+    if (!ema_model_) {
+      ema_model_ = zoo::create_model(cfg_.at("model").at("name").get<std::string>(), num_classes_);
+      ema_model_->to(device_);
+    }
     Tensor soft;
     {
       NoGradGuard no_grad;
@@ -271,6 +295,7 @@ double Trainer::train_one_step() {
     }
     loss = add(loss, mul(binary_cross_entropy_with_logits(output, soft), w));
   }
+  autocast.reset();  // backward uses the precision each op chose in the forward
   const double value = loss.item<double>();
   if (!std::isfinite(value)) {
     // Replay this batch's forward in anomaly mode to name the op where the values broke.
@@ -329,7 +354,12 @@ Metrics Trainer::evaluate() {
     Generator g(0);
     data::Sample s = val_set_->get(i, g);
     Tensor x = task_ == "segmentation" ? segmentation_input(s.input) : unsqueeze(s.input, 0);
-    Tensor out = model_->forward(x);
+    Tensor out;
+    {
+      std::optional<AutocastGuard> autocast;
+      if (amp_) autocast.emplace(*amp_);
+      out = model_->forward(on_device(x)).to(kCPU);  // metrics are computed on the host
+    }
     if (task_ == "segmentation") {
       // Spec §4.1: logits resized to the label's size (bicubic), then argmax.
       Tensor up = interpolate(out, {s.target.size(0), s.target.size(1)}, {}, InterpolateMode::bicubic, false);
@@ -378,7 +408,7 @@ void Trainer::reset_bn(int64_t batches) {
   for (int64_t k = 0; k < batches; ++k) {
     if (!loader.next(b)) loader.start_epoch(step_ + k + 1), loader.next(b);
     for (auto* bn : bns) bn->momentum = 1.0 / static_cast<double>(k + 1);
-    model_->forward(b.input);
+    model_->forward(on_device(b.input));
   }
   for (size_t i = 0; i < bns.size(); ++i) bns[i]->momentum = momenta[i];
 }

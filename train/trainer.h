@@ -18,6 +18,8 @@
 #include <memory>
 #include <string>
 
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
@@ -61,6 +63,7 @@ class Trainer {
   void log(const nlohmann::json& record) const;
   void next_batch(data::Batch& b);
   void reset_bn(int64_t batches);
+  Tensor on_device(const Tensor& t) const;
 
   nlohmann::json cfg_;
   std::string task_, out_dir_;
@@ -72,6 +75,8 @@ class Trainer {
   std::unique_ptr<optim::WarmupCosine> schedule_;
   std::unique_ptr<optim::EMA> ema_;
   std::shared_ptr<zoo::Model> ema_model_;  // MESA's teacher: the model with the EMA weights
+  Device device_;          // where the model, batches and optimizer state live
+  std::optional<DType> amp_;  // autocast compute dtype (CUDA), or none
   int64_t num_classes_ = 0;
   int64_t step_ = 0, epoch_ = 0, total_steps_ = 0, steps_per_epoch_ = 0;
   bool epoch_started_ = false;
