@@ -46,7 +46,7 @@ AutogradMeta& Tensor::autograd_meta() const {
 template <class T>
 T Tensor::item() const {
   EVIT_CHECK(numel() == 1, "item: tensor ", desc(), " has ", numel(), " elements, expected 1");
-  if (!device().is_cpu()) return to(kCPU).item<T>();  // waits for the device
+  if (!device().is_cpu()) return detach().to(kCPU).item<T>();  // waits for the device
   return dispatch_all(dtype(), "item", [&](auto tag) -> T {
     using S = decltype(tag);
     return static_cast<T>(*static_cast<const S*>(raw_data()));

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -95,9 +96,10 @@ DeviceState& state(int device) {
   EVIT_CHECK(n > 0, "cuda:", device, " requested, but no CUDA GPU is visible to this process");
   EVIT_CHECK(device >= 0 && device < n, "cuda:", device, " requested, but only ", n,
              " CUDA device(s) are visible");
-  static std::vector<std::unique_ptr<DeviceState>> states(n);
+  // Never destroyed: tensors in static objects may free their blocks after main() returns.
+  static auto* states = new std::vector<std::unique_ptr<DeviceState>>(n);
   std::lock_guard<std::mutex> lock(g_mu);
-  auto& s = states[device];
+  auto& s = (*states)[device];
   if (!s) {
     auto st = std::make_unique<DeviceState>();
     DeviceGuard g(device);
@@ -243,13 +245,39 @@ void fill_cuda(const Tensor& dst, double value) {
   });
 }
 
+// Page-locked host blocks are cached by power-of-two size class: cudaHostAlloc and cudaFreeHost
+// are slow and synchronise the device, which would stall the pipeline once per batch. A block
+// returns to the cache when its tensor dies; a copy still reading it holds the tensor (see
+// PendingCopy), so a cached block is never reused under an in-flight copy.
+class PinnedCache {
+ public:
+  std::shared_ptr<void> take(size_t bytes) {
+    size_t cls = 4096;
+    while (cls < bytes) cls <<= 1;
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& list = free_[cls];
+      if (!list.empty()) p = list.back(), list.pop_back();
+    }
+    if (!p) EVIT_CUDA_CHECK(cudaHostAlloc(&p, cls, cudaHostAllocDefault));
+    return std::shared_ptr<void>(p, [this, cls](void* q) {
+      std::lock_guard<std::mutex> lock(mu_);
+      free_[cls].push_back(q);
+    });
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<size_t, std::vector<void*>> free_;
+};
+
 Tensor pin_memory_cuda(const Tensor& t) {
+  static auto* cache = new PinnedCache();  // never destroyed: blocks may die after main()
   const size_t bytes = t.numel() * dtype_size(t.dtype());
-  void* p = nullptr;
-  EVIT_CUDA_CHECK(cudaHostAlloc(&p, bytes > 0 ? bytes : 1, cudaHostAllocDefault));
-  auto owner = std::shared_ptr<void>(p, [](void* q) { cudaFreeHost(q); });
+  std::shared_ptr<void> owner = cache->take(bytes);
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(p, bytes, kCPU, owner);
+  impl->storage = std::make_shared<Storage>(owner.get(), bytes, kCPU, owner);
   impl->sizes = t.sizes();
   impl->strides = contiguous_strides(t.sizes());
   impl->dtype = t.dtype();
