@@ -4,9 +4,15 @@
 // [O = C_in, C_out/groups, kH, kW]: its forward is conv2d's input-gradient kernel (GEMM +
 // col2im), its input gradient is conv2d's forward, and its weight gradient is conv2d's weight
 // gradient with the roles of input and output swapped.
+//
+// CUDA tensors take the twins in ops/conv/cuda_slots.h (same paths). Under autocast the GEMM
+// paths (not depthwise) read f16/bf16 copies of their operands and write f32; the choice is made
+// in the forward and captured by the backward.
 #include "autograd/node.h"
 #include "ops/conv.h"
+#include "ops/conv/cuda_slots.h"
 #include "ops/conv/kernels.h"
+#include "ops/linalg/common.h"
 
 namespace evit {
 namespace {
@@ -20,7 +26,9 @@ void check_common(const char* op, const Tensor& x, const Tensor& w, const Tensor
              x.desc());
   EVIT_CHECK(x.dtype() == w.dtype(), op, ": dtypes differ: input ", x.desc(), ", weight ",
              w.desc());
-  EVIT_CHECK(x.device().is_cpu() && w.device().is_cpu(), op, ": no ", x.device().str(),
+  EVIT_CHECK(x.device() == w.device(), op, ": input and weight on different devices: ",
+             x.device().str(), " and ", w.device().str());
+  EVIT_CHECK(x.device().is_cpu() || x.device().is_cuda(), op, ": no ", x.device().str(),
              " kernel in this build");
   EVIT_CHECK(groups >= 1, op, ": groups must be >= 1, got ", groups);
   EVIT_CHECK(stride.h >= 1 && stride.w >= 1, op, ": stride must be >= 1, got (", stride.h, ",",
@@ -32,7 +40,8 @@ void check_common(const char* op, const Tensor& x, const Tensor& w, const Tensor
   if (bias.defined()) {
     EVIT_CHECK(bias.dtype() == x.dtype(), op, ": bias dtype differs: ", bias.desc(), " vs input ",
                x.desc());
-    EVIT_CHECK(bias.device().is_cpu(), op, ": bias on ", bias.device().str());
+    EVIT_CHECK(bias.device() == x.device(), op, ": bias on ", bias.device().str(), ", input on ",
+               x.device().str());
   }
 }
 
@@ -80,7 +89,13 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
   Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   Tensor y = empty({g.N, g.O, g.OH, g.OW}, {x.dtype(), x.device()});
   const bool dwise = g.depthwise();
-  dispatch(x.dtype(), "conv2d", [&](auto tag) {
+  const std::optional<DType> ac = dwise ? std::nullopt : detail::gemm_autocast(x);
+  if (x.device().is_cuda()) {
+    if (dwise)
+      conv_depthwise_forward_cuda(g, x, w, bias, y);
+    else
+      conv_gemm_forward_cuda(g, detail::gemm_operand(x, ac), detail::gemm_operand(w, ac), bias, y);
+  } else dispatch(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     if (dwise)
       conv::depthwise_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias),
@@ -91,7 +106,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
   });
   autograd::record(
       dwise ? "DepthwiseConv2dBackward" : "Conv2dBackward", {x_in, w_in, bias_in}, {y}, {x, w},
-      [g, dwise](const BackwardContext& ctx) -> std::vector<Tensor> {
+      [g, dwise, ac](const BackwardContext& ctx) -> std::vector<Tensor> {
         Tensor gy = ctx.grad_output(0).contiguous();
         const Tensor& x = ctx.saved(0);
         const Tensor& w = ctx.saved(1);
@@ -99,6 +114,17 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
         if (ctx.needs_input_grad(0)) gx = empty(x.sizes(), {x.dtype(), x.device()});
         if (ctx.needs_input_grad(1)) gw = empty(w.sizes(), {w.dtype(), w.device()});
         if (ctx.needs_input_grad(2)) gb = empty({g.O}, {gy.dtype(), gy.device()});
+        if (gy.device().is_cuda()) {
+          if (dwise) {
+            if (gx.defined() || gw.defined()) conv_depthwise_backward_cuda(g, x, w, gy, gx, gw);
+          } else {
+            const Tensor gyc = detail::gemm_operand(gy, ac);
+            if (gx.defined()) conv_gemm_backward_input_cuda(g, gyc, detail::gemm_operand(w, ac), gx);
+            if (gw.defined()) conv_gemm_backward_weight_cuda(g, detail::gemm_operand(x, ac), gyc, gw);
+          }
+          if (gb.defined()) conv_bias_backward_cuda(g.N, g.O, g.OH * g.OW, gy, gb);
+          return {gx, gw, gb};
+        }
         dispatch(gy.dtype(), "conv2d", [&](auto tag) {
           using T = decltype(tag);
           if (dwise) {
@@ -152,18 +178,38 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bi
   Tensor x = x_in.contiguous(), w = w_in.contiguous();
   Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   Tensor y = empty({g.N, g.C, g.H, g.W}, {x.dtype(), x.device()});
-  dispatch(x.dtype(), op, [&](auto tag) {
+  const std::optional<DType> ac = detail::gemm_autocast(x);
+  if (x.device().is_cuda()) {
+    conv_gemm_backward_input_cuda(g, detail::gemm_operand(x, ac), detail::gemm_operand(w, ac), y);
+    if (bias.defined()) conv_add_bias_cuda(g.N, g.C, g.H * g.W, bias, y);
+  } else dispatch(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     conv::gemm_backward_input<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), y.data_ptr<T>());
     if (bias.defined()) conv::add_bias<T>(g.N, g.C, g.H * g.W, bias.data_ptr<T>(), y.data_ptr<T>());
   });
   autograd::record(
       "ConvTranspose2dBackward", {x_in, w_in, bias_in}, {y}, {x, w},
-      [g](const BackwardContext& ctx) -> std::vector<Tensor> {
+      [g, ac](const BackwardContext& ctx) -> std::vector<Tensor> {
         Tensor gy = ctx.grad_output(0).contiguous();
         const Tensor& x = ctx.saved(0);
         const Tensor& w = ctx.saved(1);
         Tensor gx, gw, gb;
+        if (gy.device().is_cuda()) {
+          const Tensor gyc = detail::gemm_operand(gy, ac);
+          if (ctx.needs_input_grad(0)) {
+            gx = empty(x.sizes(), {x.dtype(), x.device()});
+            conv_gemm_forward_cuda(g, gyc, detail::gemm_operand(w, ac), Tensor(), gx);
+          }
+          if (ctx.needs_input_grad(1)) {
+            gw = empty(w.sizes(), {w.dtype(), w.device()});
+            conv_gemm_backward_weight_cuda(g, gyc, detail::gemm_operand(x, ac), gw);
+          }
+          if (ctx.needs_input_grad(2)) {
+            gb = empty({g.C}, {gy.dtype(), gy.device()});
+            conv_bias_backward_cuda(g.N, g.C, g.H * g.W, gy, gb);
+          }
+          return {gx, gw, gb};
+        }
         dispatch(gy.dtype(), "conv_transpose2d", [&](auto tag) {
           using T = decltype(tag);
           if (ctx.needs_input_grad(0)) {

@@ -1,6 +1,7 @@
 // Internal helpers of the linalg family (shared by matmul.cpp and linear.cpp).
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include "core/tensor.h"
 
@@ -21,8 +22,18 @@ void count_operand_copy();
 
 // Batched product without autograd: a [..., M, K] and b [..., K, N] (dim >= 2, batch dims
 // broadcast) -> a new contiguous [batch..., M, N]. Views with BLAS-compatible last two dims are
-// used in place; others are made contiguous.
-Tensor matmul_kernel(Tensor a, Tensor b, const char* op);
+// used in place; others are made contiguous. On CUDA, `compute` (autocast: f16/bf16) makes the
+// GEMMs read 16-bit copies of the operands; the result keeps a's dtype.
+Tensor matmul_kernel(Tensor a, Tensor b, const char* op,
+                     std::optional<DType> compute = std::nullopt);
+
+// The autocast compute dtype for a GEMM-shaped op whose operands are like x: autocast_dtype()
+// for f32 CUDA operands, nullopt otherwise (CPU, f64: those always compute in their own dtype).
+std::optional<DType> gemm_autocast(const Tensor& x);
+
+// t converted to `compute` (a new contiguous tensor, not recorded by autograd: the op's own
+// backward handles the gradient), or t itself without a compute dtype.
+Tensor gemm_operand(const Tensor& t, std::optional<DType> compute);
 
 // The view of t with its last two dims swapped (no autograd: for backward closures).
 Tensor transpose_last2(const Tensor& t);

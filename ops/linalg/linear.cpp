@@ -3,10 +3,15 @@
 // The bias is written into y first and the GEMM accumulates onto it (beta = 1): no extra pass.
 // w goes to BLAS with a transpose flag (a transposed w view is used as is). Backward:
 // dx = dy · w, dw = dyᵀ · x (GEMMs), db = column sums of dy in a fixed row order.
+// On CUDA the GEMMs go to cuBLAS (ops/linalg/cuda_slots.h) with the same layouts; under autocast
+// they read f16/bf16 copies of x, w and dy and write f32 (decided in the forward, captured by
+// the backward).
 #include "autograd/node.h"
+#include "core/copy.h"
 #include "core/parallel.h"
 #include "ops/linalg.h"
 #include "ops/linalg/common.h"
+#include "ops/linalg/cuda_slots.h"
 #include "ops/linalg/gemm.h"
 #include "ops/pointwise.h"
 #include "ops/shape.h"
@@ -43,6 +48,23 @@ void column_sums(const T* g, T* db, int64_t R, int64_t out) {
   });
 }
 
+// y [R, out] (bias already written when beta = 1) += x [R, in] · wᵀ on CUDA.
+void linear_forward_cuda(const Tensor& x, const Tensor& w, const Tensor& y, int64_t R, int64_t in,
+                         int64_t out, double beta) {
+  detail::BlasMatrix mb = detail::blas_matrix(in, out, w.stride(1), w.stride(0));
+  EVIT_INTERNAL_ASSERT(mb.ok);
+  DeviceGemm p;
+  p.trans_b = mb.trans;
+  p.m = R;
+  p.n = out;
+  p.k = in;
+  p.lda = in;
+  p.ldb = mb.ld;
+  p.ldc = out;
+  p.beta = beta;
+  linalg_gemm_cuda(p, x, w, y);
+}
+
 }  // namespace
 
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
@@ -52,7 +74,10 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
              ", weight ", w_in.desc());
   EVIT_CHECK(is_floating(x_in.dtype()), "linear: expected a floating dtype (f32 or f64), got ",
              x_in.desc());
-  EVIT_CHECK(x_in.device().is_cpu() && w_in.device().is_cpu(), "linear: no ",
+  EVIT_CHECK(x_in.device() == w_in.device() && (!b.defined() || b.device() == x_in.device()),
+             "linear: tensors on different devices: input ", x_in.device().str(), ", weight ",
+             w_in.device().str(), b.defined() ? ", bias " + b.device().str() : std::string());
+  EVIT_CHECK(x_in.device().is_cpu() || x_in.device().is_cuda(), "linear: no ",
              x_in.device().str(), " kernel in this build");
   const int64_t in = w_in.size(1), out = w_in.size(0);
   EVIT_CHECK(x_in.size(-1) == in, "linear: input ", x_in.desc(), " has ", x_in.size(-1),
@@ -73,7 +98,13 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
   Shape out_shape = x.sizes();
   out_shape.back() = out;
   Tensor y = empty(out_shape, {x.dtype(), x.device()});
-  dispatch_floating(x.dtype(), "linear", [&](auto tag) {
+  const std::optional<DType> ac = detail::gemm_autocast(x);
+  if (x.device().is_cuda()) {
+    if (bias.defined()) copy_elements(y, bias);  // broadcast over the rows; the GEMM adds onto it
+    // in == 0: the GEMM only scales y by beta (0 without a bias: zeros).
+    linear_forward_cuda(detail::gemm_operand(x, ac), detail::gemm_operand(w, ac), y, R, in, out,
+                        bias.defined() ? 1.0 : 0.0);
+  } else dispatch_floating(x.dtype(), "linear", [&](auto tag) {
     using T = decltype(tag);
     if (in == 0) {
       T* py = y.data_ptr<T>();
@@ -87,11 +118,48 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
   });
   autograd::record(
       "LinearBackward", {x_in, w_in, b}, {y}, {x, w},
-      [R, in, out](const BackwardContext& ctx) -> std::vector<Tensor> {
+      [R, in, out, ac](const BackwardContext& ctx) -> std::vector<Tensor> {
         Tensor g = ctx.grad_output(0).contiguous();
         const Tensor& x = ctx.saved(0);
         const Tensor& w = ctx.saved(1);
         Tensor gx, gw, gb;
+        if (g.device().is_cuda()) {
+          const Tensor gc = detail::gemm_operand(g, ac);
+          if (ctx.needs_input_grad(0)) {
+            gx = empty(x.sizes(), {x.dtype(), x.device()});
+            // dx[R, in] = g[R, out] · w[out, in] (out == 0: the GEMM writes zeros)
+            const Tensor wc = detail::gemm_operand(w, ac);
+            detail::BlasMatrix mw = detail::blas_matrix(out, in, wc.stride(0), wc.stride(1));
+            EVIT_INTERNAL_ASSERT(mw.ok);
+            DeviceGemm p;
+            p.trans_b = mw.trans;
+            p.m = R;
+            p.n = in;
+            p.k = out;
+            p.lda = out;
+            p.ldb = mw.ld;
+            p.ldc = in;
+            linalg_gemm_cuda(p, gc, wc, gx);
+          }
+          if (ctx.needs_input_grad(1)) {
+            gw = empty({out, in}, {x.dtype(), x.device()});
+            // dw[out, in] = gᵀ[out, R] · x[R, in] (R == 0: zeros)
+            DeviceGemm p;
+            p.trans_a = true;
+            p.m = out;
+            p.n = in;
+            p.k = R;
+            p.lda = out;
+            p.ldb = in;
+            p.ldc = in;
+            linalg_gemm_cuda(p, gc, detail::gemm_operand(x, ac), gw);
+          }
+          if (ctx.needs_input_grad(2)) {
+            gb = empty({out}, {x.dtype(), x.device()});
+            linalg_column_sums_cuda(reshape(g, {R, out}), gb);
+          }
+          return {gx, gw, gb};
+        }
         dispatch_floating(g.dtype(), "linear", [&](auto tag) {
           using T = decltype(tag);
           if (ctx.needs_input_grad(0)) {

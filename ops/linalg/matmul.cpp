@@ -4,12 +4,18 @@
 // through their strides, so broadcast (stride-0) batches are never materialised. Backward is
 // two more products on transposed views (transpose flags, no copies): dA = dC·Bᵀ, dB = Aᵀ·dC;
 // the broadcast-shaped gradients are reduced to the operand shapes by the engine's sum_to.
+// On CUDA the same layout decisions feed cuBLAS (ops/linalg/cuda_slots.h): the batch dims whose
+// strides are uniform become one strided-batched GEMM, any others are looped over; under
+// autocast the operands are read as f16/bf16 and the product stays f32, in the backward too.
 #include <atomic>
 
 #include "autograd/node.h"
+#include "core/copy.h"
 #include "core/parallel.h"
+#include "ops/autocast.h"
 #include "ops/linalg.h"
 #include "ops/linalg/common.h"
+#include "ops/linalg/cuda_slots.h"
 #include "ops/linalg/gemm.h"
 #include "ops/pointwise.h"
 #include "ops/shape.h"
@@ -39,6 +45,18 @@ BlasMatrix blas_matrix(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
     return m;
   }
   return m;
+}
+
+std::optional<DType> gemm_autocast(const Tensor& x) {
+  if (x.dtype() != DType::f32) return std::nullopt;
+  return autocast_dtype(x.device());
+}
+
+Tensor gemm_operand(const Tensor& t, std::optional<DType> compute) {
+  if (!compute || !t.defined() || t.dtype() == *compute) return t;
+  Tensor out = empty(t.sizes(), {*compute, t.device()});
+  copy_elements(out, t);
+  return out;
 }
 
 Tensor transpose_last2(const Tensor& t) {
@@ -91,9 +109,70 @@ void run_batched(const Tensor& a, const Tensor& b, Tensor& c, const Shape& batch
   }
 }
 
+// CUDA: the longest run of trailing batch dims over which a and b each advance by one fixed
+// stride is one strided-batched GEMM; the leading batch dims (if any) are walked like the CPU
+// loop. Size-1 batch dims never break a run.
+void run_batched_cuda(const Tensor& a, const Tensor& b, const Tensor& c, const Shape& batch,
+                      const BlasMatrix& ma, const BlasMatrix& mb, int64_t M, int64_t N, int64_t K) {
+  const Shape sa = batch_strides(a, batch), sb = batch_strides(b, batch);
+  const int64_t nd = static_cast<int64_t>(batch.size());
+  int64_t split = nd, inner = 1, stride_a = 0, stride_b = 0;
+  for (int64_t d = nd - 1; d >= 0; --d) {
+    if (batch[d] == 1) {
+      split = d;
+      continue;
+    }
+    if (inner == 1) {
+      stride_a = sa[d];
+      stride_b = sb[d];
+    } else if (sa[d] != stride_a * inner || sb[d] != stride_b * inner) {
+      break;
+    }
+    inner *= batch[d];
+    split = d;
+  }
+  DeviceGemm p;
+  p.trans_a = ma.trans;
+  p.trans_b = mb.trans;
+  p.m = M;
+  p.n = N;
+  p.k = K;
+  p.lda = ma.ld;
+  p.ldb = mb.ld;
+  p.ldc = N;
+  p.stride_a = stride_a;
+  p.stride_b = stride_b;
+  p.stride_c = M * N;
+  p.batch = inner;
+  const int64_t outer = shape_numel(Shape(batch.begin(), batch.begin() + split));
+  std::vector<int64_t> idx(split, 0);
+  int64_t off_a = 0, off_b = 0;
+  for (int64_t o = 0; o < outer; ++o) {
+    p.offset_a = off_a;
+    p.offset_b = off_b;
+    p.offset_c = o * inner * M * N;
+    linalg_gemm_cuda(p, a, b, c);
+    for (int64_t d = split - 1; d >= 0; --d) {
+      if (++idx[d] < batch[d]) {
+        off_a += sa[d];
+        off_b += sb[d];
+        break;
+      }
+      off_a -= sa[d] * (batch[d] - 1);
+      off_b -= sb[d] * (batch[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
 }  // namespace
 
-Tensor matmul_kernel(Tensor a, Tensor b, const char* op) {
+Tensor matmul_kernel(Tensor a, Tensor b, const char* op, std::optional<DType> compute) {
+  const DType out_dtype = a.dtype();
+  if (compute && a.device().is_cuda()) {
+    a = gemm_operand(a, compute);
+    b = gemm_operand(b, compute);
+  }
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   EVIT_INTERNAL_ASSERT(b.size(-2) == K);
   Shape ba(a.sizes().begin(), a.sizes().end() - 2), bb(b.sizes().begin(), b.sizes().end() - 2);
@@ -113,10 +192,14 @@ Tensor matmul_kernel(Tensor a, Tensor b, const char* op) {
   Shape out_shape = batch;
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor c = empty(out_shape, {a.dtype(), a.device()});
+  Tensor c = empty(out_shape, {out_dtype, a.device()});
   if (c.numel() == 0) return c;
   if (K == 0) {
     fill_(c, 0.0);
+    return c;
+  }
+  if (c.device().is_cuda()) {
+    run_batched_cuda(a, b, c, batch, ma, mb, M, N, K);
     return c;
   }
   dispatch_floating(a.dtype(), op, [&](auto tag) {
@@ -136,17 +219,19 @@ namespace {
 
 // The differentiable core: a [..., M, K] · b [..., K, N], both at least 2-D.
 Tensor matmul_nd(const Tensor& a, const Tensor& b) {
-  Tensor c = detail::matmul_kernel(a, b, "matmul");
+  // Autocast is decided here and captured, so the gradient GEMMs use the forward's precision.
+  const std::optional<DType> ac = detail::gemm_autocast(a);
+  Tensor c = detail::matmul_kernel(a, b, "matmul", ac);
   autograd::record("MatmulBackward", {a, b}, {c}, {a, b},
-                   [](const BackwardContext& ctx) -> std::vector<Tensor> {
+                   [ac](const BackwardContext& ctx) -> std::vector<Tensor> {
                      const Tensor& g = ctx.grad_output(0);
                      const Tensor& sa = ctx.saved(0);
                      const Tensor& sb = ctx.saved(1);
                      Tensor ga, gb;
                      if (ctx.needs_input_grad(0))
-                       ga = detail::matmul_kernel(g, detail::transpose_last2(sb), "matmul");
+                       ga = detail::matmul_kernel(g, detail::transpose_last2(sb), "matmul", ac);
                      if (ctx.needs_input_grad(1))
-                       gb = detail::matmul_kernel(detail::transpose_last2(sa), g, "matmul");
+                       gb = detail::matmul_kernel(detail::transpose_last2(sa), g, "matmul", ac);
                      return {ga, gb};
                    });
   return c;
@@ -160,7 +245,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   EVIT_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: ", a.desc(), " and ", b.desc());
   EVIT_CHECK(is_floating(a.dtype()), "matmul: expected a floating dtype (f32 or f64), got ",
              a.desc());
-  EVIT_CHECK(a.device().is_cpu() && b.device().is_cpu(), "matmul: no ", a.device().str(),
+  EVIT_CHECK(a.device() == b.device(), "matmul: operands on different devices: ",
+             a.device().str(), " and ", b.device().str());
+  EVIT_CHECK(a.device().is_cpu() || a.device().is_cuda(), "matmul: no ", a.device().str(),
              " kernel in this build");
   const int64_t ka = a.size(-1);
   const int64_t kb = b.dim() == 1 ? b.size(0) : b.size(-2);
