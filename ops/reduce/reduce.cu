@@ -188,9 +188,11 @@ void var_rows_launch(const Tensor& rows, const Tensor& y, int64_t outer, int64_t
     Tensor means = empty({outer}, {DType::f64, rows.device()});
     double* pp = static_cast<double*>(partial.raw_data());
     double* mp = static_cast<double*>(means.raw_data());
-    const double inv_n = inner > 0 ? 1.0 / static_cast<double>(inner) : std::numeric_limits<double>::quiet_NaN();
+    const double inv_n = inner > 0 ? 1.0 / static_cast<double>(inner)
+                                   : std::numeric_limits<double>::quiet_NaN();
+    const double* no_means = nullptr;
     // pass 1: means
-    int64_t pieces = reduce_pass<false>(in, outer, inner, static_cast<const double*>(nullptr), pp, s);
+    int64_t pieces = reduce_pass<false>(in, outer, inner, no_means, pp, s);
     finish_rows_kernel<<<cuda::blocks_for(outer), 256, 0, s>>>(pp, outer, pieces,
                                                                MeanFinish{mp, inv_n});
     EVIT_CUDA_LAUNCH_CHECK("var mean finish_rows_kernel");
