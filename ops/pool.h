@@ -1,4 +1,4 @@
-// 2-D pooling over [N, C, H, W] inputs, CPU, f32 and f64, differentiable in x.
+// 2-D pooling over [N, C, H, W] inputs, CPU and CUDA, f32 and f64, differentiable in x.
 //
 // kernel / stride / padding take one value (used for both dims) or two ({h, w}); an empty
 // stride means stride = kernel. Padding must be at most half the kernel. Output size per dim:

@@ -1,5 +1,6 @@
 // Resizing of [N, C, H, W] images: torch.nn.functional.interpolate for 'nearest', 'bilinear'
-// and 'bicubic', CPU, f32 and f64, differentiable in x. Results match PyTorch's CPU kernels:
+// and 'bicubic', CPU and CUDA, f32 and f64, differentiable in x. Results match PyTorch's CPU
+// kernels:
 //  - nearest: src = min(floor(dst * scale), in - 1) in f32 arithmetic (PyTorch's legacy
 //    'nearest', not 'nearest-exact'; out == in and out == 2*in are exact copies / halvings);
 //  - bilinear / bicubic, align_corners=false: src = (dst + 0.5) * scale - 0.5 (bilinear clamps

@@ -3,7 +3,8 @@
 //
 // Unit i is kept when the 24-bit uniform from Philox word (i % 4) of counter (base + i / 4) is
 // below 1 - p; the generator reserves ceil(groups / 4) counters per call. The mask is kept as u8
-// for backward: grad_x = grad_y * mask * scale.
+// (on the input's device) for backward: grad_x = grad_y * mask * scale. CUDA tensors draw the
+// mask on the device from the same Philox counters (dropout.cu), so it equals the CPU's.
 #include <cmath>
 #include <vector>
 
@@ -11,14 +12,20 @@
 #include "core/generator.h"
 #include "core/parallel.h"
 #include "ops/dropout.h"
+#include "ops/dropout/cuda_slots.h"
 
 namespace evit {
 namespace {
 
-Tensor make_mask(int64_t groups, double keep, Generator* gen) {
+Tensor make_mask(int64_t groups, double keep, Generator* gen, Device device) {
   Generator& g = gen ? *gen : default_generator();
   const uint64_t base = g.reserve(static_cast<uint64_t>((groups + 3) / 4));
   const uint64_t seed = g.seed();
+  if (device.is_cuda()) {  // drawn on the device from the same Philox stream
+    Tensor mask = empty({groups}, {DType::u8, device});
+    dropout_mask_cuda(mask, seed, base, keep);
+    return mask;
+  }
   Tensor mask = empty({groups}, DType::u8);
   uint8_t* m = mask.data_ptr<uint8_t>();
   // chunks of whole counters (multiples of 4 units)
@@ -48,19 +55,27 @@ Tensor masked_scale(const Tensor& x_in, double p, int64_t groups, int64_t unit, 
                     const char* name, const char* bname) {
   const double keep = 1.0 - p;
   Tensor x = x_in.contiguous();
-  Tensor mask = make_mask(groups, keep, gen);
+  Tensor mask = make_mask(groups, keep, gen, x.device());
   const double scale = keep > 0 ? 1.0 / keep : 0.0;
   Tensor y = empty(x.sizes(), {x.dtype(), x.device()});
-  dispatch_floating(x.dtype(), name, [&](auto tag) {
-    using T = decltype(tag);
-    apply_mask<T>(x.data_ptr<T>(), mask.data_ptr<uint8_t>(), y.data_ptr<T>(), x.numel(), unit,
-                  static_cast<T>(scale));
-  });
+  if (x.device().is_cuda()) {
+    dropout_apply_cuda(x, mask, y, unit, scale);
+  } else {
+    dispatch_floating(x.dtype(), name, [&](auto tag) {
+      using T = decltype(tag);
+      apply_mask<T>(x.data_ptr<T>(), mask.data_ptr<uint8_t>(), y.data_ptr<T>(), x.numel(), unit,
+                    static_cast<T>(scale));
+    });
+  }
   autograd::record(bname, {x_in}, {y}, {mask},
                    [unit, scale](const BackwardContext& ctx) -> std::vector<Tensor> {
                      const Tensor& m = ctx.saved(0);
                      Tensor g = ctx.grad_output(0).contiguous();
                      Tensor gx = empty(g.sizes(), {g.dtype(), g.device()});
+                     if (g.device().is_cuda()) {
+                       dropout_apply_cuda(g, m, gx, unit, scale);
+                       return {gx};
+                     }
                      dispatch_floating(g.dtype(), "dropout backward", [&](auto tag) {
                        using T = decltype(tag);
                        apply_mask<T>(g.data_ptr<T>(), m.data_ptr<uint8_t>(), gx.data_ptr<T>(),
@@ -73,7 +88,6 @@ Tensor masked_scale(const Tensor& x_in, double p, int64_t groups, int64_t unit, 
 
 void check_common(const Tensor& x, double p, const char* name) {
   EVIT_CHECK(p >= 0.0 && p <= 1.0, name, ": p must be in [0, 1], got ", p);
-  EVIT_CHECK(x.device().is_cpu(), name, ": no ", x.device().str(), " kernel in this build");
   EVIT_CHECK(is_floating(x.dtype()), name, ": expected a floating dtype (f32 or f64), got ",
              x.desc());
 }

@@ -11,17 +11,14 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/pool.h"
+#include "ops/pool/cuda_slots.h"
 
 namespace evit {
 namespace {
 
 using Acc = double;
 
-struct Geom {
-  int64_t N = 0, C = 0, H = 0, W = 0, OH = 0, OW = 0;
-  int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
-  int64_t planes() const { return N * C; }
-};
+using Geom = Pool2dGeom;  // shared with the CUDA kernels (ops/pool/cuda_slots.h)
 
 // One value for both dims or {h, w}.
 std::pair<int64_t, int64_t> pair_arg(const std::vector<int64_t>& v, const char* op,
@@ -35,7 +32,6 @@ void check_input(const Tensor& x, const char* op) {
   EVIT_CHECK(x.dim() == 4, op, ": input must be 4-D [N,C,H,W], got ", x.desc());
   EVIT_CHECK(is_floating(x.dtype()), op, ": expected a floating dtype (f32 or f64), got ",
              x.desc());
-  EVIT_CHECK(x.device().is_cpu(), op, ": no ", x.device().str(), " kernel in this build");
 }
 
 // PyTorch's pooling_output_shape (dilation 1).
@@ -95,29 +91,38 @@ Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& kernel,
   const Tensor xc = x.contiguous();
   Tensor y = empty({g.N, g.C, g.OH, g.OW}, {x.dtype(), x.device()});
   const int64_t grain = plane_grain(g.OH * g.OW * g.kh * g.kw);
-  dispatch_floating(x.dtype(), "avg_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    const T* xp = xc.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-    parallel_for(0, g.planes(), grain, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* in = xp + p * g.H * g.W;
-        T* out = yp + p * g.OH * g.OW;
-        for (int64_t oh = 0; oh < g.OH; ++oh)
-          for (int64_t ow = 0; ow < g.OW; ++ow) {
-            const Window win = avg_window(g, oh, ow, count_include_pad);
-            Acc s = 0;
-            for (int64_t h = win.h0; h < win.h1; ++h)
-              for (int64_t w = win.w0; w < win.w1; ++w) s += in[h * g.W + w];
-            out[oh * g.OW + ow] = win.divisor > 0 ? static_cast<T>(s / win.divisor) : T(0);
-          }
-      }
+  if (x.device().is_cuda()) {
+    avg_pool2d_cuda(xc, y, g, count_include_pad);
+  } else {
+    dispatch_floating(x.dtype(), "avg_pool2d", [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = xc.data_ptr<T>();
+      T* yp = y.data_ptr<T>();
+      parallel_for(0, g.planes(), grain, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const T* in = xp + p * g.H * g.W;
+          T* out = yp + p * g.OH * g.OW;
+          for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow) {
+              const Window win = avg_window(g, oh, ow, count_include_pad);
+              Acc s = 0;
+              for (int64_t h = win.h0; h < win.h1; ++h)
+                for (int64_t w = win.w0; w < win.w1; ++w) s += in[h * g.W + w];
+              out[oh * g.OW + ow] = win.divisor > 0 ? static_cast<T>(s / win.divisor) : T(0);
+            }
+        }
+      });
     });
-  });
+  }
   autograd::record("AvgPool2dBackward", {x}, {y}, {},
                    [g, grain, count_include_pad, dt = x.dtype()](
                        const BackwardContext& ctx) -> std::vector<Tensor> {
                      const Tensor go = ctx.grad_output(0).contiguous();
+                     if (go.device().is_cuda()) {  // a gather: writes every element
+                       Tensor gx = empty({g.N, g.C, g.H, g.W}, {dt, go.device()});
+                       avg_pool2d_backward_cuda(go, gx, g, count_include_pad);
+                       return {gx};
+                     }
                      Tensor gx = zeros({g.N, g.C, g.H, g.W}, {dt, go.device()});
                      dispatch_floating(dt, "avg_pool2d backward", [&](auto tag) {
                        using T = decltype(tag);
@@ -155,43 +160,52 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x,
   Tensor y = empty({g.N, g.C, g.OH, g.OW}, {x.dtype(), x.device()});
   Tensor idx = empty({g.N, g.C, g.OH, g.OW}, {DType::i64, x.device()});
   const int64_t grain = plane_grain(g.OH * g.OW * g.kh * g.kw);
-  dispatch_floating(x.dtype(), "max_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    const T* xp = xc.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-    int64_t* ip = idx.data_ptr<int64_t>();
-    parallel_for(0, g.planes(), grain, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* in = xp + p * g.H * g.W;
-        T* out = yp + p * g.OH * g.OW;
-        int64_t* oi = ip + p * g.OH * g.OW;
-        for (int64_t oh = 0; oh < g.OH; ++oh) {
-          const int64_t hs = oh * g.sh - g.ph;
-          const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min(hs + g.kh, g.H);
-          for (int64_t ow = 0; ow < g.OW; ++ow) {
-            const int64_t ws = ow * g.sw - g.pw;
-            const int64_t w0 = std::max<int64_t>(ws, 0), w1 = std::min(ws + g.kw, g.W);
-            T best = -std::numeric_limits<T>::infinity();
-            int64_t bi = h0 * g.W + w0;
-            for (int64_t h = h0; h < h1; ++h)
-              for (int64_t w = w0; w < w1; ++w) {
-                const T v = in[h * g.W + w];
-                if (v > best || std::isnan(v)) {
-                  best = v;
-                  bi = h * g.W + w;
+  if (x.device().is_cuda()) {
+    max_pool2d_cuda(xc, y, idx, g);
+  } else {
+    dispatch_floating(x.dtype(), "max_pool2d", [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = xc.data_ptr<T>();
+      T* yp = y.data_ptr<T>();
+      int64_t* ip = idx.data_ptr<int64_t>();
+      parallel_for(0, g.planes(), grain, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const T* in = xp + p * g.H * g.W;
+          T* out = yp + p * g.OH * g.OW;
+          int64_t* oi = ip + p * g.OH * g.OW;
+          for (int64_t oh = 0; oh < g.OH; ++oh) {
+            const int64_t hs = oh * g.sh - g.ph;
+            const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min(hs + g.kh, g.H);
+            for (int64_t ow = 0; ow < g.OW; ++ow) {
+              const int64_t ws = ow * g.sw - g.pw;
+              const int64_t w0 = std::max<int64_t>(ws, 0), w1 = std::min(ws + g.kw, g.W);
+              T best = -std::numeric_limits<T>::infinity();
+              int64_t bi = h0 * g.W + w0;
+              for (int64_t h = h0; h < h1; ++h)
+                for (int64_t w = w0; w < w1; ++w) {
+                  const T v = in[h * g.W + w];
+                  if (v > best || std::isnan(v)) {
+                    best = v;
+                    bi = h * g.W + w;
+                  }
                 }
-              }
-            out[oh * g.OW + ow] = best;
-            oi[oh * g.OW + ow] = bi;
+              out[oh * g.OW + ow] = best;
+              oi[oh * g.OW + ow] = bi;
+            }
           }
         }
-      }
+      });
     });
-  });
+  }
   const int64_t bgrain = plane_grain(g.OH * g.OW);
   autograd::record("MaxPool2dBackward", {x}, {y}, {idx},
                    [g, bgrain, dt = x.dtype()](const BackwardContext& ctx) -> std::vector<Tensor> {
                      const Tensor go = ctx.grad_output(0).contiguous();
+                     if (go.device().is_cuda()) {  // a gather: writes every element
+                       Tensor gx = empty({g.N, g.C, g.H, g.W}, {dt, go.device()});
+                       max_pool2d_backward_cuda(go, ctx.saved(0), gx, g);
+                       return {gx};
+                     }
                      const int64_t* ip = ctx.saved(0).data_ptr<int64_t>();
                      Tensor gx = zeros({g.N, g.C, g.H, g.W}, {dt, go.device()});
                      dispatch_floating(dt, "max_pool2d backward", [&](auto tag) {
@@ -235,31 +249,40 @@ Tensor adaptive_avg_pool2d(const Tensor& x, const std::vector<int64_t>& output_s
   const Tensor xc = x.contiguous();
   Tensor y = empty({N, C, OH, OW}, {x.dtype(), x.device()});
   const int64_t grain = plane_grain(std::max(H * W, OH * OW));
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    const T* xp = xc.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-    parallel_for(0, N * C, grain, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* in = xp + p * H * W;
-        T* out = yp + p * OH * OW;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          const int64_t h0 = bin_start(oh, H, OH), h1 = bin_end(oh, H, OH);
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            const int64_t w0 = bin_start(ow, W, OW), w1 = bin_end(ow, W, OW);
-            Acc s = 0;
-            for (int64_t h = h0; h < h1; ++h)
-              for (int64_t w = w0; w < w1; ++w) s += in[h * W + w];
-            out[oh * OW + ow] = static_cast<T>(s / static_cast<Acc>((h1 - h0) * (w1 - w0)));
+  if (x.device().is_cuda()) {
+    adaptive_avg_pool2d_cuda(xc, y, N * C, H, W, OH, OW);
+  } else {
+    dispatch_floating(x.dtype(), op, [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = xc.data_ptr<T>();
+      T* yp = y.data_ptr<T>();
+      parallel_for(0, N * C, grain, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const T* in = xp + p * H * W;
+          T* out = yp + p * OH * OW;
+          for (int64_t oh = 0; oh < OH; ++oh) {
+            const int64_t h0 = bin_start(oh, H, OH), h1 = bin_end(oh, H, OH);
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const int64_t w0 = bin_start(ow, W, OW), w1 = bin_end(ow, W, OW);
+              Acc s = 0;
+              for (int64_t h = h0; h < h1; ++h)
+                for (int64_t w = w0; w < w1; ++w) s += in[h * W + w];
+              out[oh * OW + ow] = static_cast<T>(s / static_cast<Acc>((h1 - h0) * (w1 - w0)));
+            }
           }
         }
-      }
+      });
     });
-  });
+  }
   autograd::record(
       "AdaptiveAvgPool2dBackward", {x}, {y}, {},
       [N, C, H, W, OH, OW, grain, dt = x.dtype()](const BackwardContext& ctx) -> std::vector<Tensor> {
         const Tensor go = ctx.grad_output(0).contiguous();
+        if (go.device().is_cuda()) {  // a gather: writes every element
+          Tensor gx = empty({N, C, H, W}, {dt, go.device()});
+          adaptive_avg_pool2d_backward_cuda(go, gx, N * C, H, W, OH, OW);
+          return {gx};
+        }
         Tensor gx = zeros({N, C, H, W}, {dt, go.device()});
         dispatch_floating(dt, "adaptive_avg_pool2d backward", [&](auto tag) {
           using T = decltype(tag);

@@ -21,6 +21,7 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/reduce.h"
+#include "ops/reduce/cuda_slots.h"
 #include "ops/shape.h"
 
 namespace evit {
@@ -173,7 +174,6 @@ Shape dim_out_shape(const Tensor& x, const DimLayout& l, bool keepdim) {
 template <bool IsMax>
 std::pair<Tensor, Tensor> minmax_dim_forward(const Tensor& x, int64_t dim, bool keepdim,
                                              const char* op, DimLayout& l) {
-  EVIT_CHECK(x.device().is_cpu(), op, ": no ", x.device().str(), " kernel in this build");
   l = dim_layout(x, dim, op);
   EVIT_CHECK(l.n > 0, op, ": cannot reduce over dim ", dim, " of size 0 in ", x.desc());
   Shape out_shape = dim_out_shape(x, l, keepdim);
@@ -181,6 +181,10 @@ std::pair<Tensor, Tensor> minmax_dim_forward(const Tensor& x, int64_t dim, bool 
   Tensor vals = empty(out_shape, {x.dtype(), x.device()});
   Tensor idx = empty(out_shape, {DType::i64, x.device()});
   if (vals.numel() == 0) return {vals, idx};
+  if (x.device().is_cuda()) {
+    minmax_dim_cuda(xc, vals, idx, l.pre, l.n, l.post, IsMax);
+    return {vals, idx};
+  }
   dispatch_numeric(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     minmax_dim_kernel<IsMax, T>(xc.data_ptr<T>(), vals.data_ptr<T>(), idx.data_ptr<int64_t>(),
@@ -201,6 +205,10 @@ std::pair<Tensor, Tensor> minmax_dim(const Tensor& x, int64_t dim, bool keepdim,
                      Tensor gc = g.contiguous();
                      const Tensor& ix = ctx.saved(0);  // contiguous: made by the forward
                      Tensor gx = zeros(in_shape, {g.dtype(), g.device()});
+                     if (g.device().is_cuda()) {
+                       minmax_backward_cuda(gc, ix, gx, l.pre, l.n, l.post);
+                       return {gx};
+                     }
                      dispatch_floating(g.dtype(), "max/min backward", [&](auto tag) {
                        using T = decltype(tag);
                        const T* gp = gc.data_ptr<T>();
@@ -245,10 +253,26 @@ std::pair<T, int64_t> minmax_all_kernel(const T* in, int64_t n) {
 
 template <bool IsMax>
 Tensor minmax_all(const Tensor& x, const char* op, const char* backward_name) {
-  EVIT_CHECK(x.device().is_cpu(), op, ": no ", x.device().str(), " kernel in this build");
   EVIT_CHECK(x.numel() > 0, op, ": cannot reduce an empty tensor ", x.desc(),
              "; give a dim or check the input");
   Tensor xc = x.detach().contiguous();
+  if (x.device().is_cuda()) {
+    // The flat input as one row [1, numel, 1]; the index stays on the device (no sync), and
+    // the backward scatters through it.
+    const int64_t n = xc.numel();
+    Tensor y = empty({}, {x.dtype(), x.device()});
+    Tensor idx = empty({}, {DType::i64, x.device()});
+    minmax_dim_cuda(xc, y, idx, 1, n, 1, IsMax);
+    Shape in_shape = x.sizes();
+    autograd::record(backward_name, {x}, {y}, {idx},
+                     [in_shape, n](const BackwardContext& ctx) -> std::vector<Tensor> {
+                       const Tensor g = ctx.grad_output(0).contiguous();
+                       Tensor gx = zeros(in_shape, {g.dtype(), g.device()});
+                       minmax_backward_cuda(g, ctx.saved(0), gx, 1, n, 1);
+                       return {gx};
+                     });
+    return y;
+  }
   Tensor y = empty({}, {x.dtype(), x.device()});
   int64_t flat = 0;
   dispatch_numeric(x.dtype(), op, [&](auto tag) {

@@ -8,6 +8,7 @@
 #include "core/parallel.h"
 #include "ops/pointwise.h"
 #include "ops/reduce.h"
+#include "ops/reduce/cuda_slots.h"
 #include "ops/shape.h"
 
 namespace evit {
@@ -59,27 +60,30 @@ void sum_rows(const T* in, T* out, int64_t outer, int64_t inner, double scale) {
 
 Tensor sum_impl(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, bool average,
                 const char* name) {
-  EVIT_CHECK(x.device().is_cpu(), name, ": no ", x.device().str(), " kernel in this build");
   std::vector<bool> mask = reduction_mask(x, dims, name);
   Shape out_shape = reduced_shape(x.sizes(), mask, keepdim);
   ReductionRows rows = reduction_rows(x, mask);
   EVIT_CHECK(!average || rows.inner > 0, name, ": mean of an empty selection of ", x.desc());
   Tensor y = empty(out_shape, {x.dtype(), x.device()});
   double scale = average ? 1.0 / static_cast<double>(rows.inner) : 1.0;
-  dispatch_numeric(x.dtype(), name, [&](auto tag) {
-    using T = decltype(tag);
-    if constexpr (std::is_floating_point_v<T>) {
-      sum_rows<T>(rows.data.data_ptr<T>(), y.data_ptr<T>(), rows.outer, rows.inner, scale);
-    } else {
-      const T* in = rows.data.data_ptr<T>();
-      T* out = y.data_ptr<T>();
-      for (int64_t o = 0; o < rows.outer; ++o) {
-        int64_t acc = 0;
-        for (int64_t j = 0; j < rows.inner; ++j) acc += in[o * rows.inner + j];
-        out[o] = static_cast<T>(average ? acc / std::max<int64_t>(rows.inner, 1) : acc);
+  if (x.device().is_cuda()) {
+    sum_rows_cuda(rows.data, y, rows.outer, rows.inner, average);
+  } else {
+    dispatch_numeric(x.dtype(), name, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_floating_point_v<T>) {
+        sum_rows<T>(rows.data.data_ptr<T>(), y.data_ptr<T>(), rows.outer, rows.inner, scale);
+      } else {
+        const T* in = rows.data.data_ptr<T>();
+        T* out = y.data_ptr<T>();
+        for (int64_t o = 0; o < rows.outer; ++o) {
+          int64_t acc = 0;
+          for (int64_t j = 0; j < rows.inner; ++j) acc += in[o * rows.inner + j];
+          out[o] = static_cast<T>(average ? acc / std::max<int64_t>(rows.inner, 1) : acc);
+        }
       }
-    }
-  });
+    });
+  }
   Shape in_shape = x.sizes();
   Shape kept_shape = reduced_shape(x.sizes(), mask, true);
   autograd::record(average ? "MeanBackward" : "SumBackward", {x}, {y}, {},

@@ -17,6 +17,7 @@
 #include "core/parallel.h"
 #include "ops/pointwise.h"
 #include "ops/reduce.h"
+#include "ops/reduce/cuda_slots.h"
 #include "ops/shape.h"
 
 namespace evit {
@@ -106,7 +107,6 @@ void var_rows(const T* in, T* out, int64_t outer, int64_t inner, double divisor)
 }  // namespace
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, bool keepdim) {
-  EVIT_CHECK(x.device().is_cpu(), "var: no ", x.device().str(), " kernel in this build");
   EVIT_CHECK(is_floating(x.dtype()), "var: expected a floating dtype (f32 or f64), got ",
              x.desc());
   std::vector<bool> mask = reduction_mask(x, dims, "var");
@@ -116,10 +116,14 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, boo
   const double divisor =
       static_cast<double>(std::max<int64_t>(rows.inner - (unbiased ? 1 : 0), 0));
   Tensor y = empty(out_shape, {x.dtype(), x.device()});
-  dispatch_floating(x.dtype(), "var", [&](auto tag) {
-    using T = decltype(tag);
-    var_rows<T>(rows.data.data_ptr<T>(), y.data_ptr<T>(), rows.outer, rows.inner, divisor);
-  });
+  if (x.device().is_cuda()) {
+    var_rows_cuda(rows.data, y, rows.outer, rows.inner, divisor);
+  } else {
+    dispatch_floating(x.dtype(), "var", [&](auto tag) {
+      using T = decltype(tag);
+      var_rows<T>(rows.data.data_ptr<T>(), y.data_ptr<T>(), rows.outer, rows.inner, divisor);
+    });
+  }
   std::vector<int64_t> red_dims;
   for (int64_t i = 0; i < x.dim(); ++i)
     if (mask[i]) red_dims.push_back(i);

@@ -7,10 +7,13 @@
 // fraction of the cost. The backward is the exact adjoint (vertical scatter, then horizontal
 // scatter). Work is split over (n, c) planes, so results do not depend on the thread count.
 #include <cmath>
+#include <memory>
+#include <utility>
 
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/resize.h"
+#include "ops/resize/cuda_slots.h"
 
 namespace evit {
 
@@ -240,6 +243,38 @@ void backward_kernel(const Plan& p, const T* gp, T* gxp) {
   });
 }
 
+// The taps of one axis on `dev`, with the inverse map for the backward gather: the entries
+// e = o*K + k are bucketed by the input index they read, in increasing e (= (o, k)) order.
+template <class T>
+InterpAxisCuda upload_taps(const AxisTaps<T>& t, int64_t in, int64_t out, Device dev) {
+  const int64_t n = static_cast<int64_t>(t.idx.size());
+  std::vector<int64_t> off(in + 1, 0), inv(n);
+  for (int64_t e = 0; e < n; ++e) ++off[t.idx[e] + 1];
+  for (int64_t i = 0; i < in; ++i) off[i + 1] += off[i];
+  std::vector<int64_t> next(off.begin(), off.end() - 1);
+  for (int64_t e = 0; e < n; ++e) inv[next[t.idx[e]]++] = e;
+  InterpAxisCuda a;
+  a.K = t.K;
+  a.in = in;
+  a.out = out;
+  a.idx = from_vector(t.idx, {n}).to(dev);
+  a.w = from_vector(t.w, {n}).to(dev);
+  a.inv_off = from_vector(off, {in + 1}).to(dev);
+  a.inv = from_vector(inv, {n}).to(dev);
+  return a;
+}
+
+// Both axes' taps for a CUDA run, computed by the CPU code above (identical coefficients).
+using CudaTaps = std::pair<InterpAxisCuda, InterpAxisCuda>;  // (y axis, x axis)
+std::shared_ptr<CudaTaps> cuda_taps(const Plan& p, DType dt, Device dev) {
+  return dispatch_floating(dt, "interpolate", [&](auto tag) {
+    using T = decltype(tag);
+    return std::make_shared<CudaTaps>(
+        upload_taps(axis_taps<T>(p.H, p.OH, p.sh, p.mode, p.align_corners), p.H, p.OH, dev),
+        upload_taps(axis_taps<T>(p.W, p.OW, p.sw, p.mode, p.align_corners), p.W, p.OW, dev));
+  });
+}
+
 }  // namespace
 
 Tensor interpolate(const Tensor& x, const std::vector<int64_t>& size,
@@ -249,7 +284,6 @@ Tensor interpolate(const Tensor& x, const std::vector<int64_t>& size,
   EVIT_CHECK(x.dim() == 4, op, ": input must be 4-D [N,C,H,W], got ", x.desc());
   EVIT_CHECK(is_floating(x.dtype()), op, ": expected a floating dtype (f32 or f64), got ",
              x.desc());
-  EVIT_CHECK(x.device().is_cpu(), op, ": no ", x.device().str(), " kernel in this build");
   EVIT_CHECK(size.empty() != scale_factor.empty(), op,
              ": give exactly one of size and scale_factor");
   EVIT_CHECK(!(mode == InterpolateMode::nearest && align_corners), op,
@@ -280,16 +314,28 @@ Tensor interpolate(const Tensor& x, const std::vector<int64_t>& size,
   }
   const Tensor xc = x.contiguous();
   Tensor y = empty({p.N, p.C, p.OH, p.OW}, {x.dtype(), x.device()});
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    forward_kernel<T>(p, xc.data_ptr<T>(), y.data_ptr<T>());
-  });
+  std::shared_ptr<CudaTaps> taps;  // kept for the backward of a CUDA run
+  if (x.device().is_cuda()) {
+    taps = cuda_taps(p, x.dtype(), x.device());
+    interpolate_forward_cuda(xc, y, taps->first, taps->second, mode == InterpolateMode::nearest);
+  } else {
+    dispatch_floating(x.dtype(), op, [&](auto tag) {
+      using T = decltype(tag);
+      forward_kernel<T>(p, xc.data_ptr<T>(), y.data_ptr<T>());
+    });
+  }
   const char* name = mode == InterpolateMode::nearest    ? "UpsampleNearest2dBackward"
                      : mode == InterpolateMode::bilinear ? "UpsampleBilinear2dBackward"
                                                          : "UpsampleBicubic2dBackward";
   autograd::record(name, {x}, {y}, {},
-                   [p, dt = x.dtype()](const BackwardContext& ctx) -> std::vector<Tensor> {
+                   [p, taps, dt = x.dtype()](const BackwardContext& ctx) -> std::vector<Tensor> {
                      const Tensor g = ctx.grad_output(0).contiguous();
+                     if (g.device().is_cuda()) {  // a gather: writes every element
+                       Tensor gx = empty({p.N, p.C, p.H, p.W}, {dt, g.device()});
+                       interpolate_backward_cuda(g, gx, taps->first, taps->second,
+                                                 p.mode == InterpolateMode::nearest);
+                       return {gx};
+                     }
                      Tensor gx = zeros({p.N, p.C, p.H, p.W}, {dt, g.device()});
                      dispatch_floating(dt, "interpolate backward", [&](auto tag) {
                        using T = decltype(tag);

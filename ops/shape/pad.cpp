@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "autograd/node.h"
+#include "core/copy.h"
 #include "core/parallel.h"
 #include "ops/shape.h"
 
@@ -66,10 +67,28 @@ void pad_kernel(const T* in, T* out, const Shape& in_sizes, const Shape& out_siz
   });
 }
 
+// Device tensors: a fill with `value`, then one strided device copy of the part of the input
+// that survives the (possibly negative) padding into its window of the output. Every output
+// element is written once by the fill and at most once by the copy (no kernel of its own).
+Tensor pad_on_device(const Tensor& x, const Shape& out_sizes, const std::vector<int64_t>& before,
+                     double value) {
+  Tensor y = full(out_sizes, value, {x.dtype(), x.device()});
+  if (y.numel() == 0) return y;
+  Tensor src = x.detach(), dst = y;
+  for (int64_t k = 0; k < x.dim(); ++k) {
+    const int64_t o0 = std::clamp<int64_t>(before[k], 0, out_sizes[k]);
+    const int64_t o1 = std::clamp<int64_t>(before[k] + x.sizes()[k], o0, out_sizes[k]);
+    if (o1 == o0) return y;  // nothing of the input remains
+    dst = slice(dst, k, o0, o1);
+    src = slice(src, k, o0 - before[k], o1 - before[k]);
+  }
+  copy_elements(dst, src);
+  return y;
+}
+
 }  // namespace
 
 Tensor pad(const Tensor& x, const std::vector<int64_t>& p, double value) {
-  EVIT_CHECK(x.device().is_cpu(), "pad: no ", x.device().str(), " kernel in this build");
   const int64_t nd = x.dim();
   EVIT_CHECK(p.size() % 2 == 0, "pad: the padding must have an even number of values (pairs "
              "from the last dim), got ", p.size(), " for ", x.desc());
@@ -85,14 +104,19 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& p, double value) {
     EVIT_CHECK(out_sizes[k] >= 0, "pad: padding (", p[2 * i], ", ", p[2 * i + 1], ") of dim ", k,
                " of ", x.desc(), " gives a negative size ", out_sizes[k]);
   }
-  Tensor xc = x.detach().contiguous();
-  Tensor y = empty(out_sizes, {x.dtype(), x.device()});
-  if (y.numel() > 0) {
-    dispatch_all(x.dtype(), "pad", [&](auto tag) {
-      using T = decltype(tag);
-      pad_kernel<T>(xc.data_ptr<T>(), y.data_ptr<T>(), x.sizes(), out_sizes, before,
-                    static_cast<T>(value));
-    });
+  Tensor y;
+  if (x.device().is_cuda()) {
+    y = pad_on_device(x, out_sizes, before, value);
+  } else {
+    Tensor xc = x.detach().contiguous();
+    y = empty(out_sizes, {x.dtype(), x.device()});
+    if (y.numel() > 0) {
+      dispatch_all(x.dtype(), "pad", [&](auto tag) {
+        using T = decltype(tag);
+        pad_kernel<T>(xc.data_ptr<T>(), y.data_ptr<T>(), x.sizes(), out_sizes, before,
+                      static_cast<T>(value));
+      });
+    }
   }
   std::vector<int64_t> neg(p.size());
   for (size_t i = 0; i < p.size(); ++i) neg[i] = -p[i];

@@ -12,6 +12,7 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/shape.h"
+#include "ops/shape/cuda_slots.h"
 
 namespace evit {
 namespace {
@@ -66,7 +67,6 @@ void dispatch_width(DType t, F&& f) {
 }
 
 void check_common(const Tensor& x, int64_t r, const char* op) {
-  EVIT_CHECK(x.device().is_cpu(), op, ": no ", x.device().str(), " kernel in this build");
   EVIT_CHECK(x.dim() >= 3, op, ": input must be at least 3-D [*, C, H, W], got ", x.desc());
   EVIT_CHECK(r >= 1, op, ": factor must be >= 1, got ", r);
 }
@@ -101,7 +101,9 @@ Tensor shuffle_impl(const Tensor& x, int64_t r, bool forward) {
   }
   Tensor xc = x.detach().contiguous();
   Tensor y = empty(out_sizes, {x.dtype(), x.device()});
-  if (y.numel() > 0) {
+  if (x.device().is_cuda()) {
+    pixel_shuffle_cuda(xc, y, batch, c, h, w, r, forward);
+  } else if (y.numel() > 0) {
     dispatch_width(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       const T* in = static_cast<const T*>(xc.raw_data());
