@@ -29,8 +29,9 @@ double beta_of(const SmoothL1Op& op) { return op.beta; }
 template <class Op>
 Tensor elementwise_loss(const Tensor& x_in, const Tensor& t_in, const Tensor& pw_in,
                         Reduction red, Op op) {
-  EVIT_CHECK(x_in.device() == t_in.device(), Op::name, ": input and target must be on one device, got input on ",
-             x_in.device().str(), " and target on ", t_in.device().str());
+  EVIT_CHECK(x_in.device() == t_in.device(), Op::name,
+             ": input and target must be on one device, got input on ", x_in.device().str(),
+             " and target on ", t_in.device().str());
   EVIT_CHECK(x_in.sizes() == t_in.sizes(), Op::name,
              ": input and target must have the same shape, got input ", x_in.desc(),
              " and target ", t_in.desc());

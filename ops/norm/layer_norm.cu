@@ -77,7 +77,8 @@ __global__ void ln_backward_dx_kernel(const T* x, const T* g, const T* w, const 
     T* out = dx + r * D;
     for (int64_t j = lane; j < D; j += size) {
       const double xhat = (static_cast<double>(xr[j]) - mean) * rstd;
-      out[j] = static_cast<T>(rstd * (static_cast<double>(gr[j]) * param_or(w, j, 1.0) - ma - xhat * mb));
+      const double gw = static_cast<double>(gr[j]) * param_or(w, j, 1.0);
+      out[j] = static_cast<T>(rstd * (gw - ma - xhat * mb));
     }
   }
 }
@@ -229,7 +230,8 @@ __global__ void ln2d_backward_dx_kernel(const T* x, const T* g, const T* w, cons
     T* ob = dx + n * C * S + s;
     for (int64_t c = 0; c < C; ++c) {
       const double xhat = (static_cast<double>(xb[c * S]) - mean) * rstd;
-      ob[c * S] = static_cast<T>(rstd * (static_cast<double>(gb[c * S]) * param_or(w, c, 1.0) - sa - xhat * sb));
+      const double gw = static_cast<double>(gb[c * S]) * param_or(w, c, 1.0);
+      ob[c * S] = static_cast<T>(rstd * (gw - sa - xhat * sb));
     }
   }
 }
