@@ -15,6 +15,7 @@
 #include "core/parallel.h"
 #include "ops/loss.h"
 #include "ops/loss/common.h"
+#include "ops/loss/cuda_slots.h"
 #include "ops/softmax/vec_exp.h"
 
 namespace evit {
@@ -131,9 +132,67 @@ void ce_unit_forward(const T* __restrict x, T* __restrict P, const T* w, int64_t
     for (int64_t i = 0; i < nb; ++i) P[c * st + i] *= r[i];
 }
 
+// CUDA: the same math on the device (cross_entropy.cu). The sums of the target weights stay on
+// the device (aux) for the backward. Target values are checked inside the forward kernel; one
+// small host read reports a bad one with the CPU's message (training reads the loss on the host
+// every step anyway, so this adds no extra stall there).
+Tensor ce_class_indices_cuda(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                             int64_t ignore_index, Reduction red, double eps, const CeGeom& G) {
+  const TensorOptions opt{logits.dtype(), logits.device()};
+  Tensor probs = empty(logits.sizes(), opt);
+  Tensor out = red == Reduction::none ? empty(target.sizes(), opt) : empty({}, opt);
+  Tensor aux = empty({2}, {DType::f64, logits.device()});
+  Tensor bad = full({1}, static_cast<double>(G.P), {DType::i64, logits.device()});
+  cross_entropy_indices_forward_cuda(logits, target, weight, G.N, G.C, G.inner, ignore_index, red,
+                                     eps, probs, out, aux, bad);
+  const int64_t first_bad = bad.item<int64_t>();
+  if (first_bad < G.P) {
+    const int64_t t = target.to(kCPU).data_ptr<int64_t>()[first_bad];
+    EVIT_THROW("cross_entropy: target value ", t, " at position ",
+               position_str(target.sizes(), first_bad), " is out of range [0, ", G.C,
+               ") (ignore_index is ", ignore_index, ")");
+  }
+  autograd::record(
+      "CrossEntropyBackward", {logits}, {out}, {probs, target, weight, aux},
+      [G, ignore_index, red, eps](const BackwardContext& ctx) -> std::vector<Tensor> {
+        const Tensor &probs = ctx.saved(0), &target = ctx.saved(1), &weight = ctx.saved(2),
+                     &aux = ctx.saved(3);
+        Tensor g = ctx.grad_output(0).contiguous();
+        Tensor gx = empty(probs.sizes(), {probs.dtype(), probs.device()});
+        cross_entropy_indices_backward_cuda(probs, target, weight, aux, g, G.N, G.C, G.inner,
+                                            ignore_index, red, eps, gx);
+        return {gx};
+      });
+  return out;
+}
+
+Tensor ce_probabilities_cuda(const Tensor& logits, const Tensor& target_in, const Tensor& target,
+                             const Tensor& weight, Reduction red, double eps, const CeGeom& G,
+                             const Shape& pos_shape) {
+  const TensorOptions opt{logits.dtype(), logits.device()};
+  Tensor lp = empty(logits.sizes(), opt);
+  Tensor out = red == Reduction::none ? empty(pos_shape, opt) : empty({}, opt);
+  cross_entropy_probs_forward_cuda(logits, target, weight, G.N, G.C, G.inner, red, eps, lp, out);
+  autograd::record(
+      "CrossEntropyBackward", {logits, target_in}, {out}, {lp, target, weight},
+      [G, red, eps](const BackwardContext& ctx) -> std::vector<Tensor> {
+        const Tensor &lp = ctx.saved(0), &target = ctx.saved(1), &weight = ctx.saved(2);
+        Tensor g = ctx.grad_output(0).contiguous();
+        Tensor gx = empty(lp.sizes(), {lp.dtype(), lp.device()});
+        Tensor gt;
+        if (ctx.needs_input_grad(1)) gt = empty(lp.sizes(), {lp.dtype(), lp.device()});
+        cross_entropy_probs_backward_cuda(lp, target, weight, g, G.N, G.C, G.inner, red, eps, gx,
+                                          gt);
+        return {gx, gt};
+      });
+  return out;
+}
+
 Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Tensor& weight,
                         int64_t ignore_index, Reduction red, double eps, const CeGeom& G) {
   Tensor target = target_in.contiguous();
+  if (logits.device().is_cuda())
+    return ce_class_indices_cuda(logits, target, weight, ignore_index, red, eps, G);
   const int64_t* tp = target.data_ptr<int64_t>();
   for (int64_t p = 0; p < G.P; ++p) {  // validate serially: the first bad target is reported
     const int64_t t = tp[p];
@@ -277,9 +336,11 @@ Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Ten
 Tensor ce_probabilities(const Tensor& logits, const Tensor& target_in, const Tensor& weight,
                         Reduction red, double eps, const CeGeom& G) {
   Tensor target = target_in.contiguous();
-  Tensor lp = empty(logits.sizes(), {logits.dtype(), logits.device()});
   Shape pos_shape = logits.sizes();
   pos_shape.erase(pos_shape.begin() + 1);
+  if (logits.device().is_cuda())
+    return ce_probabilities_cuda(logits, target_in, target, weight, red, eps, G, pos_shape);
+  Tensor lp = empty(logits.sizes(), {logits.dtype(), logits.device()});
   Tensor out = red == Reduction::none ? empty(pos_shape, {logits.dtype(), logits.device()})
                                       : empty({}, {logits.dtype(), logits.device()});
   const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
@@ -361,8 +422,9 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const Tensor
   const char* op = "cross_entropy";
   EVIT_CHECK(logits_in.dim() >= 2, op, ": logits must be [N, C] or [N, C, d1, ...], got ",
              logits_in.desc());
-  EVIT_CHECK(logits_in.device().is_cpu() && target.device().is_cpu(), op, ": no ",
-             logits_in.device().str(), " kernel in this build");
+  EVIT_CHECK(logits_in.device() == target.device(), op,
+             ": logits and target must be on one device, got logits on ",
+             logits_in.device().str(), " and target on ", target.device().str());
   EVIT_CHECK(is_floating(logits_in.dtype()), op, ": logits must be f32 or f64, got ",
              logits_in.desc());
   EVIT_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, op,
@@ -380,6 +442,8 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const Tensor
                weight.desc());
     EVIT_CHECK(weight.dtype() == logits.dtype(), op, ": weight dtype differs from logits: weight ",
                weight.desc(), ", logits ", logits.desc());
+    EVIT_CHECK(weight.device() == logits.device(), op, ": weight is on ", weight.device().str(),
+               ", logits on ", logits.device().str());
     EVIT_CHECK(!weight.requires_grad(), op, ": gradients for weight are not supported (",
                weight.desc(), " requires grad)");
   }

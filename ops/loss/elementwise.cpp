@@ -10,80 +10,28 @@
 #include "core/parallel.h"
 #include "ops/loss.h"
 #include "ops/loss/common.h"
+#include "ops/loss/cuda_slots.h"
+#include "ops/loss/functors.h"
 #include "ops/shape.h"
 
 namespace evit {
 namespace {
 
 using loss_detail::chunked_sum;
+using namespace loss_functors;
 
-// Per-element derivatives of a loss l(x, t, pw).
-struct Grads {
-  double dx, dt, dpw;
-};
-
-struct BceOp {
-  static constexpr const char* name = "binary_cross_entropy_with_logits";
-  static constexpr const char* backward_name = "BinaryCrossEntropyWithLogitsBackward";
-  // softplus(-x) = log(1 + exp(-|x|)) + max(-x, 0), stable for any x.
-  static double softplus_neg(double x) { return std::log1p(std::exp(-std::abs(x))) + std::max(-x, 0.0); }
-  static double sigmoid_neg(double x) {  // 1 / (1 + exp(x)), stable
-    if (x >= 0) {
-      const double e = std::exp(-x);
-      return e / (1.0 + e);
-    }
-    return 1.0 / (1.0 + std::exp(x));
-  }
-  double loss(double x, double t, double pw) const {
-    return (1.0 - t) * x + (1.0 + (pw - 1.0) * t) * softplus_neg(x);
-  }
-  Grads grads(double x, double t, double pw) const {
-    const double sp = softplus_neg(x);
-    return {(1.0 - t) - (1.0 + (pw - 1.0) * t) * sigmoid_neg(x), -x + (pw - 1.0) * sp, t * sp};
-  }
-};
-
-struct MseOp {
-  static constexpr const char* name = "mse_loss";
-  static constexpr const char* backward_name = "MseLossBackward";
-  double loss(double x, double t, double) const { return (x - t) * (x - t); }
-  Grads grads(double x, double t, double) const { return {2 * (x - t), -2 * (x - t), 0}; }
-};
-
-struct L1Op {
-  static constexpr const char* name = "l1_loss";
-  static constexpr const char* backward_name = "L1LossBackward";
-  double loss(double x, double t, double) const { return std::abs(x - t); }
-  Grads grads(double x, double t, double) const {
-    const double d = x - t, s = d > 0 ? 1.0 : (d < 0 ? -1.0 : 0.0);  // sign, 0 at 0 as torch
-    return {s, -s, 0};
-  }
-};
-
-struct SmoothL1Op {
-  static constexpr const char* name = "smooth_l1_loss";
-  static constexpr const char* backward_name = "SmoothL1LossBackward";
-  double beta = 1.0;
-  double loss(double x, double t, double) const {
-    const double d = std::abs(x - t);
-    return d < beta ? 0.5 * d * d / beta : d - 0.5 * beta;
-  }
-  Grads grads(double x, double t, double) const {
-    const double d = x - t;
-    double gdx;
-    if (std::abs(d) < beta) gdx = d / beta;
-    else gdx = d > 0 ? 1.0 : (d < 0 ? -1.0 : 0.0);
-    return {gdx, -gdx, 0};
-  }
-};
+// The smooth-L1 threshold carried to the CUDA kernel (unused by the other losses).
+template <class Op> double beta_of(const Op&) { return 0.0; }
+double beta_of(const SmoothL1Op& op) { return op.beta; }
 
 // x, target same shape (contiguous); pw: pos_weight expanded to x's shape (contiguous) or
 // undefined.
 template <class Op>
 Tensor elementwise_loss(const Tensor& x_in, const Tensor& t_in, const Tensor& pw_in,
                         Reduction red, Op op) {
-  EVIT_CHECK(x_in.device().is_cpu() && t_in.device().is_cpu(), Op::name, ": no ",
-             x_in.device().str(), " kernel in this build");
+  EVIT_CHECK(x_in.device() == t_in.device(), Op::name,
+             ": input and target must be on one device, got input on ", x_in.device().str(),
+             " and target on ", t_in.device().str());
   EVIT_CHECK(x_in.sizes() == t_in.sizes(), Op::name,
              ": input and target must have the same shape, got input ", x_in.desc(),
              " and target ", t_in.desc());
@@ -94,6 +42,8 @@ Tensor elementwise_loss(const Tensor& x_in, const Tensor& t_in, const Tensor& pw
   if (pw_in.defined()) {
     EVIT_CHECK(pw_in.dtype() == x.dtype(), Op::name, ": pos_weight dtype differs: pos_weight ",
                pw_in.desc(), ", input ", x.desc());
+    EVIT_CHECK(pw_in.device() == x.device(), Op::name, ": pos_weight is on ",
+               pw_in.device().str(), ", input on ", x.device().str());
     // broadcast_shapes names both shapes when pos_weight does not broadcast to the input.
     Shape b = broadcast_shapes(x.sizes(), pw_in.sizes(), Op::name);
     EVIT_CHECK(b == x.sizes(), Op::name, ": pos_weight ", pw_in.desc(),
@@ -103,7 +53,9 @@ Tensor elementwise_loss(const Tensor& x_in, const Tensor& t_in, const Tensor& pw
   const int64_t n = x.numel();
   Tensor out = red == Reduction::none ? empty(x.sizes(), {x.dtype(), x.device()})
                                       : empty({}, {x.dtype(), x.device()});
-  dispatch_floating(x.dtype(), Op::name, [&](auto tag) {
+  if (x.device().is_cuda())
+    elementwise_loss_forward_cuda(Op::kind, beta_of(op), x, t, pw, red, out);
+  else dispatch_floating(x.dtype(), Op::name, [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data_ptr<T>();
     const T* tp = t.data_ptr<T>();
@@ -128,6 +80,10 @@ Tensor elementwise_loss(const Tensor& x_in, const Tensor& t_in, const Tensor& pw
         if (ctx.needs_input_grad(0)) gx = empty(x.sizes(), {x.dtype(), x.device()});
         if (ctx.needs_input_grad(1)) gt = empty(x.sizes(), {x.dtype(), x.device()});
         if (ctx.needs_input_grad(2)) gp = empty(x.sizes(), {x.dtype(), x.device()});
+        if (x.device().is_cuda()) {
+          elementwise_loss_backward_cuda(Op::kind, beta_of(op), x, t, pw, g, red, gx, gt, gp);
+          return std::vector<Tensor>{gx, gt, gp};  // the engine sums gp back to pos_weight's shape
+        }
         dispatch_floating(x.dtype(), Op::backward_name, [&](auto tag) {
           using T = decltype(tag);
           const T* xp = x.data_ptr<T>();

@@ -15,6 +15,7 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/norm.h"
+#include "ops/norm/cuda_slots.h"
 
 namespace evit {
 namespace {
@@ -102,7 +103,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
   EVIT_CHECK(x.dim() >= 2, "batch_norm: input must be at least 2-D [N, C, ...], got ", x.desc());
   EVIT_CHECK(is_floating(x.dtype()), "batch_norm: expected a floating dtype (f32 or f64), got ",
              x.desc());
-  EVIT_CHECK(x.device().is_cpu(), "batch_norm: no ", x.device().str(), " kernel in this build");
   EVIT_CHECK(eps >= 0, "batch_norm: eps must be >= 0, got ", eps);
   const int64_t N = x.size(0), C = x.size(1);
   const int64_t S = N == 0 || C == 0 ? 0 : x.numel() / (N * C);
@@ -127,7 +127,15 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
   Tensor save_mean = empty({C}, {x.dtype(), x.device()});
   Tensor save_invstd = empty({C}, {x.dtype(), x.device()});
 
-  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+  if (x.device().is_cuda()) {
+    // Parameters and running stats were checked to be on x's device (check_param).
+    batch_norm_forward_cuda(xc, weight, bias, running_mean, running_var, training, momentum, eps,
+                            y, save_mean, save_invstd);
+    if (training && running_mean.defined()) {
+      running_mean.bump_version();
+      running_var.bump_version();
+    }
+  } else dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = xc.data_ptr<T>();
     T* yp = y.data_ptr<T>();
@@ -193,6 +201,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
         Tensor dw = need_w ? empty({C}, {xs.dtype(), xs.device()}) : Tensor();
         Tensor db = need_b ? empty({C}, {xs.dtype(), xs.device()}) : Tensor();
         const int64_t M = N * S;
+        if (xs.device().is_cuda()) {
+          batch_norm_backward_cuda(xs, g, has_weight ? w : Tensor(), mean_t, invstd_t, training,
+                                   dx, dw, db);
+          return std::vector<Tensor>{dx, dw, db};
+        }
         dispatch_floating(xs.dtype(), "batch_norm backward", [&](auto tag) {
           using T = decltype(tag);
           const T* xp = xs.data_ptr<T>();

@@ -14,6 +14,7 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/norm.h"
+#include "ops/norm/cuda_slots.h"
 #include "ops/shape.h"
 
 namespace evit {
@@ -53,7 +54,6 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   const char* op = "layer_norm";
   EVIT_CHECK(is_floating(x.dtype()), op, ": expected a floating dtype (f32 or f64), got ",
              x.desc());
-  EVIT_CHECK(x.device().is_cpu(), op, ": no ", x.device().str(), " kernel in this build");
   const int64_t k = static_cast<int64_t>(normalized_shape.size());
   EVIT_CHECK(k >= 1, op, ": normalized_shape must name at least one dim");
   EVIT_CHECK(x.dim() >= k, op, ": normalized_shape ", shape_str(normalized_shape),
@@ -73,7 +73,11 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   Tensor save_mean = empty({R}, {x.dtype(), x.device()});
   Tensor save_rstd = empty({R}, {x.dtype(), x.device()});
   const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / D);
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
+  if (x.device().is_cuda())  // weight / bias were checked to be on x's device (check_affine)
+    layer_norm_forward_cuda(xc, R, D, weight.defined() ? weight.contiguous() : Tensor(),
+                            bias.defined() ? bias.contiguous() : Tensor(), eps, y, save_mean,
+                            save_rstd);
+  else dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const std::vector<Acc> w = param_vector<T>(weight, D, 1), b = param_vector<T>(bias, D, 0);
     const T* xp = xc.data_ptr<T>();
@@ -112,6 +116,13 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
         const TensorOptions opt{xs.dtype(), xs.device()};
         Tensor dx = need_x ? empty(xs.sizes(), opt) : Tensor();
         Tensor dw, db;
+        if (xs.device().is_cuda()) {
+          if (need_w) dw = empty(normalized_shape, opt);
+          if (need_b) db = empty(normalized_shape, opt);
+          layer_norm_backward_cuda(xs, g, R, D, has_weight ? ctx.saved(1).contiguous() : Tensor(),
+                                   ctx.saved(2), ctx.saved(3), dx, dw, db);
+          return std::vector<Tensor>{dx, dw, db};
+        }
         dispatch_floating(xs.dtype(), "layer_norm backward", [&](auto tag) {
           using T = decltype(tag);
           const std::vector<Acc> w =
@@ -182,7 +193,6 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, d
   EVIT_CHECK(x.dim() == 4, op, ": input must be 4-D [N,C,H,W], got ", x.desc());
   EVIT_CHECK(is_floating(x.dtype()), op, ": expected a floating dtype (f32 or f64), got ",
              x.desc());
-  EVIT_CHECK(x.device().is_cpu(), op, ": no ", x.device().str(), " kernel in this build");
   EVIT_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
   const int64_t N = x.size(0), C = x.size(1), S = x.size(2) * x.size(3);
   EVIT_CHECK(C > 0, op, ": x has no channels: ", x.desc());
@@ -194,7 +204,11 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, d
   Tensor save_mean = empty({N, S}, {x.dtype(), x.device()});
   Tensor save_rstd = empty({N, S}, {x.dtype(), x.device()});
   const int64_t nblk = num_chunks(0, S, kBlock);
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
+  if (x.device().is_cuda())  // weight / bias were checked to be on x's device (check_affine)
+    layer_norm2d_forward_cuda(xc, N, C, S, weight.defined() ? weight.contiguous() : Tensor(),
+                              bias.defined() ? bias.contiguous() : Tensor(), eps, y, save_mean,
+                              save_rstd);
+  else dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const std::vector<Acc> w = param_vector<T>(weight, C, 1), b = param_vector<T>(bias, C, 0);
     const T* xp = xc.data_ptr<T>();
@@ -247,6 +261,14 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, d
         const TensorOptions opt{xs.dtype(), xs.device()};
         Tensor dx = need_x ? empty(xs.sizes(), opt) : Tensor();
         Tensor dw, db;
+        if (xs.device().is_cuda()) {
+          if (need_w) dw = empty({C}, opt);
+          if (need_b) db = empty({C}, opt);
+          layer_norm2d_backward_cuda(xs, g, N, C, S,
+                                     has_weight ? ctx.saved(1).contiguous() : Tensor(),
+                                     ctx.saved(2), ctx.saved(3), dx, dw, db);
+          return std::vector<Tensor>{dx, dw, db};
+        }
         dispatch_floating(xs.dtype(), "layer_norm2d backward", [&](auto tag) {
           using T = decltype(tag);
           const std::vector<Acc> w =

@@ -13,6 +13,7 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/softmax.h"
+#include "ops/softmax/cuda_slots.h"
 #include "ops/softmax/vec_exp.h"
 
 namespace evit {
@@ -144,15 +145,18 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
              " and v ", v_in.desc());
   EVIT_CHECK(q_in.dtype() == k_in.dtype() && q_in.dtype() == v_in.dtype(), op,
              ": dtypes differ: q ", q_in.desc(), ", k ", k_in.desc(), ", v ", v_in.desc());
-  EVIT_CHECK(q_in.device().is_cpu() && k_in.device().is_cpu() && v_in.device().is_cpu(), op,
-             ": no ", q_in.device().str(), " kernel in this build");
+  EVIT_CHECK(q_in.device() == k_in.device() && q_in.device() == v_in.device(), op,
+             ": q, k and v must be on one device, got q on ", q_in.device().str(), ", k on ",
+             k_in.device().str(), ", v on ", v_in.device().str());
   EVIT_CHECK(k_in.size(2) > 0, op, ": no keys (Nk = 0) in ", k_in.desc());
   Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   const Dims D{q.size(0) * q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
   const double scale = scale_opt ? *scale_opt : 1.0 / std::sqrt(static_cast<double>(D.d));
   Tensor P = empty({q.size(0), q.size(1), D.Nq, D.Nk}, {q.dtype(), q.device()});
   Tensor out = empty({q.size(0), q.size(1), D.Nq, D.dv}, {q.dtype(), q.device()});
-  dispatch_floating(q.dtype(), op, [&](auto tag) {
+  if (q.device().is_cuda())
+    sdpa_forward_cuda(q, k, v, D.BH, D.Nq, D.Nk, D.d, D.dv, scale, P, out);
+  else dispatch_floating(q.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     std::vector<T> kT(D.BH * D.d * D.Nk);
     transpose_heads<T>(k.data_ptr<T>(), kT.data(), D.BH, D.Nk, D.d);
@@ -168,6 +172,10 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
         if (ctx.needs_input_grad(0)) dq = empty(q.sizes(), {q.dtype(), q.device()});
         if (ctx.needs_input_grad(1)) dk = empty(k.sizes(), {q.dtype(), q.device()});
         if (ctx.needs_input_grad(2)) dv = empty(v.sizes(), {q.dtype(), q.device()});
+        if (q.device().is_cuda()) {
+          sdpa_backward_cuda(q, k, v, P, g, D.BH, D.Nq, D.Nk, D.d, D.dv, scale, dq, dk, dv);
+          return std::vector<Tensor>{dq, dk, dv};
+        }
         dispatch_floating(q.dtype(), "ScaledDotProductAttentionBackward", [&](auto tag) {
           using T = decltype(tag);
           std::vector<T> vT(D.BH * D.dv * D.Nk), dS(D.BH * D.Nq * D.Nk);

@@ -11,6 +11,7 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/softmax.h"
+#include "ops/softmax/cuda_slots.h"
 #include "ops/softmax/vec_exp.h"
 
 namespace evit {
@@ -167,12 +168,13 @@ void for_blocks(const Layout& l, const F& block) {
 
 template <Mode M>
 Tensor softmax_impl(const Tensor& x_in, int64_t dim_in, const char* name, const char* bname) {
-  EVIT_CHECK(x_in.device().is_cpu(), name, ": no ", x_in.device().str(), " kernel in this build");
   const int64_t dim = x_in.dim() == 0 ? 0 : wrap_dim(dim_in, x_in.dim(), name);
   Tensor x = x_in.contiguous();
   Layout l = x.dim() == 0 ? Layout{} : layout_of(x.sizes(), dim);
   Tensor y = empty(x.sizes(), {x.dtype(), x.device()});
-  dispatch_floating(x.dtype(), name, [&](auto tag) {
+  if (x.device().is_cuda()) {
+    softmax_forward_cuda(x, l.outer, l.D, l.inner, M == Mode::log_softmax, y);
+  } else dispatch_floating(x.dtype(), name, [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data_ptr<T>();
     T* yp = y.data_ptr<T>();
@@ -183,6 +185,10 @@ Tensor softmax_impl(const Tensor& x_in, int64_t dim_in, const char* name, const 
     const Tensor& y = ctx.saved(0);
     Tensor g = ctx.grad_output(0).contiguous();
     Tensor gx = empty(y.sizes(), {y.dtype(), y.device()});
+    if (y.device().is_cuda()) {
+      softmax_backward_cuda(y, g, l.outer, l.D, l.inner, M == Mode::log_softmax, gx);
+      return std::vector<Tensor>{gx};
+    }
     dispatch_floating(y.dtype(), "softmax backward", [&](auto tag) {
       using T = decltype(tag);
       const T* yp = y.data_ptr<T>();
