@@ -68,9 +68,11 @@ inline int64_t assign_chunks(std::vector<MTEntry>& entries) {
   return next;
 }
 
-// The entry table on `device`. The host copy is a pageable buffer: cudaMemcpyAsync has staged
-// it before returning, so it may be freed at once. The device copy is a caching-allocator block
-// freed after the launch, which is safe because all work of a device runs on one stream.
+// The entry table on `device` (a few KB). The host copy is a pageable buffer: cudaMemcpyAsync
+// from pageable memory has staged it before returning (the driver may first wait for the
+// stream, a small cost once per step), so it may be freed at once. The device copy is a
+// caching-allocator block freed after the launch, which is safe because all work of a device
+// runs on one stream.
 inline Tensor upload_table(const std::vector<MTEntry>& entries, Device device) {
   const int64_t bytes = static_cast<int64_t>(entries.size() * sizeof(MTEntry));
   Tensor host = empty({bytes}, DType::u8);
