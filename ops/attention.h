@@ -18,7 +18,9 @@ namespace evit {
 //
 // N > d uses the linear form (a (dv+1) x d state per head, never an N x N matrix, forward and
 // backward); N <= d uses the quadratic form (the N x N normalised matrix), as the reference
-// does. f32 accumulates in f32, f64 in f64. Parallel over (batch, head); deterministic.
+// does (on the CPU; the CUDA kernels always take the linear form, which computes the same
+// function). f32 accumulates in f32, f64 in f64. Parallel over (batch, head); deterministic.
+// CPU or CUDA: q, k and v on one device.
 // Differentiable in q, k and v.
 Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, double eps = 1e-15);
 

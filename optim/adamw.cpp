@@ -4,6 +4,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/parallel.h"
+#include "optim/cuda_slots.h"
 
 namespace evit::optim {
 
@@ -41,11 +42,17 @@ void AdamW::zero_grad() {
 
 void AdamW::step() {
   NoGradGuard no_grad;
+  // CUDA parameters are collected per device and updated by one multi-tensor launch each.
+  std::map<int, std::vector<AdamWCudaItem>> cuda_items;
   for (auto& g : groups_) {
     for (auto& [name, p] : g.params) {
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
       State& s = state_.at(name);
+      if (s.exp_avg.device() != p.device()) {  // the parameter moved after construction / load
+        s.exp_avg = s.exp_avg.to(p.device());
+        s.exp_avg_sq = s.exp_avg_sq.to(p.device());
+      }
       s.step += 1;
       const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(s.step));
       const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(s.step));
@@ -54,6 +61,14 @@ void AdamW::step() {
       const double decay = 1.0 - g.lr * g.weight_decay;
       Tensor gc = grad.contiguous();
       EVIT_CHECK(p.is_contiguous(), "AdamW: parameter '", name, "' is not contiguous");
+      if (p.device().is_cuda()) {
+        EVIT_CHECK(gc.device() == p.device() && gc.dtype() == p.dtype() && gc.sizes() == p.sizes(),
+                   "AdamW: parameter '", name, "' is ", p.desc(), ", its gradient ", gc.desc());
+        cuda_items[p.device().index].push_back(
+            AdamWCudaItem{p, gc, s.exp_avg, s.exp_avg_sq, step_size, bc2_sqrt, decay});
+        p.bump_version();
+        continue;
+      }
       dispatch_floating(p.dtype(), "AdamW", [&](auto tag) {
         using T = decltype(tag);
         T* w = p.data_ptr<T>();
@@ -75,6 +90,7 @@ void AdamW::step() {
       p.bump_version();
     }
   }
+  for (auto& [device, items] : cuda_items) adamw_step_cuda(items, o_.beta1, o_.beta2, o_.eps);
 }
 
 TensorMap AdamW::state_dict() const {
@@ -102,7 +118,7 @@ void AdamW::load_state_dict(const TensorMap& state) {
       Tensor& dst = field == "exp_avg" ? s.exp_avg : s.exp_avg_sq;
       EVIT_CHECK(t.sizes() == dst.sizes(), "AdamW state: '", key, "' has shape ", shape_str(t.sizes()),
                  ", parameter has ", shape_str(dst.sizes()));
-      dst = t.to(dst.dtype()).contiguous().clone();
+      dst = t.to(dst.dtype()).to(dst.device()).contiguous().clone();  // stays on the parameter's device
     } else {
       EVIT_THROW("AdamW state: unknown field in '", key, "'");
     }

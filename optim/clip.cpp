@@ -1,9 +1,12 @@
 #include "optim/clip.h"
 
 #include <cmath>
+#include <map>
 
 #include "autograd/grad_mode.h"
+#include "core/copy.h"
 #include "core/parallel.h"
+#include "optim/cuda_slots.h"
 
 namespace evit::optim {
 
@@ -77,28 +80,72 @@ void apply_inplace(Tensor& g, F&& fn, const char* what) {
   g.bump_version();
 }
 
+// CUDA gradients per device, each as a contiguous working tensor (the gradient itself, or a
+// copy of a strided one that write_back() copies into the gradient afterwards).
+struct CudaGrads {
+  std::vector<Tensor> grads, work;
+};
+
+std::map<int, CudaGrads> cuda_gradients(const std::vector<Tensor>& grads) {
+  std::map<int, CudaGrads> out;
+  for (const Tensor& g : grads) {
+    if (!g.device().is_cuda()) continue;
+    CudaGrads& c = out[g.device().index];
+    c.grads.push_back(g);
+    c.work.push_back(g.contiguous());
+  }
+  return out;
+}
+
+void write_back(const CudaGrads& c) {
+  for (size_t i = 0; i < c.grads.size(); ++i) {
+    if (!c.work[i].is_same(c.grads[i])) copy_elements(c.grads[i], c.work[i]);
+    c.grads[i].bump_version();
+  }
+}
+
+// Sum of squares of all gradients: CPU ones in order, then one reduction per CUDA device.
+double total_sum_of_squares(const std::vector<Tensor>& grads) {
+  double total = 0.0;
+  for (auto& g : grads)
+    if (!g.device().is_cuda()) total += sum_of_squares(g);
+  for (auto& [device, c] : cuda_gradients(grads)) total += grad_sum_of_squares_cuda(c.work);
+  return total;
+}
+
 }  // namespace
 
 double grad_norm(const std::vector<Tensor>& params) {
-  double total = 0.0;
-  for (auto& g : gradients(params, "grad_norm")) total += sum_of_squares(g);
-  return std::sqrt(total);
+  return std::sqrt(total_sum_of_squares(gradients(params, "grad_norm")));
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, bool error_if_nonfinite) {
   EVIT_CHECK(max_norm >= 0.0, "clip_grad_norm: max_norm must be >= 0, got ", max_norm);
   NoGradGuard no_grad;
   auto grads = gradients(params, "clip_grad_norm");
-  double total = 0.0;
-  for (auto& g : grads) total += sum_of_squares(g);
-  total = std::sqrt(total);
+  bool one_cuda_device = !grads.empty() && grads[0].device().is_cuda();
+  for (auto& g : grads) one_cuda_device = one_cuda_device && g.device() == grads[0].device();
+  if (one_cuda_device && !error_if_nonfinite) {
+    // Norm, clip factor and scaling on the device; only the norm comes back.
+    auto cuda = cuda_gradients(grads);
+    CudaGrads& c = cuda.begin()->second;
+    const double total = clip_grad_norm_cuda(c.work, max_norm);
+    if (!(max_norm / (total + 1e-6) >= 1.0)) write_back(c);  // the device applied the factor
+    return total;
+  }
+  const double total = std::sqrt(total_sum_of_squares(grads));
   EVIT_CHECK(!error_if_nonfinite || std::isfinite(total), "clip_grad_norm: the total norm of the gradients is ",
              total, " (non-finite)");
   const double coef = max_norm / (total + 1e-6);
   // torch multiplies by min(coef, 1) unconditionally; multiplying by exactly 1 changes nothing,
   // so that case is skipped. A NaN coef falls through and is applied, as in torch.
   if (coef >= 1.0) return total;
+  for (auto& [device, c] : cuda_gradients(grads)) {
+    scale_grads_cuda(c.work, coef);
+    write_back(c);
+  }
   for (auto& g : grads) {
+    if (g.device().is_cuda()) continue;
     dispatch_floating(g.dtype(), "clip_grad_norm", [&](auto tag) {
       using T = decltype(tag);
       const T c = static_cast<T>(coef);
@@ -115,7 +162,13 @@ double clip_grad_norm(const nn::Module& m, double max_norm, bool error_if_nonfin
 void clip_grad_value(const std::vector<Tensor>& params, double clip_value) {
   EVIT_CHECK(clip_value >= 0.0, "clip_grad_value: clip_value must be >= 0, got ", clip_value);
   NoGradGuard no_grad;
-  for (auto& g : gradients(params, "clip_grad_value")) {
+  auto grads = gradients(params, "clip_grad_value");
+  for (auto& [device, c] : cuda_gradients(grads)) {
+    clip_grad_value_cuda(c.work, clip_value);
+    write_back(c);
+  }
+  for (auto& g : grads) {
+    if (g.device().is_cuda()) continue;
     dispatch_floating(g.dtype(), "clip_grad_value", [&](auto tag) {
       using T = decltype(tag);
       const T hi = static_cast<T>(clip_value), lo = -hi;

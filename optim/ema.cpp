@@ -1,10 +1,13 @@
 #include "optim/ema.h"
 
 #include <cmath>
+#include <map>
+#include <vector>
 
 #include "autograd/grad_mode.h"
 #include "core/copy.h"
 #include "core/parallel.h"
+#include "optim/cuda_slots.h"
 
 namespace evit::optim {
 
@@ -27,13 +30,24 @@ void EMA::update(const nn::Module& model, int64_t step) {
   NoGradGuard no_grad;
   const double d = decay_at(step);
   TensorMap state = model.state_dict();
+  // CUDA entries are collected per device and updated by one multi-tensor launch each.
+  std::map<int, std::pair<std::vector<Tensor>, std::vector<Tensor>>> cuda_pairs;
   for (auto& [name, e] : shadow_) {
     auto it = state.find(name);
     EVIT_CHECK(it != state.end(), "EMA: the model has no entry '", name, "'");
     const Tensor& m = it->second;
     EVIT_CHECK(m.sizes() == e.sizes() && m.dtype() == e.dtype(), "EMA: model entry '", name, "' is ", m.desc(),
                ", shadow is ", e.desc());
+    EVIT_CHECK(m.device() == e.device(), "EMA: model entry '", name, "' is on ", m.device().str(),
+               ", its shadow on ", e.device().str());
     Tensor mc = m.contiguous();
+    if (e.device().is_cuda()) {
+      auto& [shadows, models] = cuda_pairs[e.device().index];
+      shadows.push_back(e);
+      models.push_back(mc);
+      e.bump_version();
+      continue;
+    }
     dispatch_floating(e.dtype(), "EMA", [&](auto tag) {
       using T = decltype(tag);
       T* ep = e.data_ptr<T>();
@@ -45,6 +59,7 @@ void EMA::update(const nn::Module& model, int64_t step) {
     });
     e.bump_version();
   }
+  for (auto& [device, pair] : cuda_pairs) ema_update_cuda(pair.first, pair.second, 1.0 - d);
 }
 
 void EMA::copy_to(nn::Module& model) const {
@@ -80,7 +95,7 @@ void EMA::load_state_dict(const TensorMap& state) {
     EVIT_CHECK(t.sizes() == it->second.sizes(), "EMA state: '", name, "' has shape ", shape_str(t.sizes()),
                ", model has ", shape_str(it->second.sizes()));
     EVIT_CHECK(is_floating(t.dtype()), "EMA state: '", name, "' is ", t.desc());
-    next[name] = t.to(it->second.dtype()).contiguous().clone();
+    next[name] = t.to(it->second.dtype()).to(it->second.device()).contiguous().clone();
   }
   for (auto& [name, e] : shadow_) EVIT_CHECK(next.count(name), "EMA state: missing entry '", name, "'");
   shadow_ = std::move(next);

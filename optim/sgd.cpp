@@ -2,6 +2,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/parallel.h"
+#include "optim/cuda_slots.h"
 
 namespace evit::optim {
 
@@ -32,6 +33,8 @@ void SGD::zero_grad() {
 
 void SGD::step() {
   NoGradGuard no_grad;
+  // CUDA parameters are collected per device and updated by one multi-tensor launch each.
+  std::map<int, std::vector<SGDCudaItem>> cuda_items;
   for (auto& g : groups_) {
     for (auto& [name, p] : g.params) {
       Tensor grad = p.grad();
@@ -50,7 +53,16 @@ void SGD::step() {
           first = true;
           it = momentum_.emplace(name, zeros_like(p)).first;
         }
+        if (it->second.device() != p.device()) it->second = it->second.to(p.device());  // moved
         buf = it->second;
+      }
+      if (p.device().is_cuda()) {
+        EVIT_CHECK(gc.device() == p.device() && (!buf.defined() || buf.device() == p.device()),
+                   "SGD: parameter '", name, "' is ", p.desc(), ", its gradient ", gc.desc(),
+                   buf.defined() ? ", its momentum buffer " + buf.desc() : std::string());
+        cuda_items[p.device().index].push_back(SGDCudaItem{p, gc, buf, first, g.lr, g.weight_decay});
+        p.bump_version();
+        continue;
       }
       dispatch_floating(p.dtype(), "SGD", [&](auto tag) {
         using T = decltype(tag);
@@ -76,6 +88,8 @@ void SGD::step() {
       p.bump_version();
     }
   }
+  for (auto& [device, items] : cuda_items)
+    sgd_step_cuda(items, o_.momentum, o_.dampening, o_.nesterov, o_.maximize);
 }
 
 TensorMap SGD::state_dict() const {
@@ -97,7 +111,7 @@ void SGD::load_state_dict(const TensorMap& state) {
     EVIT_CHECK(t.sizes() == it->second.sizes(), "SGD state: '", key, "' has shape ", shape_str(t.sizes()),
                ", parameter has ", shape_str(it->second.sizes()));
     EVIT_CHECK(is_floating(t.dtype()), "SGD state: '", key, "' is ", t.desc());
-    loaded[name] = t.to(it->second.dtype()).contiguous().clone();
+    loaded[name] = t.to(it->second.dtype()).to(it->second.device()).contiguous().clone();
   }
   // Parameters without an entry have not stepped yet: their buffer is created on the next step.
   momentum_ = std::move(loaded);

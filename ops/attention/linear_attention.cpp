@@ -24,6 +24,7 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/attention.h"
+#include "ops/attention/cuda_slots.h"
 
 namespace evit {
 namespace {
@@ -369,14 +370,18 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
              v_in.desc());
   EVIT_CHECK(q_in.dtype() == k_in.dtype() && q_in.dtype() == v_in.dtype(), op,
              ": dtypes differ: q ", q_in.desc(), ", k ", k_in.desc(), ", v ", v_in.desc());
-  EVIT_CHECK(q_in.device().is_cpu() && k_in.device().is_cpu() && v_in.device().is_cpu(), op,
-             ": no ", q_in.device().str(), " kernel in this build");
+  EVIT_CHECK(q_in.device() == k_in.device() && q_in.device() == v_in.device(), op,
+             ": q, k, v must be on one device, got q on ", q_in.device().str(), ", k on ",
+             k_in.device().str(), ", v on ", v_in.device().str());
   EVIT_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
   Tensor q = block_layout(q_in), k = block_layout(k_in), v = block_layout(v_in);
   const int64_t B = q.size(0), H = q.size(1), dv = v.size(2), N = q.size(3);
   const bool quadratic = N <= q.size(2);  // as the reference: H*W <= d
   Tensor out = empty({B, H, dv, N}, {q.dtype(), q.device()});
-  dispatch_floating(q.dtype(), op, [&](auto tag) {
+  if (q.device().is_cuda()) {
+    // The fused kernels always take the linear form (the same function as the quadratic one).
+    linear_attention_forward_cuda(q, k, v, eps, out);
+  } else dispatch_floating(q.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const HeadArgs a = head_args(q, k, v);
     const T* qp = q.data_ptr<T>();
@@ -408,6 +413,10 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
         if (ctx.needs_input_grad(0)) dq = empty({B, H, d, N}, {q.dtype(), q.device()});
         if (ctx.needs_input_grad(1)) dk = empty({B, H, d, N}, {q.dtype(), q.device()});
         if (ctx.needs_input_grad(2)) dvt = empty({B, H, dv, N}, {q.dtype(), q.device()});
+        if (q.device().is_cuda()) {
+          linear_attention_backward_cuda(q, k, v, o, g, eps, dq, dk, dvt);
+          return {dq, dk, dvt};
+        }
         dispatch_floating(q.dtype(), "LinearAttentionBackward", [&](auto tag) {
           using T = decltype(tag);
           const HeadArgs a = head_args(q, k, v);
