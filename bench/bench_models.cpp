@@ -20,6 +20,7 @@
 #include "ops/loss.h"
 #include "ops/autocast.h"
 #include "optim/adamw.h"
+#include "optim/grad_scaler.h"
 #include "zoo/models.h"
 
 using namespace evit;
@@ -76,6 +77,7 @@ std::vector<double> time_infer(zoo::Model& m, const Case& c, Generator& gen, con
 std::vector<double> time_train(zoo::Model& m, const Case& c, Generator& gen, const Setup& s) {
   m.train();
   optim::AdamW opt({{m.named_parameters(), 1e-4, 0.05}});
+  optim::GradScaler scaler;
   std::vector<double> times;
   for (int it = 0; it < kWarmup + kRuns; ++it) {
     Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen).to(s.device);
@@ -89,8 +91,14 @@ std::vector<double> time_train(zoo::Model& m, const Case& c, Generator& gen, con
       if (s.amp) ac.emplace(*s.amp);
       loss = cross_entropy(m.forward(x), y);
     }
-    loss.backward();
-    opt.step();
+    if (s.amp == DType::f16) {  // f16 trains with a loss scaler, as PyTorch users do
+      scaler.scale(loss).backward();
+      scaler.step(opt);
+      scaler.update();
+    } else {
+      loss.backward();
+      opt.step();
+    }
     sync(s);
     if (it >= kWarmup) times.push_back(ms_since(t0));
   }

@@ -96,6 +96,8 @@ Trainer::Trainer(json config) : cfg_(std::move(config)) {
   if (const std::string a = t.at("amp").get<std::string>(); a != "off") {
     EVIT_CHECK(device_.is_cuda(), "config.train.amp = \"", a, "\" needs train.device = \"cuda\" (mixed precision is a CUDA feature)");
     amp_ = a == "f16" ? DType::f16 : DType::bf16;
+    // f16's range ends at 65504: small gradients underflow without loss scaling; bf16 has f32's.
+    if (*amp_ == DType::f16) scaler_ = std::make_unique<optim::GradScaler>();
   }
   model_->to(device_);  // before the optimizer and EMA, so their state is made on the device
   build_optimizer();
@@ -310,14 +312,23 @@ double Trainer::train_one_step() {
     EVIT_THROW("training diverged at step ", step_, " (epoch ", epoch_, "): the loss is ", value, " with lr ", lr,
                "; ", where, ". Lower optimizer.lr or enable gradient clipping.");
   }
-  loss.backward();
+  (scaler_ ? scaler_->scale(loss) : loss).backward();
+  // Clipping sees true gradients: a loss scaler divides its scale out first.
+  if (scaler_) adamw_ ? scaler_->unscale_(*adamw_) : scaler_->unscale_(*sgd_);
   if (!t.at("grad_clip").is_null()) {
     const double c = t.at("grad_clip").get<double>();
     if (t.at("grad_clip_mode") == "norm") optim::clip_grad_norm(*model_, c);
     else optim::clip_grad_value(*model_, c);
   }
-  if (adamw_) adamw_->step();
-  else sgd_->step();
+  if (scaler_) {
+    // Steps with inf/NaN gradients (the scale was too large) are skipped and the scale halves.
+    adamw_ ? scaler_->step(*adamw_) : scaler_->step(*sgd_);
+    scaler_->update();
+  } else if (adamw_) {
+    adamw_->step();
+  } else {
+    sgd_->step();
+  }
   schedule_->step();
   ++step_;
   if (ema_) ema_->update(*model_, step_);
@@ -468,6 +479,7 @@ void Trainer::save_checkpoint(const std::string& dir) const {
   save_safetensors(tmp + "/optimizer.safetensors", adamw_ ? adamw_->state_dict() : sgd_->state_dict());
   save_safetensors(tmp + "/schedule.safetensors", schedule_->state_dict());
   if (ema_) save_safetensors(tmp + "/ema.safetensors", ema_->state_dict());
+  if (scaler_) save_safetensors(tmp + "/grad_scaler.safetensors", scaler_->state_dict());
   GeneratorState rng = default_generator().state();
   json meta = {{"step", step_},
                {"epoch", epoch_},
@@ -501,6 +513,8 @@ void Trainer::load_checkpoint(const std::string& dir) {
     else ema_ = std::make_unique<optim::EMA>(*model_, optim::EMAOptions{cfg_.at("ema").value("decay", 0.9998),
                                                                          cfg_.at("ema").value("warmup_steps", 2000.0)});
   }
+  if (scaler_ && fs::exists(dir + "/grad_scaler.safetensors"))
+    scaler_->load_state_dict(load_safetensors(dir + "/grad_scaler.safetensors"));
   step_ = meta.at("step").get<int64_t>();
   epoch_ = meta.at("epoch").get<int64_t>();
   default_generator().set_state({meta.at("rng").at("seed").get<uint64_t>(), meta.at("rng").at("offset").get<uint64_t>()});

@@ -26,6 +26,7 @@
 #include "data/loader.h"
 #include "optim/adamw.h"
 #include "optim/ema.h"
+#include "optim/grad_scaler.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "zoo/models.h"
@@ -74,6 +75,7 @@ class Trainer {
   std::unique_ptr<optim::SGD> sgd_;
   std::unique_ptr<optim::WarmupCosine> schedule_;
   std::unique_ptr<optim::EMA> ema_;
+  std::unique_ptr<optim::GradScaler> scaler_;  // f16 mixed precision only
   std::shared_ptr<zoo::Model> ema_model_;  // MESA's teacher: the model with the EMA weights
   Device device_;          // where the model, batches and optimizer state live
   std::optional<DType> amp_;  // autocast compute dtype (CUDA), or none
