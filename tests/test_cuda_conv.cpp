@@ -14,27 +14,6 @@ using evit::test::require_cuda_matches_cpu;
 
 namespace {
 
-Tensor as_f64(const Tensor& t) {
-  Tensor r = t.detach().to(DType::f64);
-  if (t.requires_grad()) r.requires_grad_();
-  return r;
-}
-
-// f32 at rtol 1e-4 (cuBLAS / the direct kernels sum in another order than the CPU; atol covers
-// values near zero, whose absolute error grows with the reduction length: C·kH·kW for outputs,
-// N·OH·OW for weight gradients), then f64 tightly (index math must be exact).
-void check_f32_and_f64(const GradcheckFn& fn, const std::vector<Tensor>& inputs,
-                       double atol = 1e-4) {
-  {
-    INFO("f32");
-    require_cuda_matches_cpu(fn, inputs, CudaCompareOptions{1e-4, atol, 1e-4, atol});
-  }
-  std::vector<Tensor> in64;
-  for (const Tensor& t : inputs) in64.push_back(t.defined() ? as_f64(t) : t);
-  INFO("f64");
-  require_cuda_matches_cpu(fn, in64, CudaCompareOptions{1e-10, 1e-10, 1e-10, 1e-10});
-}
-
 struct ConvCase {
   const char* name;
   Shape x, w;
@@ -50,7 +29,7 @@ void check_conv(const ConvCase& c) {
   auto fn = [c](const std::vector<Tensor>& t) {
     return conv2d(t[0], t[1], c.bias ? t[2] : Tensor(), c.stride, c.padding, c.dilation, c.groups);
   };
-  check_f32_and_f64(fn, in);
+  test::require_cuda_matches_cpu_f32_f64(fn, in);
 }
 
 struct TransposeCase {
@@ -70,7 +49,7 @@ void check_transpose(const TransposeCase& c) {
     return conv_transpose2d(t[0], t[1], c.bias ? t[2] : Tensor(), c.stride, c.padding,
                             c.output_padding, c.groups, c.dilation);
   };
-  check_f32_and_f64(fn, in);
+  test::require_cuda_matches_cpu_f32_f64(fn, in);
 }
 
 }  // namespace
@@ -125,12 +104,12 @@ TEST_CASE("CUDA conv2d takes non-contiguous inputs", "[.][cuda][cuda_conv]") {
   auto fn = [](const std::vector<Tensor>& t) {
     return conv2d(permute(t[0], {0, 3, 1, 2}), t[1], t[2], 1, 1);  // NHWC storage viewed as NCHW
   };
-  check_f32_and_f64(fn, {random_f32({2, 9, 7, 6}), random_f32({5, 6, 3, 3}, true, -0.5, 0.5, 6),
+  test::require_cuda_matches_cpu_f32_f64(fn, {random_f32({2, 9, 7, 6}), random_f32({5, 6, 3, 3}, true, -0.5, 0.5, 6),
                          random_f32({5}, true, -1, 1, 7)});
   auto dw = [](const std::vector<Tensor>& t) {
     return conv2d(permute(t[0], {0, 3, 1, 2}), t[1], Tensor(), 1, 1, 1, 6);
   };
-  check_f32_and_f64(dw, {random_f32({2, 9, 7, 6}), random_f32({6, 1, 3, 3}, true, -0.5, 0.5, 6)});
+  test::require_cuda_matches_cpu_f32_f64(dw, {random_f32({2, 9, 7, 6}), random_f32({6, 1, 3, 3}, true, -0.5, 0.5, 6)});
 }
 
 TEST_CASE("CUDA conv_transpose2d matches the CPU", "[.][cuda][cuda_conv]") {

@@ -12,28 +12,6 @@ using evit::test::require_cuda_matches_cpu;
 
 namespace {
 
-// An f64 copy of a test input (a leaf requiring grad when the input does).
-Tensor as_f64(const Tensor& t) {
-  Tensor r = t.detach().to(DType::f64);
-  if (t.requires_grad()) r.requires_grad_();
-  return r;
-}
-
-// f32 at rtol 1e-4 (cuBLAS sums the K products in another order than OpenBLAS; atol covers
-// outputs near zero, whose absolute error grows like sqrt(K)), then f64 tightly (the layouts,
-// strides and batch walk must be exact).
-void check_f32_and_f64(const GradcheckFn& fn, const std::vector<Tensor>& inputs,
-                       double atol = 1e-4) {
-  {
-    INFO("f32");
-    require_cuda_matches_cpu(fn, inputs, CudaCompareOptions{1e-4, atol, 1e-4, atol});
-  }
-  std::vector<Tensor> in64;
-  for (const Tensor& t : inputs) in64.push_back(t.defined() ? as_f64(t) : t);
-  INFO("f64");
-  require_cuda_matches_cpu(fn, in64, CudaCompareOptions{1e-10, 1e-10, 1e-10, 1e-10});
-}
-
 Tensor mm(const std::vector<Tensor>& in) { return matmul(in[0], in[1]); }
 
 }  // namespace
@@ -41,40 +19,40 @@ Tensor mm(const std::vector<Tensor>& in) { return matmul(in[0], in[1]); }
 TEST_CASE("CUDA matmul matches the CPU: 2-D, batched, broadcast, vectors, views", "[.][cuda][cuda_linalg]") {
   EVIT_REQUIRE_GPU();
   cuda::set_allow_tf32(false);
-  SECTION("2-D, odd sizes") { check_f32_and_f64(mm, {random_f32({37, 53}), random_f32({53, 29}, true, -1, 1, 6)}); }
+  SECTION("2-D, odd sizes") { test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({37, 53}), random_f32({53, 29}, true, -1, 1, 6)}); }
   SECTION("batched") {
-    check_f32_and_f64(mm, {random_f32({3, 17, 33}), random_f32({3, 33, 19}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({3, 17, 33}), random_f32({3, 33, 19}, true, -1, 1, 6)});
   }
   SECTION("attention-like [2, 8, 196, 16] x [2, 8, 16, 196]") {
-    check_f32_and_f64(mm, {random_f32({2, 8, 196, 16}), random_f32({2, 8, 16, 196}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({2, 8, 196, 16}), random_f32({2, 8, 16, 196}, true, -1, 1, 6)});
   }
   SECTION("broadcast batch dims that do not collapse to one stride") {
     // batch [2, 4]: a broadcast over dim 1, b over dim 0 -> a loop of strided-batched GEMMs
-    check_f32_and_f64(mm, {random_f32({2, 1, 9, 13}), random_f32({4, 13, 7}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({2, 1, 9, 13}), random_f32({4, 13, 7}, true, -1, 1, 6)});
   }
   SECTION("batched x 2-D (folded into one GEMM) and 2-D x batched (broadcast a)") {
-    check_f32_and_f64(mm, {random_f32({5, 12, 20}), random_f32({20, 9}, true, -1, 1, 6)});
-    check_f32_and_f64(mm, {random_f32({12, 20}), random_f32({3, 20, 9}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({5, 12, 20}), random_f32({20, 9}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({12, 20}), random_f32({3, 20, 9}, true, -1, 1, 6)});
   }
   SECTION("vectors") {
-    check_f32_and_f64(mm, {random_f32({41}), random_f32({41}, true, -1, 1, 6)});
-    check_f32_and_f64(mm, {random_f32({13}), random_f32({2, 13, 5}, true, -1, 1, 6)});
-    check_f32_and_f64(mm, {random_f32({2, 6, 13}), random_f32({13}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({41}), random_f32({41}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({13}), random_f32({2, 13, 5}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(mm, {random_f32({2, 6, 13}), random_f32({13}, true, -1, 1, 6)});
   }
   SECTION("transposed views (passed as transpose flags) and permuted batches") {
     auto fn = [](const std::vector<Tensor>& in) {
       return matmul(transpose(in[0], -1, -2), transpose(in[1], -1, -2));
     };
-    check_f32_and_f64(fn, {random_f32({3, 21, 10}), random_f32({3, 15, 21}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(fn, {random_f32({3, 21, 10}), random_f32({3, 15, 21}, true, -1, 1, 6)});
     auto perm = [](const std::vector<Tensor>& in) {
       // batch strides [M·K, 3·M·K]: not one stride -> looped
       return matmul(transpose(in[0], 0, 1), in[1]);
     };
-    check_f32_and_f64(perm, {random_f32({4, 3, 7, 11}), random_f32({3, 4, 11, 6}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(perm, {random_f32({4, 3, 7, 11}), random_f32({3, 4, 11, 6}, true, -1, 1, 6)});
     auto strided = [](const std::vector<Tensor>& in) {
       return matmul(slice(in[0], 1, 0, 14, 2), in[1]);  // rows with stride 2·K: a BLAS view
     };
-    check_f32_and_f64(strided, {random_f32({2, 14, 9}), random_f32({9, 5}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(strided, {random_f32({2, 14, 9}), random_f32({9, 5}, true, -1, 1, 6)});
   }
   SECTION("empty K gives zeros") {
     require_cuda_matches_cpu(mm, {random_f32({3, 0}, false), random_f32({0, 4}, false)});
@@ -88,23 +66,23 @@ TEST_CASE("CUDA linear matches the CPU with and without bias", "[.][cuda][cuda_l
     return linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor());
   };
   SECTION("EfficientViT token MLP [2, 49, 64] -> 96, bias") {
-    check_f32_and_f64(lin, {random_f32({2, 49, 64}), random_f32({96, 64}, true, -1, 1, 6),
+    test::require_cuda_matches_cpu_f32_f64(lin, {random_f32({2, 49, 64}), random_f32({96, 64}, true, -1, 1, 6),
                             random_f32({96}, true, -1, 1, 7)});
   }
   SECTION("odd sizes, no bias, 1-D input") {
-    check_f32_and_f64(lin, {random_f32({37, 53}), random_f32({29, 53}, true, -1, 1, 6)});
-    check_f32_and_f64(lin, {random_f32({53}), random_f32({29, 53}, true, -1, 1, 6),
+    test::require_cuda_matches_cpu_f32_f64(lin, {random_f32({37, 53}), random_f32({29, 53}, true, -1, 1, 6)});
+    test::require_cuda_matches_cpu_f32_f64(lin, {random_f32({53}), random_f32({29, 53}, true, -1, 1, 6),
                             random_f32({29}, true, -1, 1, 7)});
   }
   SECTION("classifier head [4, 1600] -> 1000 (long K)") {
-    check_f32_and_f64(lin, {random_f32({4, 1600}), random_f32({1000, 1600}, true, -0.1, 0.1, 6),
+    test::require_cuda_matches_cpu_f32_f64(lin, {random_f32({4, 1600}), random_f32({1000, 1600}, true, -0.1, 0.1, 6),
                             random_f32({1000}, true, -1, 1, 7)});
   }
   SECTION("transposed weight view and non-contiguous input") {
     auto fn = [](const std::vector<Tensor>& in) {
       return linear(transpose(in[0], 0, 1), transpose(in[1], 0, 1), in[2]);
     };
-    check_f32_and_f64(fn, {random_f32({23, 6}), random_f32({23, 17}, true, -1, 1, 6),
+    test::require_cuda_matches_cpu_f32_f64(fn, {random_f32({23, 6}), random_f32({23, 17}, true, -1, 1, 6),
                            random_f32({17}, true, -1, 1, 7)});
   }
 }

@@ -54,7 +54,7 @@ TEST_CASE("f16 conversion matches the compiler's _Float16 for every half and man
     _Float16 ref = static_cast<_Float16>(f);
     uint16_t rb;
     std::memcpy(&rb, &ref, 2);
-    INFO("float bits " << std::hex << *reinterpret_cast<uint32_t*>(&f));
+    INFO("float bits " << std::hex << detail::float_bits(f));
     REQUIRE(float_to_half_bits(f) == rb);
   }
 }

@@ -54,6 +54,17 @@ inline unsigned blocks_for(int64_t n, int threads = 256) {
   return static_cast<unsigned>(b);
 }
 
+// Launches `kernel` — one thread per element, its body a grid-stride loop over n elements — on
+// the device and stream of `on` with 256-thread blocks, then checks the launch. Nothing is
+// launched for n == 0.
+template <class Kernel, class... Args>
+void launch_elementwise(const char* name, const Tensor& on, int64_t n, Kernel kernel, Args... args) {
+  if (n == 0) return;
+  DeviceGuard guard(on);
+  kernel<<<blocks_for(n), 256, 0, stream_of(on)>>>(args...);
+  EVIT_CUDA_LAUNCH_CHECK(name);
+}
+
 // Checks that every defined tensor is on `device` (a CUDA device), naming the op and tensor.
 void check_same_cuda_device(const char* op, std::initializer_list<const Tensor*> tensors);
 

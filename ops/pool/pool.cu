@@ -189,87 +189,54 @@ __global__ void adaptive_backward_kernel(const T* gy, T* gx, int64_t planes, int
   }
 }
 
-template <class T>
-const T* cptr(const Tensor& t) {
-  return static_cast<const T*>(t.raw_data());
-}
-template <class T>
-T* mptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
 void avg_pool2d_launch(const Tensor& x, const Tensor& y, Pool2dGeom g, bool cip) {
-  const int64_t n = y.numel();
-  if (n == 0) return;
-  cuda::DeviceGuard guard(x);
   dispatch_floating(x.dtype(), "avg_pool2d (CUDA)", [&](auto tag) {
     using T = decltype(tag);
-    avg_pool_forward_kernel<T><<<cuda::blocks_for(n), 256, 0, cuda::stream_of(x)>>>(
-        cptr<T>(x), mptr<T>(y), g, cip);
-    EVIT_CUDA_LAUNCH_CHECK("avg_pool_forward_kernel");
+    cuda::launch_elementwise("avg_pool_forward_kernel", x, y.numel(), avg_pool_forward_kernel<T>,
+                             x.data_ptr<T>(), y.data_ptr<T>(), g, cip);
   });
 }
 
 void avg_pool2d_backward_launch(const Tensor& gy, const Tensor& gx, Pool2dGeom g, bool cip) {
-  const int64_t n = gx.numel();
-  if (n == 0) return;
-  cuda::DeviceGuard guard(gy);
   dispatch_floating(gy.dtype(), "avg_pool2d backward (CUDA)", [&](auto tag) {
     using T = decltype(tag);
-    avg_pool_backward_kernel<T><<<cuda::blocks_for(n), 256, 0, cuda::stream_of(gy)>>>(
-        cptr<T>(gy), mptr<T>(gx), g, cip);
-    EVIT_CUDA_LAUNCH_CHECK("avg_pool_backward_kernel");
+    cuda::launch_elementwise("avg_pool_backward_kernel", gy, gx.numel(), avg_pool_backward_kernel<T>,
+                             gy.data_ptr<T>(), gx.data_ptr<T>(), g, cip);
   });
 }
 
 void max_pool2d_launch(const Tensor& x, const Tensor& y, const Tensor& idx, Pool2dGeom g) {
-  const int64_t n = y.numel();
-  if (n == 0) return;
-  cuda::DeviceGuard guard(x);
   dispatch_floating(x.dtype(), "max_pool2d (CUDA)", [&](auto tag) {
     using T = decltype(tag);
-    max_pool_forward_kernel<T><<<cuda::blocks_for(n), 256, 0, cuda::stream_of(x)>>>(
-        cptr<T>(x), mptr<T>(y), mptr<int64_t>(idx), g);
-    EVIT_CUDA_LAUNCH_CHECK("max_pool_forward_kernel");
+    cuda::launch_elementwise("max_pool_forward_kernel", x, y.numel(), max_pool_forward_kernel<T>,
+                             x.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>(), g);
   });
 }
 
 void max_pool2d_backward_launch(const Tensor& gy, const Tensor& idx, const Tensor& gx,
                                 Pool2dGeom g) {
-  const int64_t n = gx.numel();
-  if (n == 0) return;
-  cuda::DeviceGuard guard(gy);
   dispatch_floating(gy.dtype(), "max_pool2d backward (CUDA)", [&](auto tag) {
     using T = decltype(tag);
-    max_pool_backward_kernel<T><<<cuda::blocks_for(n), 256, 0, cuda::stream_of(gy)>>>(
-        cptr<T>(gy), cptr<int64_t>(idx), mptr<T>(gx), g);
-    EVIT_CUDA_LAUNCH_CHECK("max_pool_backward_kernel");
+    cuda::launch_elementwise("max_pool_backward_kernel", gy, gx.numel(), max_pool_backward_kernel<T>,
+                             gy.data_ptr<T>(), idx.data_ptr<int64_t>(), gx.data_ptr<T>(), g);
   });
 }
 
 void adaptive_launch(const Tensor& x, const Tensor& y, int64_t planes, int64_t H, int64_t W,
                      int64_t OH, int64_t OW) {
-  const int64_t n = y.numel();
-  if (n == 0) return;
-  cuda::DeviceGuard guard(x);
   dispatch_floating(x.dtype(), "adaptive_avg_pool2d (CUDA)", [&](auto tag) {
     using T = decltype(tag);
-    adaptive_forward_kernel<T><<<cuda::blocks_for(n), 256, 0, cuda::stream_of(x)>>>(
-        cptr<T>(x), mptr<T>(y), planes, H, W, OH, OW);
-    EVIT_CUDA_LAUNCH_CHECK("adaptive_forward_kernel");
+    cuda::launch_elementwise("adaptive_forward_kernel", x, y.numel(), adaptive_forward_kernel<T>,
+                             x.data_ptr<T>(), y.data_ptr<T>(), planes, H, W, OH, OW);
   });
 }
 
 void adaptive_backward_launch(const Tensor& gy, const Tensor& gx, int64_t planes, int64_t H,
                               int64_t W, int64_t OH, int64_t OW) {
-  const int64_t n = gx.numel();
-  if (n == 0) return;
-  cuda::DeviceGuard guard(gy);
   dispatch_floating(gy.dtype(), "adaptive_avg_pool2d backward (CUDA)", [&](auto tag) {
     using T = decltype(tag);
-    adaptive_backward_kernel<T><<<cuda::blocks_for(n), 256, 0, cuda::stream_of(gy)>>>(
-        cptr<T>(gy), mptr<T>(gx), planes, H, W, OH, OW);
-    EVIT_CUDA_LAUNCH_CHECK("adaptive_backward_kernel");
+    cuda::launch_elementwise("adaptive_backward_kernel", gy, gx.numel(), adaptive_backward_kernel<T>,
+                             gy.data_ptr<T>(), gx.data_ptr<T>(), planes, H, W, OH, OW);
   });
 }
 

@@ -55,4 +55,24 @@ void require_cuda_matches_cpu(const GradcheckFn& fn, const std::vector<Tensor>& 
   }
 }
 
+void require_cuda_matches_cpu_f32_f64(const GradcheckFn& fn, const std::vector<Tensor>& inputs,
+                                      double atol) {
+  {
+    INFO("f32");
+    require_cuda_matches_cpu(fn, inputs, CudaCompareOptions{1e-4, atol, 1e-4, atol});
+  }
+  std::vector<Tensor> in64;
+  for (const Tensor& t : inputs) {
+    if (!t.defined()) {
+      in64.push_back(t);
+      continue;
+    }
+    Tensor r = t.detach().to(DType::f64);
+    if (t.requires_grad()) r.requires_grad_();
+    in64.push_back(r);
+  }
+  INFO("f64");
+  require_cuda_matches_cpu(fn, in64, CudaCompareOptions{1e-10, 1e-10, 1e-10, 1e-10});
+}
+
 }  // namespace evit::test

@@ -29,6 +29,12 @@ struct CudaCompareOptions {
 void require_cuda_matches_cpu(const GradcheckFn& fn, const std::vector<Tensor>& inputs,
                               const CudaCompareOptions& options = {});
 
+// require_cuda_matches_cpu twice: in f32 at rtol 1e-4 with `atol` (CUDA sums in another order
+// than the CPU; atol covers values near zero, whose absolute error grows with the reduction
+// length), then on f64 copies of the inputs at 1e-10 (the index math must be exact).
+void require_cuda_matches_cpu_f32_f64(const GradcheckFn& fn, const std::vector<Tensor>& inputs,
+                                      double atol = 1e-4);
+
 // Random f32 CPU tensor in [lo, hi), optionally a leaf requiring grad.
 Tensor random_f32(const Shape& shape, bool requires_grad = true, double lo = -1.0, double hi = 1.0,
                   uint64_t seed = 5);
