@@ -171,21 +171,26 @@ inline ChannelSplit channel_split(int64_t M) {
   return cs;
 }
 
+// Channels stride over grid.y (capped at 65535, the hardware limit of grid.y): c depends on
+// blockIdx only, so every thread of a block runs the same iterations (safe barriers).
 template <class F>
-__global__ void channel_partials_kernel(int64_t S, int64_t M, int64_t chunk, F f, double* partial) {
-  const int64_t c = blockIdx.y, split = blockIdx.x;
+__global__ void channel_partials_kernel(int64_t C, int64_t S, int64_t M, int64_t chunk, F f,
+                                        double* partial) {
+  const int64_t split = blockIdx.x;
   const int64_t i0 = split * chunk;
   const int64_t i1 = i0 + chunk < M ? i0 + chunk : M;
-  double a = 0, b = 0;
-  for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
-    const int64_t n = i / S, s = i - n * S;
-    f(c, n, s, a, b);
-  }
-  a = block_allreduce(a, SumOp{});
-  b = block_allreduce(b, SumOp{});
-  if (threadIdx.x == 0) {
-    partial[(c * gridDim.x + split) * 2] = a;
-    partial[(c * gridDim.x + split) * 2 + 1] = b;
+  for (int64_t c = blockIdx.y; c < C; c += gridDim.y) {
+    double a = 0, b = 0;
+    for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
+      const int64_t n = i / S, s = i - n * S;
+      f(c, n, s, a, b);
+    }
+    a = block_allreduce(a, SumOp{});
+    b = block_allreduce(b, SumOp{});
+    if (threadIdx.x == 0) {
+      partial[(c * gridDim.x + split) * 2] = a;
+      partial[(c * gridDim.x + split) * 2 + 1] = b;
+    }
   }
 }
 
@@ -195,8 +200,12 @@ Tensor channel_partials(int64_t C, int64_t S, int64_t M, const ChannelSplit& cs,
                         const Tensor& like) {
   Tensor partial = empty({C * cs.splits * 2}, {DType::f64, like.device()});
   if (C == 0) return partial;
-  channel_partials_kernel<<<dim3(static_cast<unsigned>(cs.splits), static_cast<unsigned>(C)), kThreads,
-                            0, cuda::stream_of(like)>>>(S, M, cs.chunk, f, partial.data_ptr<double>());
+  // grid.y is limited to 65535: more channels (e.g. batch_norm over [N, 100000] features) are
+  // covered by the kernel's stride loop over c instead of an invalid launch.
+  const unsigned gy = static_cast<unsigned>(C < 65535 ? C : 65535);
+  channel_partials_kernel<<<dim3(static_cast<unsigned>(cs.splits), gy), kThreads, 0,
+                            cuda::stream_of(like)>>>(C, S, M, cs.chunk, f,
+                                                     partial.data_ptr<double>());
   EVIT_CUDA_LAUNCH_CHECK("channel_partials_kernel");
   return partial;
 }
