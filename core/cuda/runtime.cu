@@ -189,8 +189,16 @@ void copy_elements_cuda(const Tensor& dst, const Tensor& src) {
     Tensor a = dense_copy(src, dst.sizes(), dst.dtype(), sd);
     Tensor b = dst.is_contiguous() ? dst : empty(dst.sizes(), {dst.dtype(), dd});
     synchronize(sd.index);
-    EVIT_CUDA_CHECK(cudaMemcpyPeer(b.raw_data(), dd.index, a.raw_data(), sd.index,
-                                   b.numel() * dtype_size(b.dtype())));
+    // Not cudaMemcpyPeer: it runs on the legacy default stream, which does not order with our
+    // cudaStreamNonBlocking streams, so it could overwrite dst (or a block just reused from
+    // dd's cache) while dd's stream still reads it, and return before `a` (freed to sd's cache
+    // on return, reusable at once) has been read. Copy on dd's stream (after its pending work)
+    // and wait for it.
+    DeviceGuard g(dd.index);
+    cudaStream_t ds = stream(dd.index);
+    EVIT_CUDA_CHECK(cudaMemcpyPeerAsync(b.raw_data(), dd.index, a.raw_data(), sd.index,
+                                        b.numel() * dtype_size(b.dtype()), ds));
+    EVIT_CUDA_CHECK(cudaStreamSynchronize(ds));
     if (!b.is_same(dst)) copy_on_device(dst, b);
     return;
   }
