@@ -123,3 +123,13 @@ TEST_CASE("matmul and linear are bitwise identical on 1 and 2 threads", "[linalg
     for (size_t i = 0; i < r1.size(); ++i) REQUIRE(test::bitwise_equal(r1[i], r2[i]));
   }
 }
+
+TEST_CASE("linear with zero input features gives the bias (or zeros) for every row", "[linalg]") {
+  Tensor x = zeros({3, 2, 0});
+  Tensor w = zeros({4, 0});
+  Tensor b = from_vector<float>({1, 2, 3, 4}, {4});
+  Tensor y = linear(x, w, b);
+  REQUIRE(y.sizes() == Shape{3, 2, 4});
+  REQUIRE(test::bitwise_equal(y, expand(b, {3, 2, 4}).contiguous()));
+  REQUIRE(linear(x, w, Tensor()).to_vector<float>() == std::vector<float>(24, 0.0f));
+}

@@ -120,7 +120,10 @@ void reap_pending(DeviceState& st, bool wait) {
     PendingCopy& p = st.pending.front();
     if (wait) EVIT_CUDA_CHECK(cudaEventSynchronize(p.done));
     cudaError_t q = cudaEventQuery(p.done);
-    if (q == cudaErrorNotReady) break;
+    if (q == cudaErrorNotReady) {
+      cudaGetLastError();  // not an error: the copy is still running (keep launch checks clean)
+      break;
+    }
     EVIT_CUDA_CHECK(q);
     EVIT_CUDA_CHECK(cudaEventDestroy(p.done));
     st.pending.pop_front();
@@ -180,7 +183,8 @@ void copy_on_device(const Tensor& dst, const Tensor& src) {
 }
 
 void copy_elements_cuda(const Tensor& dst, const Tensor& src) {
-  broadcast_shapes(src.sizes(), dst.sizes(), "copy");
+  EVIT_CHECK(broadcast_shapes(src.sizes(), dst.sizes(), "copy") == dst.sizes(), "copy: cannot copy ",
+             shape_str(src.sizes()), " into ", shape_str(dst.sizes()));
   if (dst.numel() == 0) return;
   const Device dd = dst.device(), sd = src.device();
   if (dd.is_cuda() && sd.is_cuda()) {

@@ -94,7 +94,8 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
     detail::count_operand_copy();
   }
   Tensor bias = b.defined() ? b.contiguous() : Tensor();
-  const int64_t R = in == 0 ? shape_numel(x.sizes()) : x.numel() / in;
+  // Rows: the product of the leading dims (numel / in fails for in == 0).
+  const int64_t R = shape_numel(Shape(x.sizes().begin(), x.sizes().end() - 1));
   Shape out_shape = x.sizes();
   out_shape.back() = out;
   Tensor y = empty(out_shape, {x.dtype(), x.device()});
