@@ -10,7 +10,7 @@ only=${2:-}
 if [ -z "${PYTHON:-}" ]; then
   if python3 -c "import torch" 2>/dev/null; then PYTHON=python3; else PYTHON=/usr/bin/python3; fi
 fi
-[ -x build/bench_models ] || { cmake -S . -B build >/dev/null && cmake --build build -j"$(nproc)" --target bench_models; }
+[ -x build/bench_models ] || { cmake -S . -B build -DEVIT_CUDA="${EVIT_CUDA:-OFF}" >/dev/null && cmake --build build -j"$(nproc)" --target bench_models; }
 out=$(mktemp -d)
 EVIT_NUM_THREADS=$threads ./build/bench_models "$only" > "$out/evit.jsonl"
 OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=$threads \

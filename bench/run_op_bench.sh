@@ -8,7 +8,7 @@ threads=${1:-$(nproc)}
 if [ -z "${PYTHON:-}" ]; then
   if python3 -c "import torch" 2>/dev/null; then PYTHON=python3; else PYTHON=/usr/bin/python3; fi
 fi
-[ -x build/bench_ops ] || { cmake -S . -B build >/dev/null && cmake --build build -j"$(nproc)" --target bench_ops; }
+[ -x build/bench_ops ] || { cmake -S . -B build -DEVIT_CUDA="${EVIT_CUDA:-OFF}" >/dev/null && cmake --build build -j"$(nproc)" --target bench_ops; }
 out=$(mktemp -d)
 EVIT_NUM_THREADS=$threads ./build/bench_ops > "$out/evit.jsonl"
 # Fair PyTorch settings (docs/performance.md): OpenMP threads = ours, no extra OpenBLAS threads,

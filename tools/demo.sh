@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install_deps.sh
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEVIT_CUDA="${EVIT_CUDA:-OFF}" >/dev/null
 cmake --build build -j"$jobs" --target evit
 evit=./build/evit
 out=runs/demo
