@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 namespace evit::cli {
 namespace {
 struct EvalOptions {
-  std::string config, weights, task, model, data;
+  std::string config, weights, task, model, data, device;
   int64_t scale = 2;
   std::vector<std::string> overrides;
 };
@@ -46,12 +46,14 @@ int eval_super_resolution(const EvalOptions& o) {
       EVIT_CHECK(!o.weights.empty(), "eval: --weights is required for ", o.model);
       model->load(o.weights, true);
     }
+    const Device device(o.device.empty() ? "cpu" : o.device);
+    model->to(device);
     model->eval();
     data::SRDataset ds(dir, o.scale);
     NoGradGuard no_grad;
     for (int64_t i = 0; i < ds.size(); ++i) {
       data::Sample s = ds.load(i);
-      Tensor sr = squeeze(model->forward(unsqueeze(s.input, 0)), 0);
+      Tensor sr = squeeze(model->forward(unsqueeze(s.input, 0).to(device)), 0).to(kCPU);
       SrScore sc = score_sr_rgb(sr, s.target, o.scale);
       psnr += sc.psnr, ssim += sc.ssim;
     }
@@ -75,6 +77,7 @@ Runner add_eval_command(CLI::App& app) {
   cmd->add_option("--data", o->data, "Folder of HR images (or a folder with HR/)");
   cmd->add_option("--scale", o->scale, "Super-resolution factor")->check(CLI::Range(2, 4));
   cmd->add_option("--set", o->overrides, "Override a config value (repeatable)");
+  cmd->add_option("--device", o->device, "Where the model runs: cpu, cuda or cuda:N (default cpu)");
   return [o] {
     if (o->config.empty()) {
       EVIT_CHECK(o->task == "super_resolution", "eval: give a config file, or --task super_resolution with --model and --data");
@@ -82,6 +85,7 @@ Runner add_eval_command(CLI::App& app) {
     }
     auto overrides = o->overrides;
     overrides.push_back("ema.enabled=false");  // evaluate exactly the weights given
+    if (!o->device.empty()) overrides.push_back("train.device=" + o->device);
     auto cfg = train::load_config_file(o->config, train::training_config_schema(), overrides);
     std::string weights = o->weights.empty() ? cfg.at("output_dir").get<std::string>() + "/checkpoint/model.safetensors"
                                              : o->weights;

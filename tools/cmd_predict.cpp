@@ -18,7 +18,7 @@
 namespace evit::cli {
 namespace {
 struct PredictOptions {
-  std::string model, weights, input, output;
+  std::string model, weights, input, output, device = "cpu";
   int64_t classes = 0;
 };
 
@@ -33,10 +33,13 @@ Runner add_predict_command(CLI::App& app) {
   cmd->add_option("--output", o->output, "Output prefix (PREFIX_mask.png, PREFIX_overlay.png / PREFIX_sr.png, ...)")
       ->required();
   cmd->add_option("--classes", o->classes, "Number of classes the weights were trained with (default: the model's)");
+  cmd->add_option("--device", o->device, "Where the model runs: cpu, cuda or cuda:N (default cpu)");
   return [o] {
     const auto& info = zoo::model_info(o->model);
     auto model = zoo::create_model(o->model, info.task == "super_resolution" ? 0 : o->classes);
     model->load(o->weights, true);
+    const Device device(o->device);
+    model->to(device);
     model->eval();
     NoGradGuard no_grad;
     Tensor img = data::load_rgb(o->input);
@@ -45,7 +48,7 @@ Runner add_predict_command(CLI::App& app) {
       Generator unused(0);
       data::normalize()(s, unused);  // ImageNet normalisation, as in training
       const int64_t h = img.size(1), w = img.size(2);
-      Tensor logits = interpolate(model->forward(train::segmentation_input(s.input)), {h, w}, {},
+      Tensor logits = interpolate(model->forward(train::segmentation_input(s.input).to(device)).to(kCPU), {h, w}, {},
                                   InterpolateMode::bicubic, false);
       Tensor labels = squeeze(argmax(logits, 1), 0);
       const int64_t classes = logits.size(1);
@@ -54,7 +57,7 @@ Runner add_predict_command(CLI::App& app) {
       std::printf("wrote %s_mask.png and %s_overlay.png (%lldx%lld, %lld classes)\n", o->output.c_str(),
                   o->output.c_str(), (long long)w, (long long)h, (long long)classes);
     } else if (info.task == "super_resolution") {
-      Tensor sr = clamp(squeeze(model->forward(unsqueeze(img, 0)), 0), 0.0, 1.0);
+      Tensor sr = clamp(squeeze(model->forward(unsqueeze(img, 0).to(device)).to(kCPU), 0), 0.0, 1.0);
       const double scale = static_cast<double>(sr.size(1)) / img.size(1);
       Tensor bicubic = clamp(imresize(img, scale), 0.0, 1.0);
       encode_png(o->output + "_sr.png", chw_float_to_image(sr));
