@@ -131,10 +131,7 @@ TEST_CASE("CUDA conv2d / conv_transpose2d under autocast: f32 outputs and gradie
   cuda::set_allow_tf32(false);
   for (DType dt : {DType::f16, DType::bf16}) {
     INFO(dtype_name(dt));
-    // 16-bit operands: ~1e-3 (f16) / ~4e-3 (bf16) relative per operand, f32 accumulation;
-    // values near zero need an absolute margin growing like sqrt(reduction length).
-    const double atol = dt == DType::f16 ? 2e-2 : 1e-1;
-    CudaCompareOptions opt{2e-2, atol, 2e-2, atol};
+    const CudaCompareOptions opt = test::autocast_options(dt);
     auto conv = [dt](const std::vector<Tensor>& t) {
       AutocastGuard ac(dt);
       return conv2d(t[0], t[1], t[2], 2, 1, 1, 1);

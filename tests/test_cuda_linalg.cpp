@@ -105,10 +105,7 @@ TEST_CASE("CUDA matmul/linear under autocast: f16/bf16 GEMMs, f32 outputs and gr
   cuda::set_allow_tf32(false);
   for (DType dt : {DType::f16, DType::bf16}) {
     INFO(dtype_name(dt));
-    // 16-bit operands: ~1e-3 (f16) / ~4e-3 (bf16) relative per operand; outputs near zero need
-    // an absolute margin that grows like sqrt(K).
-    const double atol = dt == DType::f16 ? 2e-2 : 1e-1;
-    CudaCompareOptions opt{2e-2, atol, 2e-2, atol};
+    const CudaCompareOptions opt = test::autocast_options(dt);
     auto lin = [dt](const std::vector<Tensor>& in) {
       AutocastGuard ac(dt);
       return linear(in[0], in[1], in[2]);

@@ -2,6 +2,7 @@
 // and device, fills, pinned memory. It fills the slots declared in core/cuda.h.
 #include "core/cuda/runtime.cuh"
 
+#include <atomic>
 #include <cstdlib>
 #include <deque>
 #include <map>
@@ -97,20 +98,21 @@ DeviceState& state(int device) {
   EVIT_CHECK(device >= 0 && device < n, "cuda:", device, " requested, but only ", n,
              " CUDA device(s) are visible");
   // Never destroyed: tensors in static objects may free their blocks after main() returns.
-  static auto* states = new std::vector<std::unique_ptr<DeviceState>>(n);
+  // Every launch asks for its stream here, so an initialised device is found without the lock.
+  static auto* states = new std::vector<std::atomic<DeviceState*>>(n);
+  std::atomic<DeviceState*>& slot = (*states)[device];
+  if (DeviceState* ready = slot.load(std::memory_order_acquire)) return *ready;
   std::lock_guard<std::mutex> lock(g_mu);
-  auto& s = (*states)[device];
-  if (!s) {
-    auto st = std::make_unique<DeviceState>();
-    DeviceGuard g(device);
-    EVIT_CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
-    st->memory = std::make_unique<CudaDeviceMemory>(device);
-    CachingAllocatorOptions opt;
-    opt.device_name = "cuda:" + std::to_string(device);
-    st->allocator = std::make_unique<CachingAllocator>(*st->memory, opt);
-    s = std::move(st);
-  }
-  return *s;
+  if (DeviceState* ready = slot.load(std::memory_order_relaxed)) return *ready;
+  auto st = std::make_unique<DeviceState>();
+  DeviceGuard g(device);
+  EVIT_CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
+  st->memory = std::make_unique<CudaDeviceMemory>(device);
+  CachingAllocatorOptions opt;
+  opt.device_name = "cuda:" + std::to_string(device);
+  st->allocator = std::make_unique<CachingAllocator>(*st->memory, opt);
+  slot.store(st.get(), std::memory_order_release);
+  return *st.release();
 }
 
 // Releases the pinned buffers of finished copies (all of them when `wait`).

@@ -96,6 +96,17 @@ __global__ void im2col_kernel(const T* __restrict x, T* __restrict col, KGeom g,
   }
 }
 
+// Fills col with chunk `ch` of x (operands in dtype `in`) on x's stream.
+void im2col_chunk(const Tensor& x, const Tensor& col, const Geom& g, const Chunk& ch, DType in,
+                  const char* op) {
+  dispatch_gemm_input(in, op, [&](auto tag) {
+    using T = decltype(tag);
+    cuda::launch_elementwise("im2col_kernel", x, ch.nb * g.C * g.KK() * ch.rows * g.OW,
+                             im2col_kernel<T>, x.data_ptr<T>(), col.data_ptr<T>(), kgeom(g), ch.n0,
+                             ch.nb, ch.oh0, ch.rows);
+  });
+}
+
 // dx[n0 + nl, c, ih, iw] += Σ over taps (i, j) in order of the column entries (this chunk's
 // output rows) that im2col filled from (c, ih, iw). One thread per input element of the
 // input rows [ih_lo, ih_lo + nrows) the chunk touches.
@@ -242,16 +253,9 @@ void forward_launch(const Geom& g, const Tensor& x, const Tensor& w, const Tenso
   Tensor col = empty({max_chunk_elems(g, chunks)}, {in, y.device()});
   const size_t eo = dtype_size(out);
   cuda::DeviceGuard guard(y);
-  cudaStream_t s = cuda::stream_of(y);
   for (const Chunk& ch : chunks) {
     const int64_t cols = ch.rows * g.OW, per_image_col = g.C * g.KK() * cols;
-    dispatch_gemm_input(in, op, [&](auto tag) {
-      using T = decltype(tag);
-      const int64_t total = ch.nb * per_image_col;
-      im2col_kernel<T><<<cuda::blocks_for(total), 256, 0, s>>>(
-          x.data_ptr<T>(), col.data_ptr<T>(), kgeom(g), ch.n0, ch.nb, ch.oh0, ch.rows);
-      EVIT_CUDA_LAUNCH_CHECK("im2col_kernel");
-    });
+    im2col_chunk(x, col, g, ch, in, op);
     // y[n, gr, oh0:] [Og, cols] (ld OHW) = w_g [Og, Kr] · col[nl, gr] [Kr, cols]
     gemm_groups_images(
         false, false, Og, cols, Kr, {w.raw_data(), Kr, Og * Kr, 0},
@@ -332,16 +336,9 @@ void backward_weight_launch(const Geom& g, const Tensor& x, const Tensor& dy, co
   const std::vector<Chunk> chunks = make_chunks(g);
   Tensor col = empty({max_chunk_elems(g, chunks)}, {in, dw.device()});
   cuda::DeviceGuard guard(dw);
-  cudaStream_t s = cuda::stream_of(dw);
   for (const Chunk& ch : chunks) {
     const int64_t cols = ch.rows * g.OW, per_image_col = g.C * g.KK() * cols;
-    dispatch_gemm_input(in, op, [&](auto tag) {
-      using T = decltype(tag);
-      const int64_t total = ch.nb * per_image_col;
-      im2col_kernel<T><<<cuda::blocks_for(total), 256, 0, s>>>(
-          x.data_ptr<T>(), col.data_ptr<T>(), kgeom(g), ch.n0, ch.nb, ch.oh0, ch.rows);
-      EVIT_CUDA_LAUNCH_CHECK("im2col_kernel");
-    });
+    im2col_chunk(x, col, g, ch, in, op);
     // dw_g [Og, Kr] += dy[n, gr, oh0:] [Og, cols] (ld OHW) · col[nl, gr]ᵀ [cols, Kr]
     for (int64_t nl = 0; nl < ch.nb; ++nl)
       cuda::gemm_strided_batched(

@@ -20,6 +20,17 @@ struct DeviceGemm {
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   int64_t batch = 1;
   double alpha = 1.0, beta = 0.0;
+
+  // One row-major product C[m,n] = op(A)[m,k] · op(B)[k,n] + beta · C (no batch, no offsets).
+  static DeviceGemm single(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,
+                           int64_t ldb, int64_t ldc, double beta = 0.0) {
+    DeviceGemm p;
+    p.trans_a = trans_a, p.trans_b = trans_b;
+    p.m = m, p.n = n, p.k = k;
+    p.lda = lda, p.ldb = ldb, p.ldc = ldc;
+    p.beta = beta;
+    return p;
+  }
 };
 EVIT_CUDA_KERNEL(linalg_gemm_cuda,
                  void(const DeviceGemm& p, const Tensor& a, const Tensor& b, const Tensor& c));

@@ -53,16 +53,7 @@ void linear_forward_cuda(const Tensor& x, const Tensor& w, const Tensor& y, int6
                          int64_t out, double beta) {
   detail::BlasMatrix mb = detail::blas_matrix(in, out, w.stride(1), w.stride(0));
   EVIT_INTERNAL_ASSERT(mb.ok);
-  DeviceGemm p;
-  p.trans_b = mb.trans;
-  p.m = R;
-  p.n = out;
-  p.k = in;
-  p.lda = in;
-  p.ldb = mb.ld;
-  p.ldc = out;
-  p.beta = beta;
-  linalg_gemm_cuda(p, x, w, y);
+  linalg_gemm_cuda(DeviceGemm::single(false, mb.trans, R, out, in, in, mb.ld, out, beta), x, w, y);
 }
 
 }  // namespace
@@ -132,28 +123,13 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
             const Tensor wc = detail::gemm_operand(w, ac);
             detail::BlasMatrix mw = detail::blas_matrix(out, in, wc.stride(0), wc.stride(1));
             EVIT_INTERNAL_ASSERT(mw.ok);
-            DeviceGemm p;
-            p.trans_b = mw.trans;
-            p.m = R;
-            p.n = in;
-            p.k = out;
-            p.lda = out;
-            p.ldb = mw.ld;
-            p.ldc = in;
-            linalg_gemm_cuda(p, gc, wc, gx);
+            linalg_gemm_cuda(DeviceGemm::single(false, mw.trans, R, in, out, out, mw.ld, in), gc, wc, gx);
           }
           if (ctx.needs_input_grad(1)) {
             gw = empty({out, in}, {x.dtype(), x.device()});
             // dw[out, in] = gᵀ[out, R] · x[R, in] (R == 0: zeros)
-            DeviceGemm p;
-            p.trans_a = true;
-            p.m = out;
-            p.n = in;
-            p.k = R;
-            p.lda = out;
-            p.ldb = in;
-            p.ldc = in;
-            linalg_gemm_cuda(p, gc, detail::gemm_operand(x, ac), gw);
+            linalg_gemm_cuda(DeviceGemm::single(true, false, out, in, R, out, in, in), gc,
+                             detail::gemm_operand(x, ac), gw);
           }
           if (ctx.needs_input_grad(2)) {
             gb = empty({out}, {x.dtype(), x.device()});

@@ -81,6 +81,22 @@ Shape batch_strides(const Tensor& t, const Shape& batch) {
   return s;
 }
 
+// Odometer increment of the first idx.size() batch dims (the last one fastest), keeping the
+// operand offsets in step.
+void next_batch_index(std::vector<int64_t>& idx, const Shape& batch, const Shape& sa, const Shape& sb,
+                      int64_t& off_a, int64_t& off_b) {
+  for (int64_t d = static_cast<int64_t>(idx.size()) - 1; d >= 0; --d) {
+    if (++idx[d] < batch[d]) {
+      off_a += sa[d];
+      off_b += sb[d];
+      return;
+    }
+    off_a -= sa[d] * (batch[d] - 1);
+    off_b -= sb[d] * (batch[d] - 1);
+    idx[d] = 0;
+  }
+}
+
 template <class T>
 void run_batched(const Tensor& a, const Tensor& b, Tensor& c, const Shape& batch,
                  const BlasMatrix& ma, const BlasMatrix& mb, int64_t M, int64_t N, int64_t K) {
@@ -89,23 +105,12 @@ void run_batched(const Tensor& a, const Tensor& b, Tensor& c, const Shape& batch
   const T* pb = b.data_ptr<T>();
   T* pc = c.data_ptr<T>();
   const int64_t nbatch = shape_numel(batch);
-  const int64_t nd = static_cast<int64_t>(batch.size());
-  std::vector<int64_t> idx(nd, 0);
+  std::vector<int64_t> idx(batch.size(), 0);
   int64_t off_a = 0, off_b = 0;
   for (int64_t n = 0; n < nbatch; ++n) {
     detail::gemm(ma.trans, mb.trans, M, N, K, T(1), pa + off_a, ma.ld, pb + off_b, mb.ld, T(0),
                  pc + n * M * N, N);
-    // Odometer increment of the batch index, keeping the operand offsets in step.
-    for (int64_t d = nd - 1; d >= 0; --d) {
-      if (++idx[d] < batch[d]) {
-        off_a += sa[d];
-        off_b += sb[d];
-        break;
-      }
-      off_a -= sa[d] * (batch[d] - 1);
-      off_b -= sb[d] * (batch[d] - 1);
-      idx[d] = 0;
-    }
+    next_batch_index(idx, batch, sa, sb, off_a, off_b);
   }
 }
 
@@ -131,15 +136,7 @@ void run_batched_cuda(const Tensor& a, const Tensor& b, const Tensor& c, const S
     inner *= batch[d];
     split = d;
   }
-  DeviceGemm p;
-  p.trans_a = ma.trans;
-  p.trans_b = mb.trans;
-  p.m = M;
-  p.n = N;
-  p.k = K;
-  p.lda = ma.ld;
-  p.ldb = mb.ld;
-  p.ldc = N;
+  DeviceGemm p = DeviceGemm::single(ma.trans, mb.trans, M, N, K, ma.ld, mb.ld, N);
   p.stride_a = stride_a;
   p.stride_b = stride_b;
   p.stride_c = M * N;
@@ -152,16 +149,7 @@ void run_batched_cuda(const Tensor& a, const Tensor& b, const Tensor& c, const S
     p.offset_b = off_b;
     p.offset_c = o * inner * M * N;
     linalg_gemm_cuda(p, a, b, c);
-    for (int64_t d = split - 1; d >= 0; --d) {
-      if (++idx[d] < batch[d]) {
-        off_a += sa[d];
-        off_b += sb[d];
-        break;
-      }
-      off_a -= sa[d] * (batch[d] - 1);
-      off_b -= sb[d] * (batch[d] - 1);
-      idx[d] = 0;
-    }
+    next_batch_index(idx, batch, sa, sb, off_a, off_b);
   }
 }
 

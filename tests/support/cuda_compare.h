@@ -29,6 +29,14 @@ struct CudaCompareOptions {
 void require_cuda_matches_cpu(const GradcheckFn& fn, const std::vector<Tensor>& inputs,
                               const CudaCompareOptions& options = {});
 
+// Tolerances for an op run under autocast against the f32 CPU result: 16-bit operands carry
+// ~1e-3 (f16) / ~4e-3 (bf16) relative error each, accumulated in f32; values near zero need an
+// absolute margin that grows like sqrt(reduction length).
+inline CudaCompareOptions autocast_options(DType dt) {
+  const double atol = dt == DType::f16 ? 2e-2 : 1e-1;
+  return {2e-2, atol, 2e-2, atol};
+}
+
 // require_cuda_matches_cpu twice: in f32 at rtol 1e-4 with `atol` (CUDA sums in another order
 // than the CPU; atol covers values near zero, whose absolute error grows with the reduction
 // length), then on f64 copies of the inputs at 1e-10 (the index math must be exact).
