@@ -128,9 +128,10 @@ std::mutex g_pool_mu;  // serialises top-level parallel_for calls from different
 
 ThreadPool& pool() {
   static ThreadPool* p = [] {
-    int n = default_threads();
-    openblas_set_num_threads(n);
-    return new ThreadPool(n);  // never destroyed: workers may outlive static destructors
+    // OpenBLAS always runs single-threaded: evit's GEMM driver (ops/linalg/gemm.cpp) splits
+    // products over this pool itself, so results never depend on OpenBLAS's threading.
+    openblas_set_num_threads(1);
+    return new ThreadPool(default_threads());  // never destroyed: workers may outlive static destructors
   }();
   return *p;
 }
@@ -143,7 +144,6 @@ void set_num_threads(int n) {
   EVIT_CHECK(n >= 1, "set_num_threads: expected n >= 1, got ", n);
   std::lock_guard<std::mutex> lock(g_pool_mu);
   pool().resize(n);
-  openblas_set_num_threads(n);
 }
 
 bool in_parallel_region() { return t_in_parallel; }

@@ -6,7 +6,8 @@
 // combines per-chunk partial results in chunk order gives bitwise identical results on 1 or 64
 // threads. Ranges of a single chunk run inline on the caller; nested calls run inline too.
 //
-// OpenBLAS is only called outside parallel_for bodies and is kept at the same thread count.
+// OpenBLAS is kept single-threaded (set when the pool starts); products are split over this pool
+// by ops/linalg/gemm.cpp.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -15,7 +16,7 @@ namespace evit {
 
 // The number of threads (EVIT_NUM_THREADS, else the hardware concurrency).
 int get_num_threads();
-// Changes the pool size (and OpenBLAS's thread count to match). n >= 1.
+// Changes the pool size. n >= 1.
 void set_num_threads(int n);
 // True inside a parallel_for body.
 bool in_parallel_region();

@@ -1,8 +1,9 @@
 // GEMM-based convolution: 1×1 stride-1 convs use the input planes directly as the column matrix;
 // other geometries build im2col columns for a bounded chunk of output rows at a time (one group
 // of one image), so the buffer never exceeds kColBudget elements whatever the image size.
-// BLAS is called outside parallel_for; im2col / col2im / fills are parallel over rows or
-// channels, each output element written by one task in a fixed order (deterministic).
+// Each GEMM splits itself over the thread pool (ops/linalg/gemm.h); im2col / col2im / fills are
+// parallel over rows or channels, each output element written by one task in a fixed order
+// (deterministic).
 #include <algorithm>
 #include <cstring>
 #include <vector>

@@ -105,13 +105,21 @@ void run_batched(const Tensor& a, const Tensor& b, Tensor& c, const Shape& batch
   const T* pb = b.data_ptr<T>();
   T* pc = c.data_ptr<T>();
   const int64_t nbatch = shape_numel(batch);
-  std::vector<int64_t> idx(batch.size(), 0);
+  std::vector<int64_t> idx(batch.size(), 0), offs(2 * nbatch);
   int64_t off_a = 0, off_b = 0;
   for (int64_t n = 0; n < nbatch; ++n) {
-    detail::gemm(ma.trans, mb.trans, M, N, K, T(1), pa + off_a, ma.ld, pb + off_b, mb.ld, T(0),
-                 pc + n * M * N, N);
+    offs[2 * n] = off_a, offs[2 * n + 1] = off_b;
     next_batch_index(idx, batch, sa, sb, off_a, off_b);
   }
+  // Products too small to be split (detail::gemm_split) run side by side, a batch element per
+  // task; larger ones split themselves. Either way each element is one fixed set of BLAS calls.
+  const int64_t macs = std::max<int64_t>(1, M * N * K);
+  const int64_t grain = detail::gemm_split(M, N, K).tasks() == 1 ? std::max<int64_t>(1, (int64_t{1} << 20) / macs) : nbatch;
+  parallel_for(0, nbatch, grain, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n)
+      detail::gemm(ma.trans, mb.trans, M, N, K, T(1), pa + offs[2 * n], ma.ld, pb + offs[2 * n + 1], mb.ld, T(0),
+                   pc + n * M * N, N);
+  });
 }
 
 // CUDA: the longest run of trailing batch dims over which a and b each advance by one fixed

@@ -1,0 +1,130 @@
+// The tiled GEMM driver behind every CPU product (see gemm.h for the determinism contract).
+//
+// Split rules (all functions of M, N, K):
+// - Small products (fewer than kSerialMacs multiply-adds) are one OpenBLAS call: the pool's
+//   wake-up would cost more than it saves.
+// - Otherwise C is cut into near-equal tiles of at most kTileM rows and kTileN columns (more
+//   columns when K is short, so a tile has about kTileMacs multiply-adds), rounded to multiples
+//   of 16 so OpenBLAS's micro-kernels see full panels. Each tile repacks its A rows and B
+//   columns; with tiles this large that is under 1% of the tile's flops.
+// - When that gives fewer than kMinTasks tiles but K is long (weight gradients: a small C summed
+//   over many pixels), K is cut into chunks of at least kMinKChunk. Chunk j > 0 writes its
+//   partial product to its own buffer, and the buffers are added to C in order 1, 2, ...
+#include "ops/linalg/gemm.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/parallel.h"
+
+namespace evit::detail {
+namespace {
+
+constexpr int64_t kTileM = 256;
+constexpr int64_t kTileN = 256;
+constexpr int64_t kTileMacs = int64_t{1} << 23;
+constexpr int64_t kSerialMacs = int64_t{1} << 20;
+constexpr int64_t kMinTasks = 8;
+constexpr int64_t kMinKChunk = 512;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t m) { return ceil_div(a, m) * m; }
+
+// Near-equal pieces of at most `most` (a multiple of 16 unless one piece covers everything).
+void split_dim(int64_t n, int64_t most, int64_t& piece, int64_t& pieces) {
+  pieces = ceil_div(n, most);
+  piece = pieces == 1 ? n : round_up(ceil_div(n, pieces), 16);
+  pieces = ceil_div(n, piece);
+}
+
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
+              (blasint)N, (blasint)K, alpha, A, (blasint)std::max<int64_t>(lda, 1), B,
+              (blasint)std::max<int64_t>(ldb, 1), beta, C, (blasint)std::max<int64_t>(ldc, 1));
+}
+
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
+          const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
+              (blasint)N, (blasint)K, alpha, A, (blasint)std::max<int64_t>(lda, 1), B,
+              (blasint)std::max<int64_t>(ldb, 1), beta, C, (blasint)std::max<int64_t>(ldc, 1));
+}
+
+template <class T>
+void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = beta == T(0) ? T(0) : C[m * ldc + n] * beta;
+}
+
+template <class T>
+void tiled_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return scale_c(M, N, beta, C, ldc);
+  (void)get_num_threads();  // starts the pool, which pins OpenBLAS to one thread, before any call
+  const GemmSplit s = gemm_split(M, N, K);
+  if (s.tasks() == 1) return blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // Partial products of K chunks 1.. (chunk 0 goes straight into C with the caller's beta).
+  std::vector<T> partial(static_cast<size_t>((s.k_chunks - 1) * M * N));
+  const int64_t tiles = s.tiles_m * s.tiles_n;
+  parallel_for(0, s.tasks(), 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t chunk = task / tiles, tile = task % tiles;
+      const int64_t m0 = (tile / s.tiles_n) * s.tile_m, n0 = (tile % s.tiles_n) * s.tile_n;
+      const int64_t k0 = chunk * s.k_chunk;
+      const int64_t mt = std::min(s.tile_m, M - m0), nt = std::min(s.tile_n, N - n0);
+      const int64_t kt = std::min(s.k_chunk, K - k0);
+      const T* a = A + (ta ? k0 * lda + m0 : m0 * lda + k0);
+      const T* bp = B + (tb ? n0 * ldb + k0 : k0 * ldb + n0);
+      if (chunk == 0)
+        blas(ta, tb, mt, nt, kt, alpha, a, lda, bp, ldb, beta, C + m0 * ldc + n0, ldc);
+      else
+        blas(ta, tb, mt, nt, kt, alpha, a, lda, bp, ldb, T(0), partial.data() + (chunk - 1) * M * N + m0 * N + n0,
+             N);
+    }
+  });
+  if (s.k_chunks == 1) return;
+  // Chunks are added in index order for every element: the sum does not depend on the threads.
+  parallel_for(0, M, std::max<int64_t>(1, kPointwiseGrain / N), [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m)
+      for (int64_t c = 1; c < s.k_chunks; ++c) {
+        const T* p = partial.data() + (c - 1) * M * N + m * N;
+        T* row = C + m * ldc;
+        for (int64_t n = 0; n < N; ++n) row[n] += p[n];
+      }
+  });
+}
+
+}  // namespace
+
+GemmSplit gemm_split(int64_t M, int64_t N, int64_t K) {
+  GemmSplit s;
+  if (M * N * K < kSerialMacs) return {M, N, 1, 1, K, 1};
+  split_dim(M, kTileM, s.tile_m, s.tiles_m);
+  // Short K: widen the tiles so each call still has enough work to pay for its packing.
+  const int64_t widest = std::max(kTileN, round_up(kTileMacs / std::max<int64_t>(1, s.tile_m * K), 16));
+  split_dim(N, widest, s.tile_n, s.tiles_n);
+  s.k_chunk = K, s.k_chunks = 1;
+  const int64_t tiles = s.tiles_m * s.tiles_n;
+  if (tiles < kMinTasks && K >= 2 * kMinKChunk) {
+    const int64_t chunks = std::min(K / kMinKChunk, ceil_div(kMinTasks, tiles));
+    s.k_chunk = round_up(ceil_div(K, chunks), 16);
+    s.k_chunks = ceil_div(K, s.k_chunk);
+  }
+  return s;
+}
+
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  tiled_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  tiled_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace evit::detail
