@@ -4,8 +4,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
-#include "ops/pointwise.h"
-#include "ops/reduce.h"
+#include "autograd/gradient_ops.h"
 
 namespace evit {
 namespace autograd {
@@ -38,14 +37,14 @@ Tensor validate_grad(const Node& node, size_t i, Tensor g) {
     EVIT_CHECK(shape_numel(g.sizes()) >= shape_numel(m.shape) && g.dim() >= (int64_t)m.shape.size(),
                node.name(), ": gradient for input ", i, " has shape ", shape_str(g.sizes()),
                ", expected ", shape_str(m.shape));
-    g = sum_to(g, m.shape);
+    g = gradient_ops().sum_to(g, m.shape);
   }
   return g;
 }
 
 void check_finite(const Node& node, size_t i, const Tensor& g) {
   if (!is_floating(g.dtype())) return;
-  bool ok = all_finite(g);
+  bool ok = gradient_ops().all_finite(g);
   EVIT_CHECK(ok, "anomaly: ", node.name(), " produced NaN or Inf in the gradient for input ", i,
              node.anomaly_info.empty() ? "" : " (forward: " + node.anomaly_info + ")");
 }
@@ -86,10 +85,10 @@ void record(const char* name, const std::vector<Tensor>& inputs,
     // The forward side of anomaly mode: ops run in order, so the first op with a non-finite
     // output is where a divergence shows up; say whether its inputs were already broken.
     for (size_t i = 0; i < outputs.size(); ++i) {
-      if (all_finite(outputs[i])) continue;
+      if (gradient_ops().all_finite(outputs[i])) continue;
       std::string cause = "from finite inputs";
       for (size_t k = 0; k < inputs.size(); ++k)
-        if (inputs[k].defined() && !all_finite(inputs[k])) {
+        if (inputs[k].defined() && !gradient_ops().all_finite(inputs[k])) {
           cause = "because input " + std::to_string(k) + " (" + inputs[k].desc() +
                   (inputs[k].is_leaf() ? ", a leaf such as a parameter" : "") + ") already holds NaN or Inf";
           break;
@@ -126,9 +125,9 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
       b = g;
     } else if (b.impl_ptr().use_count() == 1 && b.impl().storage.use_count() == 1 &&
                b.is_contiguous() && b.sizes() == g.sizes()) {
-      add_(b, g);  // sole owner: accumulate in place
+      gradient_ops().add_(b, g);  // sole owner: accumulate in place
     } else {
-      b = add(b, g);
+      b = gradient_ops().add(b, g);
     }
   };
   for (size_t i = 0; i < roots.size(); ++i) {

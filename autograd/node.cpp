@@ -1,44 +1,9 @@
 #include "autograd/node.h"
 
-#include <atomic>
-
+#include "autograd/gradient_ops.h"
 #include "autograd/grad_mode.h"
-#include "ops/pointwise.h"
 
 namespace evit {
-namespace {
-
-std::atomic<uint64_t> g_next_sequence_nr{0};
-
-// Long graphs (thousands of nodes in a chain) must not be destroyed recursively: a node's
-// destructor hands its edges to this thread's queue, and only the outermost destructor drains it.
-thread_local std::vector<std::shared_ptr<Node>>* t_pending = nullptr;
-
-}  // namespace
-
-std::string TensorMeta::str() const {
-  return std::string(dtype_name(dtype)) + " " + shape_str(shape) + " " + device.str();
-}
-
-Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_sequence_nr++) {}
-
-Node::~Node() {
-  if (t_pending) {
-    for (auto& e : next_edges)
-      if (e.node) t_pending->push_back(std::move(e.node));
-    return;
-  }
-  std::vector<std::shared_ptr<Node>> pending;
-  for (auto& e : next_edges)
-    if (e.node) pending.push_back(std::move(e.node));
-  t_pending = &pending;
-  while (!pending.empty()) {
-    std::shared_ptr<Node> n = std::move(pending.back());
-    pending.pop_back();
-    n.reset();  // if this was the last owner, its destructor appends its edges to `pending`
-  }
-  t_pending = nullptr;
-}
 
 AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> leaf)
     : Node("AccumulateGrad"), leaf_(std::move(leaf)) {}
@@ -58,7 +23,7 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     meta.grad = exclusive ? g.detach().impl_ptr() : g.detach().clone().impl_ptr();
   } else {
     Tensor acc(meta.grad);
-    add_(acc, g);
+    gradient_ops().add_(acc, g);
   }
   return {};
 }

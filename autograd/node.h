@@ -1,8 +1,6 @@
-// Graph nodes of the autograd tape.
+// Graph nodes of the autograd tape (the Node base class is core's: core/autograd_meta.h).
 //
-// A Node turns the gradients of its forward outputs into gradients of its forward inputs.
-// Edges point at the nodes that produced those inputs (or at a leaf's AccumulateGrad node).
-// FunctionNode is what ops create through autograd::record(): it holds the op's backward
+// AccumulateGrad adds gradients into a leaf's .grad. FunctionNode is what ops create through autograd::record(): it holds the op's backward
 // closure and its saved tensors, which are checked against in-place modification on use.
 #pragma once
 #include <cstdint>
@@ -11,50 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "core/autograd_meta.h"  // Node, Edge, TensorMeta
 #include "core/tensor.h"
 
 namespace evit {
-
-struct Edge {
-  std::shared_ptr<Node> node;
-  int input_nr = 0;
-  bool valid() const { return node != nullptr; }
-};
-
-struct TensorMeta {
-  Shape shape;
-  DType dtype = DType::f32;
-  Device device;
-  static TensorMeta of(const Tensor& t) { return {t.sizes(), t.dtype(), t.device()}; }
-  std::string str() const;
-};
-
-class Node {
- public:
-  explicit Node(std::string name);
-  virtual ~Node();
-  Node(const Node&) = delete;
-  Node& operator=(const Node&) = delete;
-
-  // grads[i] is the gradient of forward output i (always defined when called by the engine).
-  // Returns one gradient per forward input (undefined where none is needed).
-  virtual std::vector<Tensor> apply(std::vector<Tensor>&& grads) = 0;
-  // Frees saved state after backward (unless retain_graph).
-  virtual void release() {}
-
-  const std::string& name() const { return name_; }
-  uint64_t sequence_nr() const { return sequence_nr_; }
-
-  std::vector<Edge> next_edges;                     // one per forward input
-  std::vector<TensorMeta> input_meta;               // one per forward input
-  std::vector<TensorMeta> output_meta;              // one per forward output
-  std::vector<std::vector<GradHook>> output_hooks;  // per output, hooks of non-leaf tensors
-  std::string anomaly_info;                         // forward op and shapes (anomaly mode)
-
- private:
-  std::string name_;
-  uint64_t sequence_nr_;
-};
 
 // Adds incoming gradients into a leaf tensor's .grad.
 class AccumulateGrad : public Node {

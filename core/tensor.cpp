@@ -5,8 +5,7 @@
 #include <iomanip>
 #include <sstream>
 
-#include "autograd/grad_mode.h"
-#include "autograd/node.h"
+#include "core/autograd_meta.h"
 #include "core/copy.h"
 #include "core/cuda.h"
 #include "core/generator.h"
@@ -79,10 +78,7 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 Tensor Tensor::clone() const {
   Tensor out = empty(sizes(), TensorOptions(dtype(), device()));
   copy_elements(out, *this);
-  autograd::record("CloneBackward", {*this}, {out}, {},
-                   [](const BackwardContext& ctx) -> std::vector<Tensor> {
-                     return {ctx.grad_output(0)};
-                   });
+  if (autograd_hooks().record_copy) autograd_hooks().record_copy("CloneBackward", *this, out);
   return out;
 }
 
@@ -90,13 +86,7 @@ Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
   Tensor out = empty(sizes(), TensorOptions(t, device()));
   copy_elements(out, *this);
-  if (is_floating(t) && is_floating(dtype())) {
-    DType from = dtype();
-    autograd::record("ToDtypeBackward", {*this}, {out}, {},
-                     [from](const BackwardContext& ctx) -> std::vector<Tensor> {
-                       return {ctx.grad_output(0).to(from)};
-                     });
-  }
+  if (autograd_hooks().record_copy) autograd_hooks().record_copy("ToDtypeBackward", *this, out);
   return out;
 }
 
@@ -104,13 +94,7 @@ Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
   Tensor out = empty(sizes(), TensorOptions(dtype(), d));
   copy_elements(out, *this);
-  if (is_floating(dtype())) {
-    Device from = device();
-    autograd::record("ToDeviceBackward", {*this}, {out}, {},
-                     [from](const BackwardContext& ctx) -> std::vector<Tensor> {
-                       return {ctx.grad_output(0).to(from)};
-                     });
-  }
+  if (autograd_hooks().record_copy) autograd_hooks().record_copy("ToDeviceBackward", *this, out);
   return out;
 }
 
@@ -163,7 +147,8 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
                "tensors, got ", desc());
     g = ones(sizes(), TensorOptions(dtype(), device()));
   }
-  autograd::backward({*this}, {g}, retain_graph);
+  EVIT_CHECK(autograd_hooks().backward, "backward: autograd is not linked into this program");
+  autograd_hooks().backward(*this, g, retain_graph);
 }
 
 void Tensor::register_hook(GradHook hook) const {

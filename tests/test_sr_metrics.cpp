@@ -8,7 +8,7 @@
 
 #include "core/parallel.h"
 #include "data/image.h"
-#include "data/imresize.h"
+#include "ops/resize/imresize.h"
 #include "ops/shape.h"
 #include "tests/support/test_util.h"
 #include "train/sr_metrics.h"

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "data/imresize.h"
+#include "ops/resize/imresize.h"
 
 namespace evit {
 

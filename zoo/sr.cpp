@@ -1,6 +1,6 @@
 #include "zoo/sr.h"
 
-#include "data/imresize.h"
+#include "ops/resize/imresize.h"
 #include "nn/conv.h"
 #include "ops/pointwise.h"
 #include "ops/resize.h"

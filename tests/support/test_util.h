@@ -5,7 +5,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "autograd/gradcheck.h"
+#include "ops/gradcheck.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
 #include "nn/module.h"

@@ -1,5 +1,5 @@
 // MATLAB-compatible bicubic imresize (see imresize.h for the algorithm).
-#include "data/imresize.h"
+#include "ops/resize/imresize.h"
 
 #include <cmath>
 
