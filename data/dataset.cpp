@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "data/image.h"
-#include "data/imresize.h"
+#include "ops/resize/imresize.h"
 #include "ops/pointwise.h"
 #include "ops/shape.h"
 
@@ -230,6 +230,19 @@ Sample SRDataset::load(int64_t index) const {
 std::string SRDataset::describe() const {
   return "super-resolution x" + std::to_string(scale_) + " '" + hr_dir_ + "' (" + std::to_string(hr_files_.size()) +
          " images" + (lr_dir_.empty() ? ", LR by bicubic imresize)" : ", LR from '" + lr_dir_ + "')");
+}
+
+Subset::Subset(std::shared_ptr<Dataset> base, int64_t limit)
+    : base_(std::move(base)), n_(std::min(limit, base_->size())) {}
+
+std::string Subset::describe() const { return base_->describe() + ", first " + std::to_string(n_); }
+
+std::string sr_hr_folder(const std::string& root, const std::string& split) {
+  const std::string div2k = split == "train" ? "DIV2K_train_HR" : "DIV2K_valid_HR";
+  for (const std::string& name : {split, div2k, split + "/HR"})
+    if (fs::is_directory(root + "/" + name)) return root + "/" + name;
+  EVIT_THROW("super-resolution data: '", root, "' has no ", split, " folder of HR images (", split, "/, ", div2k, "/ or ", split,
+             "/HR/)");
 }
 
 }  // namespace evit::data

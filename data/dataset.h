@@ -40,6 +40,19 @@ class Dataset {
   std::vector<Transform> transforms_;
 };
 
+// The first `limit` samples of another dataset (its transforms are this one's).
+class Subset : public Dataset {
+ public:
+  Subset(std::shared_ptr<Dataset> base, int64_t limit);
+  int64_t size() const override { return n_; }
+  Sample load(int64_t index) const override { return base_->load(index); }
+  std::string describe() const override;
+
+ private:
+  std::shared_ptr<Dataset> base_;
+  int64_t n_;
+};
+
 // The per-sample generator for (seed, epoch, index): a splitmix64 mix of the three.
 Generator sample_generator(uint64_t seed, int64_t epoch, int64_t index);
 
@@ -105,6 +118,10 @@ class SRDataset : public Dataset {
   int64_t scale_;
   std::vector<std::string> hr_files_;
 };
+
+// The HR folder of a super-resolution dataset's split ("train" or "val"): root/<split>, DIV2K's
+// DIV2K_{train,valid}_HR, or root/<split>/HR. Throws naming root and the names looked for.
+std::string sr_hr_folder(const std::string& root, const std::string& split);
 
 // An image file as f32 [3,H,W] in [0,1]: gray is repeated to RGB, alpha dropped.
 Tensor load_rgb(const std::string& path);

@@ -164,17 +164,6 @@ Transform random_resized_crop(int64_t size, double min_area, double max_area) {
   };
 }
 
-Transform resize_center_crop(int64_t resize_to, int64_t size) {
-  return [=](Sample& s, Generator&) {
-    const int64_t H = s.input.size(1), W = s.input.size(2);
-    const double f = static_cast<double>(resize_to) / std::min(H, W);
-    const int64_t h = std::max<int64_t>(size, std::llround(H * f)), w = std::max<int64_t>(size, std::llround(W * f));
-    Tensor r = resize_image(s.input, h, w, InterpolateMode::bicubic);
-    const int64_t y0 = (h - size) / 2, x0 = (w - size) / 2;
-    s.input = slice(slice(r, 1, y0, y0 + size), 2, x0, x0 + size).contiguous();
-  };
-}
-
 Transform random_erasing(double p, double min_area, double max_area, double min_aspect) {
   return [=](Sample& s, Generator& g) {
     if (g.uniform_double() >= p) return;

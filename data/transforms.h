@@ -31,8 +31,7 @@ Transform photometric_jitter(double brightness, double contrast, double saturati
 // torchvision's RandomResizedCrop: area fraction in [min_area, max_area], aspect ratio in
 // [3/4, 4/3] (log-uniform), up to 10 tries then a centre crop; resized (bicubic) to size x size.
 Transform random_resized_crop(int64_t size, double min_area = 0.08, double max_area = 1.0);
-// Resize the short side to `resize_to` (bicubic) then centre-crop size x size (evaluation).
-Transform resize_center_crop(int64_t resize_to, int64_t size);
+// (Evaluation crops are the official protocols' transforms: data/eval_transforms.h.)
 
 // timm's RandomErasing (mode "pixel"), applied to a normalised image: with probability p, a
 // rectangle of area fraction in [min_area, max_area] and log-uniform aspect ratio in

@@ -8,36 +8,9 @@
 
 namespace evit::optim {
 
-std::vector<ParamGroup> param_groups_by_name(const nn::Module& m, double lr, double weight_decay,
-                                             const std::vector<std::string>& no_decay_keywords) {
-  ParamGroup decay{{}, lr, weight_decay}, no_decay{{}, lr, 0.0};
-  for (auto& [name, p] : m.named_parameters()) {
-    bool skip = false;
-    for (auto& k : no_decay_keywords) skip = skip || name.find(k) != std::string::npos;
-    (skip ? no_decay : decay).params.emplace_back(name, p);
-  }
-  std::vector<ParamGroup> out;
-  if (!decay.params.empty()) out.push_back(decay);
-  if (!no_decay.params.empty()) out.push_back(no_decay);
-  return out;
-}
-
-AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : groups_(std::move(groups)), o_(options) {
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : Optimizer(std::move(groups), "AdamW"), o_(options) {
   for (auto& g : groups_)
-    for (auto& [name, p] : g.params) {
-      EVIT_CHECK(!state_.count(name), "AdamW: parameter '", name, "' appears in two groups");
-      EVIT_CHECK(is_floating(p.dtype()), "AdamW: parameter '", name, "' is ", p.desc());
-      state_[name] = State{zeros_like(p), zeros_like(p), 0};
-    }
-}
-
-void AdamW::set_lr(double lr) {
-  for (auto& g : groups_) g.lr = lr;
-}
-
-void AdamW::zero_grad() {
-  for (auto& g : groups_)
-    for (auto& [name, p] : g.params) p.set_grad(Tensor());
+    for (auto& [name, p] : g.params) state_[name] = State{zeros_like(p), zeros_like(p), 0};
 }
 
 void AdamW::step() {

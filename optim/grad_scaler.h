@@ -18,6 +18,7 @@
 
 #include "core/safetensors.h"
 #include "core/tensor.h"
+#include "optim/optimizer.h"
 
 namespace evit::optim {
 
@@ -35,13 +36,12 @@ class GradScaler {
   // Multiplies the gradient of every parameter that has one by 1/scale, in place; returns true
   // when every gradient value was finite. At most once between two update() calls.
   bool unscale_(const std::vector<Tensor>& params);
-  template <class Optimizer> bool unscale_(Optimizer& opt) { return unscale_(params_of(opt)); }
+  bool unscale_(const Optimizer& opt) { return unscale_(params_of(opt)); }
 
   // Unscales the gradients (unless unscale_ already did), then runs optimizer_step unless a
   // gradient was inf/NaN. Returns whether the step ran. At most once between update() calls.
   bool step(const std::vector<Tensor>& params, const std::function<void()>& optimizer_step);
-  // Any optimizer with groups() of named parameters and step() (AdamW, SGD).
-  template <class Optimizer> bool step(Optimizer& opt) {
+  bool step(Optimizer& opt) {
     return step(params_of(opt), [&opt] { opt.step(); });
   }
 
@@ -64,7 +64,7 @@ class GradScaler {
   void load_state_dict(const TensorMap& state);
 
  private:
-  template <class Optimizer> static std::vector<Tensor> params_of(Optimizer& opt) {
+  static std::vector<Tensor> params_of(const Optimizer& opt) {
     std::vector<Tensor> out;
     for (auto& g : opt.groups())
       for (auto& named : g.params) out.push_back(named.second);

@@ -6,29 +6,15 @@
 
 namespace evit::optim {
 
-SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : groups_(std::move(groups)), o_(options) {
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : Optimizer(std::move(groups), "SGD"), o_(options) {
   EVIT_CHECK(o_.momentum >= 0.0, "SGD: invalid momentum ", o_.momentum);
   EVIT_CHECK(!o_.nesterov || (o_.momentum > 0.0 && o_.dampening == 0.0),
              "SGD: Nesterov momentum requires a momentum and zero dampening");
   for (auto& g : groups_) {
     EVIT_CHECK(g.lr >= 0.0, "SGD: invalid learning rate ", g.lr);
     EVIT_CHECK(g.weight_decay >= 0.0, "SGD: invalid weight_decay ", g.weight_decay);
-    for (auto& [name, p] : g.params) {
-      EVIT_CHECK(!shapes_.count(name), "SGD: parameter '", name, "' appears in two groups");
-      EVIT_CHECK(p.defined() && is_floating(p.dtype()), "SGD: parameter '", name, "' is ",
-                 p.defined() ? p.desc() : std::string("undefined"));
-      shapes_[name] = p;
-    }
+    for (auto& [name, p] : g.params) shapes_[name] = p;
   }
-}
-
-void SGD::set_lr(double lr) {
-  for (auto& g : groups_) g.lr = lr;
-}
-
-void SGD::zero_grad() {
-  for (auto& g : groups_)
-    for (auto& [name, p] : g.params) p.set_grad(Tensor());
 }
 
 void SGD::step() {

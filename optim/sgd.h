@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "optim/adamw.h"  // ParamGroup, param_groups_by_name
+#include "optim/optimizer.h"
 
 namespace evit::optim {
 
@@ -18,27 +18,22 @@ struct SGDOptions {
   bool maximize = false;
 };
 
-class SGD {
+class SGD : public Optimizer {
  public:
   // Throws for negative lr / momentum / weight decay, Nesterov without momentum or with
   // dampening (torch's rules), a parameter listed twice or a non-floating parameter.
   SGD(std::vector<ParamGroup> groups, SGDOptions options = {});
 
-  // One update of every parameter that has a gradient (others are skipped, as in PyTorch).
-  void step();
-  void zero_grad();
-  std::vector<ParamGroup>& groups() { return groups_; }
-  void set_lr(double lr);  // every group
+  void step() override;
   const SGDOptions& options() const { return o_; }
 
   // "<param>.momentum_buffer" for every parameter whose buffer exists (momentum > 0 and at
   // least one step taken with a gradient), like torch's lazily created state.
-  TensorMap state_dict() const;
+  TensorMap state_dict() const override;
   // Restores the state; throws naming any entry that does not match a parameter or its shape.
-  void load_state_dict(const TensorMap& state);
+  void load_state_dict(const TensorMap& state) override;
 
  private:
-  std::vector<ParamGroup> groups_;
   SGDOptions o_;
   std::map<std::string, Tensor> shapes_;    // name -> parameter (for checks on load)
   std::map<std::string, Tensor> momentum_;  // name -> buffer (absent until first step)

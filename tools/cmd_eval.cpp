@@ -11,7 +11,8 @@
 #include "tools/commands.h"
 #include "train/config.h"
 #include "train/sr_metrics.h"
-#include "train/trainer.h"
+#include "train/evaluator.h"
+#include "core/safetensors.h"
 #include "zoo/models.h"
 
 namespace fs = std::filesystem;
@@ -19,7 +20,7 @@ namespace fs = std::filesystem;
 namespace evit::cli {
 namespace {
 struct EvalOptions {
-  std::string config, weights, task, model, data, device;
+  std::string config, weights, task, model, data, device, output;
   int64_t scale = 2;
   std::vector<std::string> overrides;
 };
@@ -41,22 +42,23 @@ int eval_super_resolution(const EvalOptions& o) {
       psnr += s.psnr, ssim += s.ssim;
     }
   } else {
+    const auto& info = zoo::model_info(o.model);
+    EVIT_CHECK(info.task == "super_resolution", "eval: '", o.model, "' is a ", info.task,
+               " model; --task super_resolution needs a super-resolution model");
     auto model = zoo::create_model(o.model);
     if (model->num_parameters() > 0) {
       EVIT_CHECK(!o.weights.empty(), "eval: --weights is required for ", o.model);
       model->load(o.weights, true);
     }
-    const Device device(o.device.empty() ? "cpu" : o.device);
-    model->to(device);
-    model->eval();
+    train::EvalSpec spec;
+    spec.task = train::Task::super_resolution, spec.scale = o.scale;
+    spec.device = Device(o.device.empty() ? "cpu" : o.device);
+    const train::Evaluator ev(spec);
+    model->to(spec.device);
     data::SRDataset ds(dir, o.scale);
-    NoGradGuard no_grad;
-    for (int64_t i = 0; i < ds.size(); ++i) {
-      data::Sample s = ds.load(i);
-      Tensor sr = squeeze(model->forward(unsqueeze(s.input, 0).to(device)), 0).to(kCPU);
-      SrScore sc = score_sr_rgb(sr, s.target, o.scale);
-      psnr += sc.psnr, ssim += sc.ssim;
-    }
+    const train::EvalReport r = ev.run(*model, ds);
+    psnr = r.metrics.at("val/psnr") * static_cast<double>(files.size());
+    ssim = r.metrics.at("val/ssim") * static_cast<double>(files.size());
   }
   const double n = static_cast<double>(files.size());
   std::printf("model: %s  scale: x%lld  images: %zu (%s)  protocol: %s\nPSNR: %.4f\nSSIM: %.4f\n",
@@ -65,35 +67,63 @@ int eval_super_resolution(const EvalOptions& o) {
               ssim / n);
   return 0;
 }
+// A config's run: the validation split only, the weights given (or the run's checkpoint), nothing
+// written unless --output says where.
+int eval_config(const EvalOptions& o) {
+  auto overrides = o.overrides;
+  if (!o.device.empty()) overrides.push_back("train.device=" + o.device);
+  const train::RunConfig cfg =
+      train::parse_run_config(train::load_config_file(o.config, train::training_config_schema(), overrides));
+  std::string weights = o.weights, which = "the weights given with --weights";
+  if (weights.empty()) {
+    const auto ck = train::checkpoint_eval_weights(cfg.output_dir + "/checkpoint");
+    weights = ck.path, which = ck.description;
+  }
+  const train::ValidationData val = train::validation_data(cfg);
+  const std::string& name = cfg.model.name;
+  const std::string task = train::task_name(cfg.task);
+  const auto& info = zoo::model_info(name);
+  EVIT_CHECK(info.task == task, "eval: '", name, "' is a ", info.task, " model but the config's task is '", task, "'");
+  const int64_t classes = cfg.task == train::Task::super_resolution ? 0 : train::model_classes(cfg, val.num_classes);
+  // --weights (or the checkpoint) is everything the model gets: model.pretrained is not loaded.
+  auto model = zoo::create_model(name, classes);
+  model->load(weights, true);
+  const train::Evaluator ev(train::eval_spec(cfg, classes));
+  model->to(ev.spec().device);
+  std::printf("evaluating %s\n  weights: %s (%s)\n  data: %s\n", name.c_str(), weights.c_str(), which.c_str(),
+              val.dataset->describe().c_str());
+  std::fflush(stdout);
+  const train::EvalReport r = ev.run(*model, *val.dataset, true, "eval");
+  std::printf("%s", r.table(val.class_names).c_str());
+  if (!o.output.empty()) {
+    nlohmann::json j = r.to_json();
+    j["model"] = name, j["weights"] = weights, j["data"] = val.dataset->describe();
+    write_file_atomic(o.output, j.dump(2) + "\n");
+    std::printf("wrote %s\n", o.output.c_str());
+  }
+  return 0;
+}
 }  // namespace
 
 Runner add_eval_command(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   auto* cmd = app.add_subcommand("eval", "Evaluate: CONFIG [--weights W], or --task super_resolution --model M --data DIR");
   cmd->add_option("config", o->config, "Training config (evaluates its validation split)");
-  cmd->add_option("--weights", o->weights, "Model weights (safetensors); default: the run's checkpoint");
+  cmd->add_option("--weights", o->weights,
+                  "Model weights (safetensors); default: the run's checkpoint (the weights its training evaluated)");
   cmd->add_option("--task", o->task, "super_resolution (without a config)");
   cmd->add_option("--model", o->model, "Model name; 'bicubic' for the bicubic baseline");
   cmd->add_option("--data", o->data, "Folder of HR images (or a folder with HR/)");
   cmd->add_option("--scale", o->scale, "Super-resolution factor")->check(CLI::Range(2, 4));
   cmd->add_option("--set", o->overrides, "Override a config value (repeatable)");
   cmd->add_option("--device", o->device, "Where the model runs: cpu, cuda or cuda:N (default cpu)");
+  cmd->add_option("--output", o->output, "Also write the metrics (and per-class IoU) to this JSON file");
   return [o] {
     if (o->config.empty()) {
       EVIT_CHECK(o->task == "super_resolution", "eval: give a config file, or --task super_resolution with --model and --data");
       return eval_super_resolution(*o);
     }
-    auto overrides = o->overrides;
-    overrides.push_back("ema.enabled=false");  // evaluate exactly the weights given
-    if (!o->device.empty()) overrides.push_back("train.device=" + o->device);
-    auto cfg = train::load_config_file(o->config, train::training_config_schema(), overrides);
-    std::string weights = o->weights.empty() ? cfg.at("output_dir").get<std::string>() + "/checkpoint/model.safetensors"
-                                             : o->weights;
-    train::Trainer t(cfg);
-    t.model().load(weights, true);
-    std::printf("evaluating %s (%s)\n", cfg.at("model").at("name").get<std::string>().c_str(), weights.c_str());
-    for (auto& [k, v] : t.evaluate()) std::printf("%s: %.4f\n", k.c_str(), v);
-    return 0;
+    return eval_config(*o);
   };
 }
 

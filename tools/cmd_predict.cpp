@@ -9,16 +9,17 @@
 #include "data/dataset.h"
 #include "data/transforms.h"
 #include "data/image.h"
-#include "data/imresize.h"
+#include "ops/resize/imresize.h"
 #include "ops/ops.h"
 #include "tools/commands.h"
-#include "train/trainer.h"
+#include "data/eval_transforms.h"
+#include "train/evaluator.h"
 #include "zoo/models.h"
 
 namespace evit::cli {
 namespace {
 struct PredictOptions {
-  std::string model, weights, input, output, device = "cpu";
+  std::string model, weights, input, output, device = "cpu", protocol;
   int64_t classes = 0;
 };
 
@@ -34,6 +35,10 @@ Runner add_predict_command(CLI::App& app) {
       ->required();
   cmd->add_option("--classes", o->classes, "Number of classes the weights were trained with (default: the model's)");
   cmd->add_option("--device", o->device, "Where the model runs: cpu, cuda or cuda:N (default cpu)");
+  cmd->add_option("--protocol", o->protocol,
+                  "Segmentation input size: cityscapes (1024x2048), ade20k (short side 512) or native; "
+                  "default: the evaluation protocol of the model's dataset")
+      ->check(CLI::IsMember({"cityscapes", "ade20k", "native"}));
   return [o] {
     const auto& info = zoo::model_info(o->model);
     auto model = zoo::create_model(o->model, info.task == "super_resolution" ? 0 : o->classes);
@@ -44,14 +49,19 @@ Runner add_predict_command(CLI::App& app) {
     NoGradGuard no_grad;
     Tensor img = data::load_rgb(o->input);
     if (info.task == "segmentation") {
+      // The evaluation protocol of the model's dataset (docs/training.md), as `evit eval` runs it.
       data::Sample s{img, Tensor(), o->input};
       Generator unused(0);
+      std::string protocol = o->protocol;
+      if (protocol.empty()) protocol = o->model.find("ade20k") != std::string::npos ? "ade20k" : "cityscapes";
+      if (protocol == "ade20k") data::ade20k_eval_resize(512)(s, unused);
+      else if (protocol == "cityscapes") data::cityscapes_eval_resize(1024)(s, unused);
       data::normalize()(s, unused);  // ImageNet normalisation, as in training
+      train::EvalSpec spec;
+      spec.task = train::Task::segmentation, spec.num_classes = 1, spec.device = device;
       const int64_t h = img.size(1), w = img.size(2);
-      Tensor logits = interpolate(model->forward(train::segmentation_input(s.input).to(device)).to(kCPU), {h, w}, {},
-                                  InterpolateMode::bicubic, false);
-      Tensor labels = squeeze(argmax(logits, 1), 0);
-      const int64_t classes = logits.size(1);
+      int64_t classes = 0;
+      Tensor labels = train::Evaluator(spec).segment(*model, s.input, h, w, &classes);
       encode_png(o->output + "_mask.png", data::colorize(labels, classes));
       encode_png(o->output + "_overlay.png", data::overlay(img, labels, 0.5, classes));
       std::printf("wrote %s_mask.png and %s_overlay.png (%lldx%lld, %lld classes)\n", o->output.c_str(),

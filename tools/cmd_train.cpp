@@ -38,7 +38,7 @@ Runner add_train_command(CLI::App& app) {
     train::Trainer trainer(cfg);
     train::Metrics m = trainer.fit();
     std::printf("done: %lld steps; run folder %s\n", (long long)trainer.step(),
-                cfg.at("output_dir").get<std::string>().c_str());
+                trainer.config().output_dir.c_str());
     for (auto& [k, v] : m) std::printf("%s: %.4f\n", k.c_str(), v);
     return 0;
   };

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"  // read_file
+#include "optim/ema.h"  // the EMA defaults
 
 namespace evit::train {
 
@@ -441,20 +442,19 @@ const Schema& training_config_schema() {
     auto prob = S::number().min(0).max(1, true);
     S model = S::object({
         {"name", S::string().required().min_size(1).doc("zoo name, e.g. efficientvit-b1 (see `evit models`)")},
-        {"num_classes", S::integer().min(1).nullable().default_value(nullptr).doc("null: the model's default")},
+        {"num_classes", S::integer().min(1).nullable().default_value(nullptr).doc(
+                            "null: the dataset's class count; else it must equal it")},
         {"pretrained", S::string().default_value("").doc("safetensors weights to start from")},
-        {"norm_eps", S::number().min(0, true).nullable().default_value(nullptr).doc("null: the zoo's eps")},
     });
     S data = S::object({
         {"root", S::string().required().min_size(1).doc("dataset folder")},
         {"dataset", S::string().required().min_size(1).doc("imagenet, cityscapes, ade20k, div2k, ffhq, synthetic, ...")},
         {"crop", pos_int.default_value(224).doc("training crop size (pixels)")},
         {"eval_size", pos_int.nullable().default_value(nullptr).doc("null: same as crop")},
-        {"crop_ratio", S::number().min(0, true).max(1).default_value(1.0).doc("eval centre-crop ratio")},
+        {"crop_ratio", S::number().min(0, true).max(1).default_value(0.95).doc(
+                           "classification evaluation: resize to ceil(eval_size / crop_ratio), then centre-crop")},
         {"batch_size", pos_int.default_value(128)},
-        {"eval_batch_size", pos_int.nullable().default_value(nullptr).doc("null: batch_size")},
         {"workers", S::integer().min(0).default_value(4)},
-        {"num_classes", pos_int.nullable().default_value(nullptr)},
         {"ignore_index", S::integer().default_value(255)},
         {"scale", S::integer().one_of({2, 3, 4}).default_value(2).doc("super-resolution factor")},
         {"lr_root", S::string().default_value("").doc("super-resolution: LR images (train/ and val/, or DIV2K's "
@@ -489,8 +489,8 @@ const Schema& training_config_schema() {
                      .at_most_one_of({"total_epochs", "total_steps"});
     S ema = S::object({
         {"enabled", S::boolean().default_value(true)},
-        {"decay", S::number().min(0).max(1).default_value(0.9998)},
-        {"warmup_steps", S::number().min(0).default_value(2000.0)},
+        {"decay", S::number().min(0).max(1).default_value(optim::EMAOptions{}.decay)},
+        {"warmup_steps", S::number().min(0).default_value(optim::EMAOptions{}.warmup_steps)},
     });
     S train = S::object({
                   {"epochs", pos_int.doc("training length in epochs (or steps)")},

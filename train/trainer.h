@@ -7,7 +7,9 @@
 //   metrics.jsonl          one JSON object per log or eval event ({"step", "epoch", "loss", "lr"} /
 //                          {"step", "val/mIoU", ...})
 //   checkpoint/            the latest checkpoint: model.safetensors, optimizer.safetensors,
-//                          ema.safetensors, schedule.safetensors, trainer.json (step, epoch,
+//                          ema.safetensors, schedule.safetensors, eval_model.safetensors (the
+//                          weights evaluate() scores, when EMA or BatchNorm re-estimation makes
+//                          them differ from the model's), trainer.json (step, epoch,
 //                          position in the epoch, RNG state, config copy), written to a temporary
 //                          folder that replaces the old one only once complete
 //   config.json            the resolved config
@@ -29,33 +31,40 @@
 #include "optim/grad_scaler.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "train/evaluator.h"
+#include "train/run_config.h"
 #include "zoo/models.h"
 
 namespace evit::train {
 
-using Metrics = std::map<std::string, double>;
-
 class Trainer {
  public:
-  // `config` must be validated with training_config_schema() (defaults filled in).
-  explicit Trainer(nlohmann::json config);
+  // `config` must be validated with training_config_schema() (defaults filled in); it is parsed
+  // into a RunConfig once.
+  explicit Trainer(const nlohmann::json& config);
   ~Trainer();
 
   // Trains until the configured number of steps; returns the last evaluation's metrics.
   Metrics fit();
   // Runs `n` optimizer steps (no evaluation or checkpoints): the unit the tests drive.
   void train_steps(int64_t n);
-  // Evaluates on the validation split with the EMA weights when EMA is enabled.
+  // Evaluates evaluation_model() on the validation split (the training state is not touched).
   Metrics evaluate();
+  // The weights evaluations score: the model's, or its EMA average when EMA is enabled, with
+  // BatchNorm statistics re-estimated on training batches when train.reset_bn_batches > 0.
+  // Computed once per step, in a model of its own.
+  zoo::Model& evaluation_model();
+  // One line saying which weights evaluation_model() holds.
+  std::string evaluation_weights_description() const;
 
-  void save_checkpoint(const std::string& dir) const;
+  void save_checkpoint(const std::string& dir);
   void load_checkpoint(const std::string& dir);
 
   int64_t step() const { return step_; }
   int64_t total_steps() const { return total_steps_; }
   zoo::Model& model() { return *model_; }
-  const nlohmann::json& config() const { return cfg_; }
-  std::string task() const { return task_; }
+  const RunConfig& config() const { return rc_; }
+  Task task() const { return task_; }
 
  private:
   void build_data();
@@ -63,20 +72,25 @@ class Trainer {
   double train_one_step();
   void log(const nlohmann::json& record) const;
   void next_batch(data::Batch& b);
-  void reset_bn(int64_t batches);
+  void reset_bn(zoo::Model& model, int64_t batches);
   Tensor on_device(const Tensor& t) const;
+  optim::EMAOptions ema_options() const;
 
-  nlohmann::json cfg_;
-  std::string task_, out_dir_;
+  RunConfig rc_;
+  Task task_;
+  std::string out_dir_;
   std::shared_ptr<zoo::Model> model_;
   std::shared_ptr<data::Dataset> train_set_, val_set_;
   std::unique_ptr<data::DataLoader> loader_;
-  std::unique_ptr<optim::AdamW> adamw_;
-  std::unique_ptr<optim::SGD> sgd_;
+  std::unique_ptr<optim::Optimizer> optimizer_;  // AdamW or SGD (optimizer.name)
   std::unique_ptr<optim::WarmupCosine> schedule_;
   std::unique_ptr<optim::EMA> ema_;
   std::unique_ptr<optim::GradScaler> scaler_;  // f16 mixed precision only
   std::shared_ptr<zoo::Model> ema_model_;  // MESA's teacher: the model with the EMA weights
+  std::shared_ptr<zoo::Model> eval_model_;  // evaluation_model(), valid for step eval_step_
+  int64_t eval_step_ = -1;
+  std::unique_ptr<Evaluator> evaluator_;
+  std::vector<std::string> class_names_;
   Device device_;          // where the model, batches and optimizer state live
   std::optional<DType> amp_;  // autocast compute dtype (CUDA), or none
   int64_t num_classes_ = 0;
@@ -84,13 +98,7 @@ class Trainer {
   bool epoch_started_ = false;
 };
 
-// A normalised [3,H,W] image as a segmentation model's input [1,3,H',W']: sides not divisible by
-// 32 (the stride of the last stage) are resized up to the next multiple (bicubic), as the ADE20K
-// protocol does (spec §4.1). Callers resize the logits back to H x W.
-Tensor segmentation_input(const Tensor& image);
-
 // Loss of a model output against the batch target, as the trainer computes it (exposed for tests).
-Tensor task_loss(const std::string& task, const Tensor& output, const Tensor& target, double label_smoothing,
-                 int64_t ignore_index);
+Tensor task_loss(Task task, const Tensor& output, const Tensor& target, double label_smoothing, int64_t ignore_index);
 
 }  // namespace evit::train

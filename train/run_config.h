@@ -1,0 +1,103 @@
+// A training run's configuration as typed values. The JSON file is validated against
+// training_config_schema() (train/config.h), which holds every key's default, and parsed once
+// into a RunConfig; the trainer, the evaluator and the commands read these fields, never JSON keys.
+//
+//   RunConfig rc = parse_run_config(load_config_file(path, training_config_schema(), overrides));
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace evit::train {
+
+enum class Task { classification, segmentation, super_resolution };
+const char* task_name(Task t);   // "classification", ...
+Task parse_task(const std::string& name);  // throws naming the value
+
+struct ModelConfig {
+  std::string name;                    // zoo name
+  std::optional<int64_t> num_classes;  // none: the dataset's class count
+  std::string pretrained;              // weights to start training from ("" = none)
+};
+
+struct DataConfig {
+  std::string root, dataset;
+  int64_t crop = 0;
+  std::optional<int64_t> eval_size;  // classification evaluation size (none: crop)
+  double crop_ratio = 0;             // classification evaluation: resize to ceil(size / ratio)
+  int64_t batch_size = 0;
+  int workers = 0;
+  int64_t ignore_index = 0;  // segmentation
+  int64_t scale = 0;         // super-resolution factor
+  std::string lr_root;       // super-resolution LR images ("" = made from HR)
+  std::array<double, 3> mean{}, std{};
+  bool drop_last = true;
+  std::vector<int64_t> multires_sizes;  // classification multi-resolution training
+  int64_t limit = 0;                    // only the first N samples (0: all)
+
+  int64_t evaluation_size() const { return eval_size.value_or(crop); }
+};
+
+struct OptimConfig {
+  std::string name;  // adamw | sgd
+  double lr = 0, weight_decay = 0;
+  double beta1 = 0, beta2 = 0, eps = 0;  // adamw
+  double momentum = 0;                   // sgd
+  bool nesterov = false;                 // sgd
+  std::vector<std::string> no_decay_keywords;
+};
+
+struct ScheduleConfig {
+  std::string name;  // cosine | constant
+  std::optional<double> warmup_epochs, total_epochs;
+  std::optional<int64_t> warmup_steps, total_steps;
+  double warmup_lr = 0, min_lr = 0;
+};
+
+struct EmaConfig {
+  bool enabled = false;
+  double decay = 0, warmup_steps = 0;
+};
+
+struct TrainLoopConfig {
+  std::optional<int64_t> epochs, steps;  // exactly one is set
+  int64_t eval_every = 0, checkpoint_every = 0;  // in the unit of the training length
+  int64_t log_every = 0;                         // steps
+  uint64_t seed = 0;
+  std::optional<double> grad_clip;  // none: no clipping
+  std::string grad_clip_mode;       // value | norm
+  double label_smoothing = 0;
+  std::string loss;  // ce | bce
+  double drop_path = 0;
+  int64_t drop_path_skip = 0;
+  double random_erasing = 0;
+  std::string rand_augment;
+  double mesa_weight = 0, mesa_start = 0;
+  int64_t reset_bn_batches = 0;
+  double mixup_alpha = 0, cutmix_alpha = 0;
+  int threads = 0;
+  std::string device;  // cpu | cuda | cuda:N
+  std::string amp;     // off | f16 | bf16
+  std::optional<std::string> resume;
+};
+
+struct RunConfig {
+  Task task = Task::classification;
+  ModelConfig model;
+  DataConfig data;
+  OptimConfig optimizer;
+  ScheduleConfig schedule;
+  EmaConfig ema;
+  TrainLoopConfig train;
+  std::string output_dir;
+  nlohmann::json json;  // the validated config it was parsed from (written into run folders)
+};
+
+// `validated` must have passed training_config_schema() (defaults filled in).
+RunConfig parse_run_config(const nlohmann::json& validated);
+
+}  // namespace evit::train
