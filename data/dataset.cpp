@@ -112,6 +112,13 @@ std::string SegmentationDataset::describe() const {
   return name_ + " (" + std::to_string(files_.size()) + " images, " + std::to_string(num_classes_) + " classes)";
 }
 
+const std::vector<std::string>& cityscapes_class_names() {
+  static const std::vector<std::string> names = {
+      "road",  "sidewalk", "building", "wall",  "fence", "pole",  "traffic light", "traffic sign", "vegetation", "terrain",
+      "sky",   "person",   "rider",    "car",   "truck", "bus",   "train",         "motorcycle",   "bicycle"};
+  return names;
+}
+
 std::vector<uint8_t> cityscapes_label_map() {
   std::vector<uint8_t> m(256, 255);
   const int ids[19] = {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33};

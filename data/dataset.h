@@ -78,6 +78,8 @@ class SegmentationDataset : public Dataset {
 // Cityscapes: root/leftImg8bit/<split>/<city>/*_leftImg8bit.png with
 // root/gtFine/<split>/<city>/*_gtFine_labelIds.png, labelIds mapped to the 19 trainIds.
 std::shared_ptr<SegmentationDataset> cityscapes(const std::string& root, const std::string& split);
+// The names of the 19 trainIds, in order.
+const std::vector<std::string>& cityscapes_class_names();
 // The labelId -> trainId table (255 for ignored ids).
 std::vector<uint8_t> cityscapes_label_map();
 // ADE20K: root/ADEChallengeData2016/images/<training|validation>/*.jpg with annotations/.../*.png

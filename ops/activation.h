@@ -1,20 +1,16 @@
-// Activation functions (pointwise, differentiable, f32/f64). Each lives in its own file under
-// ops/pointwise/.
+// Activation functions (pointwise, differentiable, f32/f64). The plain ones are declared from
+// ops/pointwise/list.h (relu, relu6, hardswish = x·relu6(x + 3)/6, silu, sigmoid, tanh); their math
+// is in ops/pointwise/functors.h.
 #pragma once
 #include "core/tensor.h"
+#include "ops/pointwise/list.h"
 
 namespace evit {
 
-Tensor relu(const Tensor& x);
-Tensor relu6(const Tensor& x);
-// x * relu6(x + 3) / 6
-Tensor hardswish(const Tensor& x);
+EVIT_POINTWISE_ACTIVATIONS(EVIT_POINTWISE_DECLARE_UNARY)
 // Exact: 0.5 x (1 + erf(x / sqrt 2)).
 Tensor gelu(const Tensor& x);
 // Tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), used by EfficientViT.
 Tensor gelu_tanh(const Tensor& x);
-Tensor silu(const Tensor& x);
-Tensor sigmoid(const Tensor& x);
-Tensor tanh(const Tensor& x);
 
 }  // namespace evit

@@ -6,6 +6,7 @@
 // statistics, initialisation) and throw when used on a tensor that requires grad in grad mode.
 #pragma once
 #include "core/tensor.h"
+#include "ops/pointwise/list.h"
 
 namespace evit {
 
@@ -17,13 +18,8 @@ Tensor add(const Tensor& a, double b);
 Tensor sub(const Tensor& a, double b);
 Tensor mul(const Tensor& a, double b);
 Tensor div(const Tensor& a, double b);
-Tensor neg(const Tensor& x);
-
-Tensor exp(const Tensor& x);
-Tensor log(const Tensor& x);
-Tensor sqrt(const Tensor& x);
-Tensor rsqrt(const Tensor& x);
-Tensor abs(const Tensor& x);
+// neg, exp, log, sqrt, rsqrt, abs (declared from ops/pointwise/list.h).
+EVIT_POINTWISE_MATH(EVIT_POINTWISE_DECLARE_UNARY)
 Tensor pow(const Tensor& x, double exponent);
 // Clamps into [lo, hi]; the gradient is 1 strictly inside, 0 outside.
 Tensor clamp(const Tensor& x, double lo, double hi);

@@ -30,6 +30,7 @@ ValidationData validation_data(const RunConfig& cfg) {
     else if (ds == "ade20k") va = data::ade20k(root, "val");
     else EVIT_THROW("config.data.dataset: '", ds, "' is not a segmentation dataset (cityscapes, ade20k, synthetic)");
     v.num_classes = va->num_classes();
+    if (ds != "ade20k") v.class_names = data::cityscapes_class_names();
     v.dataset = va;
     // Each benchmark's official protocol decides the model's input size (docs/training.md).
     if (ds == "ade20k") tf.push_back(data::ade20k_eval_resize(d.crop));

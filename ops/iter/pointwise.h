@@ -21,6 +21,7 @@
 #include "autograd/node.h"
 #include "core/cuda_kernel.h"
 #include "ops/iter/map.h"
+#include "ops/pointwise/listed.h"
 
 namespace evit {
 
@@ -62,6 +63,8 @@ template <class Op> inline constexpr bool is_comparison_op = requires { Op::is_c
 // Numeric dtypes give y of the same dtype; comparison functors take any dtype and give bool.
 template <class Op>
 void binary_forward_into(const Tensor& y, const Tensor& a, const Tensor& b, const Op& op) {
+  static_assert(pointwise::listed_binary<Op> || pointwise::listed_forward_binary<Op>,
+                "list the functor in ops/pointwise/list.h: its CUDA kernels are registered from there");
   if (y.device().is_cuda()) return cuda_binary_forward<Op>()(y, a, b, op);
   if constexpr (is_comparison_op<Op>) {
     dispatch_all(a.dtype(), Op::name, [&](auto tag) {
@@ -79,6 +82,7 @@ void binary_forward_into(const Tensor& y, const Tensor& a, const Tensor& b, cons
 // Unary: floating inputs only (activations and math functions).
 template <class Op>
 Tensor unary_op(const Tensor& x, Op op = Op{}) {
+  static_assert(pointwise::listed_unary<Op>, "list the functor in ops/pointwise/list.h: its CUDA kernels are registered from there");
   Tensor y = empty(x.sizes(), {x.dtype(), x.device()});
   if (x.device().is_cuda()) {
     cuda_unary_forward<Op>()(y, x, op);
@@ -117,6 +121,7 @@ void check_binary_operands(const Tensor& a, const Tensor& b, const char* op);
 // Binary with broadcasting. Numeric dtypes for forward; gradients for floating dtypes.
 template <class Op>
 Tensor binary_op(const Tensor& a, const Tensor& b, Op op = Op{}) {
+  static_assert(pointwise::listed_binary<Op>, "list the functor (with its gradients) in ops/pointwise/list.h");
   check_binary_operands(a, b, Op::name);
   Shape shape = broadcast_shapes(a.sizes(), b.sizes(), Op::name);
   Tensor y = empty(shape, {a.dtype(), a.device()});

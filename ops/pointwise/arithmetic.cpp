@@ -1,4 +1,4 @@
-// add, sub, mul, div, neg (and their scalar forms).
+// add, sub, mul, div (and their scalar forms); neg is defined from ops/pointwise/list.h.
 #include "ops/iter/pointwise.h"
 #include "ops/pointwise/functors.h"
 #include "ops/pointwise.h"
@@ -36,6 +36,5 @@ Tensor add(const Tensor& a, double b) { return add(a, scalar_like(a, b)); }
 Tensor sub(const Tensor& a, double b) { return sub(a, scalar_like(a, b)); }
 Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(a, b)); }
 Tensor div(const Tensor& a, double b) { return div(a, scalar_like(a, b)); }
-Tensor neg(const Tensor& x) { return unary_op(x, NegOp{}); }
 
 }  // namespace evit

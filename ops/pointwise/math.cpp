@@ -1,4 +1,4 @@
-// exp, log, sqrt, rsqrt, abs, pow(scalar).
+// pow(scalar) (the plain math functions are defined from ops/pointwise/list.h in unary.cpp).
 #include "ops/iter/pointwise.h"
 #include "ops/pointwise/functors.h"
 #include "ops/pointwise.h"
@@ -6,11 +6,6 @@
 namespace evit {
 using namespace pointwise;
 
-Tensor exp(const Tensor& x) { return unary_op(x, ExpOp{}); }
-Tensor log(const Tensor& x) { return unary_op(x, LogOp{}); }
-Tensor sqrt(const Tensor& x) { return unary_op(x, SqrtOp{}); }
-Tensor rsqrt(const Tensor& x) { return unary_op(x, RsqrtOp{}); }
-Tensor abs(const Tensor& x) { return unary_op(x, AbsOp{}); }
 Tensor pow(const Tensor& x, double exponent) { return unary_op(x, PowOp{exponent}); }
 
 }  // namespace evit

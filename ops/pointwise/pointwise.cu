@@ -1,46 +1,22 @@
-// CUDA kernels of the pointwise family: each functor of functors.h, registered once.
+// CUDA kernels of the pointwise family: each functor of ops/pointwise/list.h, registered once.
 #include "ops/iter/pointwise_cuda.cuh"
 #include "ops/pointwise/cuda_slots.h"
 #include "ops/pointwise/functors.h"
+#include "ops/pointwise/list.h"
 
 namespace evit {
 using namespace pointwise;
 
-// activations and math
-EVIT_CUDA_UNARY(ReluOp);
-EVIT_CUDA_UNARY(Relu6Op);
-EVIT_CUDA_UNARY(HardswishOp);
-EVIT_CUDA_UNARY(GeluOp);
-EVIT_CUDA_UNARY(GeluTanhOp);
-EVIT_CUDA_UNARY(SiluOp);
-EVIT_CUDA_UNARY(SigmoidOp);
-EVIT_CUDA_UNARY(TanhOp);
-EVIT_CUDA_UNARY(ExpOp);
-EVIT_CUDA_UNARY(LogOp);
-EVIT_CUDA_UNARY(SqrtOp);
-EVIT_CUDA_UNARY(RsqrtOp);
-EVIT_CUDA_UNARY(AbsOp);
-EVIT_CUDA_UNARY(PowOp);
-EVIT_CUDA_UNARY(ClampOp);
-EVIT_CUDA_UNARY(NegOp);
-
-// binaries with gradients
-EVIT_CUDA_BINARY(MulOp);
-EVIT_CUDA_BINARY(DivOp);
-EVIT_CUDA_BINARY(MaximumOp);
-EVIT_CUDA_BINARY(MinimumOp);
-
-// forward-only binaries
-EVIT_CUDA_BINARY_FORWARD(AddOp);
-EVIT_CUDA_BINARY_FORWARD(SubOp);
-EVIT_CUDA_BINARY_FORWARD(EqOp);
-EVIT_CUDA_BINARY_FORWARD(NeOp);
-EVIT_CUDA_BINARY_FORWARD(LtOp);
-EVIT_CUDA_BINARY_FORWARD(LeOp);
-EVIT_CUDA_BINARY_FORWARD(GtOp);
-EVIT_CUDA_BINARY_FORWARD(GeOp);
-EVIT_CUDA_BINARY_FORWARD(AddScaledInplaceOp);
-EVIT_CUDA_BINARY_FORWARD(MulInplaceOp);
+// Every functor of ops/pointwise/list.h, registered from the list itself.
+#define EVIT_CUDA_UNARY_ENTRY(fn, Op) EVIT_CUDA_UNARY(Op);
+#define EVIT_CUDA_UNARY_FUNCTOR(Op) EVIT_CUDA_UNARY(Op);
+#define EVIT_CUDA_BINARY_FUNCTOR(Op) EVIT_CUDA_BINARY(Op);
+#define EVIT_CUDA_FORWARD_BINARY_FUNCTOR(Op) EVIT_CUDA_BINARY_FORWARD(Op);
+EVIT_POINTWISE_ACTIVATIONS(EVIT_CUDA_UNARY_ENTRY)
+EVIT_POINTWISE_MATH(EVIT_CUDA_UNARY_ENTRY)
+EVIT_POINTWISE_OTHER_UNARY_FUNCTORS(EVIT_CUDA_UNARY_FUNCTOR)
+EVIT_POINTWISE_BINARY_FUNCTORS(EVIT_CUDA_BINARY_FUNCTOR)
+EVIT_POINTWISE_FORWARD_BINARY_FUNCTORS(EVIT_CUDA_FORWARD_BINARY_FUNCTOR)
 
 namespace {
 void where_launch(const Tensor& y, const Tensor& cond, const Tensor& a, const Tensor& b) {
