@@ -1,6 +1,7 @@
 #include "core/parallel.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -16,6 +17,9 @@ namespace evit {
 namespace {
 
 thread_local bool t_in_parallel = false;
+
+// How long an idle worker keeps watching for the next job before it sleeps.
+constexpr auto kSpinBeforeSleep = std::chrono::microseconds(100);
 
 // A job: a range split into fixed chunks that threads claim through an atomic counter.
 struct Job {
@@ -54,6 +58,7 @@ class ThreadPool {
     stop_all();
     num_threads_ = n;
     stop_ = false;
+    stop_flag_ = false;
     for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this] { worker_loop(); });
   }
 
@@ -80,6 +85,15 @@ class ThreadPool {
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
+      // Kernels come in quick succession (a forward pass is hundreds of parallel_for calls), and
+      // waking a sleeping thread costs tens of microseconds: watch for the next job a little
+      // while before sleeping.
+      lock.unlock();
+      const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+      for (int i = 1; generation_.load(std::memory_order_acquire) == seen && !stop_flag_.load(std::memory_order_relaxed);
+           ++i)
+        if (i % 64 == 0 && std::chrono::steady_clock::now() > spin_until) break;
+      lock.lock();
       cv_.wait(lock, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
       if (stop_) return;
       seen = generation_;
@@ -99,6 +113,7 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
+      stop_flag_ = true;
     }
     cv_.notify_all();
     for (auto& w : workers_) w.join();
@@ -110,7 +125,8 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_, idle_cv_;
   Job* job_ = nullptr;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // written under mu_, read without it while spinning
+  std::atomic<bool> stop_flag_{false};     // stop_, for the spinning read
   int active_ = 0;
   bool stop_ = false;
 };

@@ -3,11 +3,13 @@
 // Split rules (all functions of M, N, K):
 // - Small products (fewer than kSerialMacs multiply-adds) are one OpenBLAS call: the pool's
 //   wake-up would cost more than it saves.
-// - Otherwise C is cut into near-equal tiles of at most kTileM rows and kTileN columns (more
-//   columns when K is short, so a tile has about kTileMacs multiply-adds), rounded to multiples
-//   of 16 so OpenBLAS's micro-kernels see full panels. Each tile repacks its A rows and B
-//   columns; with tiles this large that is under 1% of the tile's flops.
-// - When that gives fewer than kMinTasks tiles but K is long (weight gradients: a small C summed
+// - Otherwise the product becomes `tasks` pieces: one per kTaskMacs of work for large products,
+//   and up to kMediumTasks pieces of at least kMinTaskMacs for medium ones (so two or more threads
+//   share them). Fewer, larger pieces measured faster than many small ones: every piece repacks
+//   its rows of A and columns of B, and OpenBLAS's own blocking works best on large panels.
+// - C is cut into tiles_m x tiles_n ≈ tasks tiles in proportion to its sides (multiples of 16, so
+//   OpenBLAS's micro-kernels see full panels).
+// - When C is too small for that many tiles but K is long (weight gradients: a small C summed
 //   over many pixels), K is cut into chunks of at least kMinKChunk. Chunk j > 0 writes its
 //   partial product to its own buffer, and the buffers are added to C in order 1, 2, ...
 #include "ops/linalg/gemm.h"
@@ -15,6 +17,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/parallel.h"
@@ -22,11 +25,10 @@
 namespace evit::detail {
 namespace {
 
-constexpr int64_t kTileM = 256;
-constexpr int64_t kTileN = 256;
-constexpr int64_t kTileMacs = int64_t{1} << 23;
-constexpr int64_t kSerialMacs = int64_t{1} << 20;
-constexpr int64_t kMinTasks = 8;
+constexpr int64_t kSerialMacs = int64_t{1} << 20;    // below: one call, no pool wake-up
+constexpr int64_t kTaskMacs = int64_t{1} << 25;      // a large product gets one task per this much work
+constexpr int64_t kMinTaskMacs = int64_t{1} << 21;   // a medium one is split down to tasks of this size,
+constexpr int64_t kMediumTasks = 4;                  // into at most this many
 constexpr int64_t kMinKChunk = 512;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -101,16 +103,20 @@ void tiled_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
 }  // namespace
 
 GemmSplit gemm_split(int64_t M, int64_t N, int64_t K) {
+  const int64_t macs = M * N * K;
+  if (macs < kSerialMacs) return {M, N, 1, 1, K, 1};
+  const int64_t tasks = std::max(ceil_div(macs, kTaskMacs), std::min(kMediumTasks, macs / kMinTaskMacs));
   GemmSplit s;
-  if (M * N * K < kSerialMacs) return {M, N, 1, 1, K, 1};
-  split_dim(M, kTileM, s.tile_m, s.tiles_m);
-  // Short K: widen the tiles so each call still has enough work to pay for its packing.
-  const int64_t widest = std::max(kTileN, round_up(kTileMacs / std::max<int64_t>(1, s.tile_m * K), 16));
-  split_dim(N, widest, s.tile_n, s.tiles_n);
+  // Tiles of C in proportion to its sides, no narrower than 16 in either.
+  const double ratio = std::sqrt(static_cast<double>(tasks) * static_cast<double>(N) / static_cast<double>(M));
+  const int64_t want_n = std::clamp<int64_t>(std::llround(ratio), 1, std::max<int64_t>(1, N / 16));
+  const int64_t want_m = std::clamp<int64_t>(ceil_div(tasks, want_n), 1, std::max<int64_t>(1, M / 16));
+  split_dim(M, ceil_div(M, want_m), s.tile_m, s.tiles_m);
+  split_dim(N, ceil_div(N, want_n), s.tile_n, s.tiles_n);
   s.k_chunk = K, s.k_chunks = 1;
   const int64_t tiles = s.tiles_m * s.tiles_n;
-  if (tiles < kMinTasks && K >= 2 * kMinKChunk) {
-    const int64_t chunks = std::min(K / kMinKChunk, ceil_div(kMinTasks, tiles));
+  if (tiles < tasks && K >= 2 * kMinKChunk) {
+    const int64_t chunks = std::min(K / kMinKChunk, ceil_div(tasks, tiles));
     s.k_chunk = round_up(ceil_div(K, chunks), 16);
     s.k_chunks = ceil_div(K, s.k_chunk);
   }
