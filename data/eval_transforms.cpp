@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "data/image.h"
-#include "ops/resize.h"
+#include "data/resize_u8.h"
 #include "ops/shape.h"
 
 namespace evit::data {
@@ -15,26 +15,6 @@ Image as_u8(const Sample& s) {
   EVIT_CHECK(s.input.dim() == 3 && s.input.size(0) == 3, "evaluation transform: expected a [3,H,W] image for '", s.id,
              "', got ", s.input.desc());
   return chw_float_to_image(s.input);
-}
-
-// PROVISIONAL stand-ins until data/resize_u8 lands (float bicubic, not yet the libraries' 8-bit arithmetic).
-Image resize_bicubic_opencv(const Image& img, int64_t h, int64_t w) {
-  Tensor x = unsqueeze(image_to_chw_float(img), 0);
-  return chw_float_to_image(squeeze(interpolate(x, {h, w}, {}, InterpolateMode::bicubic, false), 0));
-}
-Image resize_bicubic_pil(const Image& img, int64_t h, int64_t w) { return resize_bicubic_opencv(img, h, w); }
-std::pair<int64_t, int64_t> ade20k_eval_size(int64_t h, int64_t w, int64_t crop) {
-  const bool tall = h > w;
-  const int64_t s = std::min(h, w), l = std::max(h, w);
-  const int64_t L = static_cast<int64_t>(std::ceil(double(l) * crop / s / 32)) * 32;
-  return tall ? std::pair{L, crop} : std::pair{crop, L};
-}
-std::pair<int64_t, int64_t> torchvision_resize_size(int64_t h, int64_t w, int64_t size) {
-  if (h <= w) return {size, static_cast<int64_t>(double(size) * w / h)};
-  return {static_cast<int64_t>(double(size) * h / w), size};
-}
-std::pair<int64_t, int64_t> center_crop_offsets(int64_t h, int64_t w, int64_t size) {
-  return {std::llround((h - size) / 2.0), std::llround((w - size) / 2.0)};
 }
 
 }  // namespace

@@ -59,11 +59,7 @@ TEST_CASE("Cityscapes layout: images, labels mapped to trainIds, sorted order", 
 
 TEST_CASE("the Cityscapes sample's labelIds map to its labelTrainIds", "[data]") {
   std::string shared = test::shared_data_dir();
-  if (shared.empty()) {
-    WARN("skipped: ../shared/data not found");
-    SUCCEED();
-    return;
-  }
+  if (shared.empty()) return test::skip(test::no_shared_data("the Cityscapes sample check"));
   auto ds = data::cityscapes(shared + "/cityscapes_samples", "val");
   REQUIRE(ds->size() == 1);
   data::Sample s = ds->load(0);
@@ -209,11 +205,7 @@ TEST_CASE("mixup and cutmix keep soft targets normalised", "[data]") {
 
 TEST_CASE("the ImageNet samples load with classes in sorted wnid order", "[data]") {
   std::string shared = test::shared_data_dir();
-  if (shared.empty()) {
-    WARN("skipped: ../shared/data not found");
-    SUCCEED();
-    return;
-  }
+  if (shared.empty()) return test::skip(test::no_shared_data("the ImageNet sample check"));
   data::ImageFolderDataset ds(shared + "/imagenet_samples", "val");
   REQUIRE(ds.classes().size() == 100);
   REQUIRE(std::is_sorted(ds.classes().begin(), ds.classes().end()));

@@ -166,11 +166,7 @@ TEST_CASE("image tensor conversions", "[image]") {
 
 TEST_CASE("shared codec samples: PNG and JPEG decodes match PIL", "[image]") {
   const std::string root = test::shared_data_dir();
-  if (root.empty()) {
-    WARN("codec sample checks skipped: ../shared/data not found");
-    SUCCEED();
-    return;
-  }
+  if (root.empty()) return test::skip(test::no_shared_data("codec sample checks"));
   const std::string dir = root + "/codec_samples";
   const TensorMap& g = test::golden("image");
   int checked = 0;
@@ -270,11 +266,7 @@ TEST_CASE("jpeg: truncated and corrupt streams are errors", "[image]") {
   REQUIRE_THROWS_WITH(decode_jpeg_bytes("not a jpeg", "nj.jpg"),
                       Catch::Contains("nj.jpg") && Catch::Contains("not a JPEG"));
   const std::string root = test::shared_data_dir();
-  if (root.empty()) {
-    WARN("JPEG truncation checks on real files skipped: ../shared/data not found");
-    SUCCEED();
-    return;
-  }
+  if (root.empty()) return test::skip(test::no_shared_data("JPEG truncation checks on real files"));
   for (const char* f : {"flower_small.q85_420_non_interleaved.jpg",
                         "flower.png.im_q85_420_progr.jpg", "flower.png.im_q85_420_R13B.jpg",
                         "flower.png.im_q85_gray.jpg"}) {

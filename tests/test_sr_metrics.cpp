@@ -129,11 +129,7 @@ struct Expected {
 
 TEST_CASE("bicubic baselines reproduce the published Set5 / Set14 numbers", "[srmetrics]") {
   const std::string root = test::shared_data_dir();
-  if (root.empty()) {
-    WARN("Set5/Set14 bicubic baselines skipped: ../shared/data not found");
-    SUCCEED();
-    return;
-  }
+  if (root.empty()) return test::skip(test::no_shared_data("Set5/Set14 bicubic baselines"));
   const Expected table[] = {
       {"set5", 2, 33.66, 0.9299, 33.66, 0.9299},
       {"set5", 4, 28.42, 0.8104, 28.42, 0.8104},
@@ -170,11 +166,7 @@ TEST_CASE("RGB protocol scores (model outputs)", "[srmetrics]") {
   REQUIRE_THROWS_WITH(score_sr_rgb(hr, zeros({3, 24, 21}, DType::f64), 2),
                       Catch::Contains("shapes differ"));
   const std::string root = test::shared_data_dir();
-  if (root.empty()) {
-    WARN("RGB-protocol Set5 check skipped: ../shared/data not found");
-    SUCCEED();
-    return;
-  }
+  if (root.empty()) return test::skip(test::no_shared_data("RGB-protocol Set5 check"));
   // §6.4: the RGB protocol reads Set5 x2 33.69 for bicubic.
   double p = 0;
   int n = 0;

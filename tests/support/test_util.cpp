@@ -1,3 +1,4 @@
+#include <cstdio>
 #include "tests/support/test_util.h"
 
 #include <cmath>
@@ -141,6 +142,16 @@ ThreadCountGuard::~ThreadCountGuard() { set_num_threads(saved); }
 std::string shared_data_dir() {
   std::filesystem::path p(EVIT_SHARED_DATA_DIR);
   return std::filesystem::is_directory(p) ? std::filesystem::canonical(p).string() : "";
+}
+
+void skip(const std::string& reason) {
+  std::printf("EVIT_TEST_SKIPPED: %s\n", reason.c_str());
+  std::fflush(stdout);
+}
+
+std::string no_shared_data(const std::string& what) {
+  return what + " skipped: the sample-data folder " + std::string(EVIT_SHARED_DATA_DIR) +
+         " (../shared/data beside the repository) is absent";
 }
 
 void fill_deterministic(nn::Module& m) {

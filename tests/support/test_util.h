@@ -69,6 +69,11 @@ struct ThreadCountGuard {
 
 // The shared sample-data folder (../shared/data next to the repository), or "" when absent.
 std::string shared_data_dir();
+// Reports the running test as skipped: prints "EVIT_TEST_SKIPPED: <reason>", which ctest counts
+// as a skip (SKIP_REGULAR_EXPRESSION in CMakeLists.txt). The caller returns right after.
+void skip(const std::string& reason);
+// The message for tests that need the sample data: names the folder that is missing.
+std::string no_shared_data(const std::string& what);
 
 // ---- the deterministic parity machinery of spec §8.5 ----
 // Fills every state-dict tensor of `m` (except num_batches_tracked) from its full key:
