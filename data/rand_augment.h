@@ -1,5 +1,5 @@
 // timm's RandAugment ("rand-n{n}-m{m}-mstd{s}-inc1"), the ImageNet recipes' augmentation policy
-// (spec §6.1). timm runs it on the PIL image, i.e. on 8-bit RGB, after RandomResizedCrop and the
+// as the EfficientViT ImageNet recipes use it. timm runs it on the PIL image, i.e. on 8-bit RGB, after RandomResizedCrop and the
 // flip and before ToTensor. Our pipeline holds f32 [3,H,W] images in [0,1] from decoding on, so
 // the transform rounds the image to 0..255, runs the ops on 8-bit HWC pixels with PIL's integer
 // semantics, and converts back: the result is what PIL would give for the rounded image.

@@ -1,4 +1,4 @@
-// Counting multiply-accumulates (MACs) the way the EfficientViT paper does (spec §8): convolutions,
+// Counting multiply-accumulates (MACs) the way the EfficientViT paper does (docs/models.md): convolutions,
 // linear layers and the two matmuls of each linear-attention head; norms, activations, pooling
 // and interpolation are not counted.
 //

@@ -5,7 +5,7 @@
 
 namespace evit {
 
-// ReLU linear attention (LiteMLA, spec §1.10), per batch b and head h:
+// ReLU linear attention (LiteMLA of the EfficientViT paper, arXiv 2205.14756), per batch b and head h:
 //   q' = relu(q), k' = relu(k)
 //   out[:, i] = sum_j v[:, j] (k'[:, j] . q'[:, i]) / (sum_j k'[:, j] . q'[:, i] + eps)
 //

@@ -2,7 +2,7 @@
 // conv2d (dense, grouped and 1x1; not depthwise), conv_transpose2d, linear and matmul — read
 // their f32 operands as f16 or bf16 and run on the tensor cores with f32 accumulation; their
 // outputs stay f32. Everything else (norms, softmax, linear attention, losses, pointwise) keeps
-// computing in f32 as the spec asks (§1.10), and no op ever sees mixed dtypes.
+// computing in f32 as the reference keeps linear attention (its division is ill-conditioned in 16 bits), and no op ever sees mixed dtypes.
 //
 // The decision is taken in the forward pass and captured by the op's backward, so gradients
 // use the same precision whether or not backward() runs inside the guard. CPU tensors are not

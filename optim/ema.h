@@ -1,4 +1,4 @@
-// Exponential moving average of a model's state (spec §6.1):
+// Exponential moving average of a model's state, as the EfficientViT recipes keep it (docs/training.md):
 //
 //   decay_t = decay * (1 - exp(-step / warmup_steps))      (decay_t = decay when warmup_steps = 0)
 //   ema    -= (1 - decay_t) * (ema - model)

@@ -1,10 +1,10 @@
-// Per-step learning-rate schedule of the EfficientViT recipe (spec §6.1): linear warmup, then
+// Per-step learning-rate schedule of the EfficientViT recipe (docs/training.md): linear warmup, then
 // cosine decay.
 //
 //   step <  W:  lr(step) = warmup_lr + (base_lr - warmup_lr) * (step + 1) / W
 //   step >= W:  t = step - W,  lr(step) = min_lr + 0.5 * (base_lr - min_lr) * (1 + cos(pi * t / T))
 //
-// `step` counts optimizer steps from 0 (the lr used by the first update is lr(0)). The spec's
+// `step` counts optimizer steps from 0 (the lr used by the first update is lr(0)). The recipe's
 // recipe is warmup_lr = 0 and min_lr = 0 (warmup "from 0", cosine "to 0"); min_lr is a floor
 // added for other recipes. Past the end (t >= T) the lr stays at min_lr — the reference scheduler
 // would continue the cosine upwards there, which no recipe uses.
@@ -18,7 +18,7 @@ namespace evit::optim {
 struct WarmupCosineOptions {
   double base_lr = 0.0;
   int64_t warmup_steps = 0;  // W >= 0
-  int64_t decay_steps = 1;   // T >= 1: length of the cosine phase (the spec's 300 epochs in steps)
+  int64_t decay_steps = 1;   // T >= 1: length of the cosine phase (the recipe's 300 epochs in steps)
   double warmup_lr = 0.0;
   double min_lr = 0.0;
 };

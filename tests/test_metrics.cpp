@@ -1,4 +1,4 @@
-// Segmentation confusion counts / mIoU (spec §4.1) and top-k accuracy against values worked out
+// Segmentation confusion counts / mIoU and top-k accuracy against values worked out
 // by hand in the comments.
 #include <cmath>
 

@@ -1,4 +1,4 @@
-// SGD, gradient clipping, the warmup + cosine schedule and EMA against PyTorch / the spec's
+// SGD, gradient clipping, the warmup + cosine schedule and EMA against PyTorch / the recipe's
 // formulas (tools/golden/gen_optim_sgd.py -> tests/golden/optim_sgd.safetensors).
 #include <cmath>
 #include <cstdio>
@@ -154,7 +154,7 @@ TEST_CASE("clip_grad_norm is thread-count independent, handles views and non-fin
   REQUIRE_THROWS_WITH(optim::clip_grad_value({q}, -1.0), Catch::Contains("clip_value"));
 }
 
-TEST_CASE("WarmupCosine follows the spec formula and torch's schedulers", "[optim]") {
+TEST_CASE("WarmupCosine follows the recipe's formula and torch's schedulers", "[optim]") {
   for (const char* c : {"sched_spec", "sched_floor"}) {
     INFO(c);
     auto cfg = gt(std::string(c) + ".config").to_vector<double>();

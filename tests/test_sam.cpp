@@ -1,5 +1,5 @@
-// EfficientViT-SAM against the reference: parameter, key and state counts of spec §8.3 and the
-// SAM golden rows of §8.5 (deterministic weights over the full model's keys, sine input).
+// EfficientViT-SAM against the reference: parameter, key and state counts of the reference and the
+// SAM golden rows (deterministic weights over the full model's keys, sine input).
 #include <cmath>
 
 #include "autograd/grad_mode.h"
@@ -18,7 +18,7 @@ int64_t state_numel(const nn::Module& m) {
   return n;
 }
 
-// SAM-L0 with the §8.5 fill and its image embedding of the 512×512 sine input, computed once per
+// SAM-L0 with the deterministic fill and its image embedding of the 512×512 sine input, computed once per
 // process (the encoder forward is ~35 GMACs) and shared by the rows below.
 struct L0Fixture {
   std::shared_ptr<zoo::EfficientViTSam> model;

@@ -1,6 +1,6 @@
 // MATLAB-compatible imresize, BT.601 luma, PSNR/SSIM and the published bicubic SR baselines.
 // Reference values: tools/golden/gen_imresize.py (numpy port of MATLAB's imresize, numpy
-// PSNR/SSIM); the Set5/Set14 numbers are the published bicubic tables (spec §6.4).
+// PSNR/SSIM); the Set5/Set14 numbers are the published bicubic tables.
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -121,7 +121,7 @@ namespace {
 struct Expected {
   const char* set;
   int64_t scale;
-  double psnr, ssim;          // spec §6.4 (Y-plane protocol, measured with the reference toolkit)
+  double psnr, ssim;          // published (Y-plane protocol, measured with the reference toolkit)
   double task_psnr, task_ssim;  // the classic table values quoted in the task
 };
 
@@ -150,7 +150,7 @@ TEST_CASE("bicubic baselines reproduce the published Set5 / Set14 numbers", "[sr
     p /= double(files.size());
     s /= double(files.size());
     INFO(e.set << " x" << e.scale << ": PSNR " << p << " SSIM " << s);
-    // The spec values are given to 2 / 4 decimals: our mean must round to them.
+    // The published values are given to 2 / 4 decimals: our mean must round to them.
     CHECK(std::fabs(p - e.psnr) <= 0.005);
     CHECK(std::fabs(s - e.ssim) <= 0.00005 + 1e-9);
     CHECK(std::fabs(p - e.task_psnr) <= 0.01);
@@ -167,7 +167,7 @@ TEST_CASE("RGB protocol scores (model outputs)", "[srmetrics]") {
                       Catch::Contains("shapes differ"));
   const std::string root = test::shared_data_dir();
   if (root.empty()) return test::skip(test::no_shared_data("RGB-protocol Set5 check"));
-  // §6.4: the RGB protocol reads Set5 x2 33.69 for bicubic.
+  // The RGB protocol reads Set5 x2 33.69 for bicubic.
   double p = 0;
   int n = 0;
   for (const auto& f : fs::directory_iterator(root + "/set5/HR")) {

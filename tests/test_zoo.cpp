@@ -1,5 +1,5 @@
 // The EfficientViT model zoo against the reference: parameter counts and state-dict layouts
-// (spec §8, §9) and the golden forward values of §8.5 (deterministic weights and input).
+// and the golden forward values (deterministic weights and input).
 #include <cmath>
 #include <map>
 

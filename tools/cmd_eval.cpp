@@ -35,7 +35,7 @@ int eval_super_resolution(const EvalOptions& o) {
   const bool bicubic = o.model == "bicubic";
   double psnr = 0, ssim = 0;
   if (bicubic) {
-    // The classic protocol of the published bicubic tables (§6.4): Y plane of the modcropped
+    // The classic protocol of the published bicubic tables: Y plane of the modcropped
     // HR image, MATLAB imresize down and up, 8-bit rounding, `scale` border.
     for (auto& f : files) {
       SrScore s = bicubic_baseline_y(read_image(f), o.scale);

@@ -44,8 +44,17 @@ stage "build (CUDA arch $arch)"
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEVIT_CUDA=ON -DEVIT_CUDA_ARCHS="$arch" \
   "${prefix_args[@]}" > build-gpu.configure.log 2>&1 || { cat build-gpu.configure.log; exit 1; }
 grep -E "CUDA backend" build-gpu.configure.log
-cmake --build build-gpu -j"$(nproc)" --target evit_tests bench_models 2>&1 | grep -E "error|warning: .*cu|Error" | head -50
-[ -x build-gpu/evit_tests ] && [ -x build-gpu/bench_models ] || { echo "build failed"; exit 1; }
+# An old binary must never stand in for a failed build: remove them first, and fail on the
+# build's own exit status.
+rm -f build-gpu/evit_tests build-gpu/bench_models
+cmake --build build-gpu -j"$(nproc)" --target evit_tests bench_models > build-gpu.build.log 2>&1
+build_rc=$?
+grep -E "error|warning: .*cu|Error" build-gpu.build.log | head -50
+if [ $build_rc -ne 0 ] || [ ! -x build-gpu/evit_tests ] || [ ! -x build-gpu/bench_models ]; then
+  tail -30 build-gpu.build.log
+  echo "gpu_check: FAILED: the CUDA build failed (exit $build_rc; full log build-gpu.build.log)"
+  exit 1
+fi
 
 stage "CUDA tests"
 timeout 300 ./build-gpu/evit_tests "[cuda]" --durations yes > cuda_tests.log 2>&1

@@ -1,6 +1,6 @@
 // Evaluation metrics accumulated over a whole validation set.
 //
-// Segmentation (spec §4.1): for every pixel whose label is not the ignore index, count per class
+// Segmentation (the official evaluation's counting, docs/training.md): for every pixel whose label is not the ignore index, count per class
 // P_c (#pred == c), G_c (#label == c) and I_c (#pred == label == c). Counts are summed over the
 // whole set (not averaged per image); U_c = P_c + G_c - I_c, IoU_c = I_c / U_c,
 // mIoU = 100 * mean_c IoU_c. Predictions on ignored pixels are not counted.
@@ -39,7 +39,7 @@ class SegConfusion {
   std::vector<double> iou() const;
   // 100 * mean of the per-class IoU over all classes. A class with U_c = 0 has no IoU and is left
   // out of the mean (on the Cityscapes / ADE20K val sets every class occurs, so this is the
-  // spec's mean over all classes); NaN when no pixel was counted.
+  // official mean over all classes); NaN when no pixel was counted.
   double miou() const;
   // 100 * sum_c I_c / sum_c G_c: the share of counted pixels predicted correctly.
   double pixel_accuracy() const;

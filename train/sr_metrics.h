@@ -1,11 +1,11 @@
-// Super-resolution metrics as published SR tables compute them (spec §6.3, §6.4).
+// Super-resolution metrics as published SR tables compute them (docs/training.md).
 //
 // Low level: psnr() and ssim() on two planes of 0..255 values (f32/f64 [H,W]) after cropping
 // `border` pixels on every side. SSIM is Wang et al.'s: 11x11 Gaussian window (sigma 1.5,
 // normalised), 'valid' filtering (no padding), K1 = 0.01, K2 = 0.03, L = data_range, the mean
 // of the SSIM map, no downsampling.
 //
-// Two protocols (§6.4 — they differ by 0.01-0.1 dB, so callers pick one by name):
+// Two protocols (they differ by 0.01-0.1 dB, so callers pick one by name):
 // - Y-plane protocol (the classic MATLAB bicubic tables): y_plane_u8 gives the rounded 8-bit Y
 //   of the modcropped HR image (gray images: their gray plane); bicubic_baseline_y resizes that
 //   plane down by 1/s and up by s with MATLAB imresize, rounds to 8 bits and scores it.

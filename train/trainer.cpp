@@ -188,7 +188,7 @@ double Trainer::train_one_step() {
   model_->train();
   Tensor input = b.input, target = b.target;
   if (const auto& sizes = rc_.data.multires_sizes; task_ == Task::classification && !sizes.empty()) {
-    // Multi-resolution training (spec §6.1): one size per batch, drawn from a generator seeded
+    // Multi-resolution training (docs/training.md): one size per batch, drawn from a generator seeded
     // by the step so that a resumed run draws the same sizes.
     Generator g = data::sample_generator(t.seed ^ 0x6d756c7469ull, step_, 0);
     const int64_t size = sizes[g.next_u64() % sizes.size()];
@@ -197,13 +197,13 @@ double Trainer::train_one_step() {
   }
   const bool bce = task_ == Task::classification && t.loss == "bce";
   if (task_ == Task::classification && (bce || t.mixup_alpha > 0 || t.cutmix_alpha > 0)) {
-    // Soft targets: smoothed one-hot, then mixup or cutmix (spec §6.1).
+    // Soft targets: smoothed one-hot, then mixup or cutmix (docs/training.md).
     Generator g = data::sample_generator(t.seed ^ 0x6d6978ull, step_, 0);
     auto mixed = data::mix_batch(input, target, num_classes_, t.mixup_alpha, t.cutmix_alpha, t.label_smoothing, g);
     input = mixed.input, target = mixed.soft_target;
   }
   if (const double p = t.drop_path; p > 0) {
-    // Stochastic depth grows with training progress: 0 during warmup, p at the end (spec §6.1).
+    // Stochastic depth grows with training progress: 0 during warmup, p at the end (docs/training.md).
     const int64_t warm = schedule_->options().warmup_steps;
     const double progress = total_steps_ > warm ? std::max(0.0, double(step_ - warm) / double(total_steps_ - warm)) : 1.0;
     zoo::set_drop_path(*model_, p, t.drop_path_skip, progress);
@@ -219,7 +219,7 @@ double Trainer::train_one_step() {
                     : task_loss(task_, output, target, t.label_smoothing, rc_.data.ignore_index);
   if (const double w = t.mesa_weight;
       w > 0 && task_ == Task::classification && static_cast<double>(step_) >= t.mesa_start * total_steps_) {
-    // MESA (spec §6.1): distil from the EMA model's sigmoid outputs on the same batch.
+    // MESA (docs/training.md): distil from the EMA model's sigmoid outputs on the same batch.
     EVIT_CHECK(ema_ != nullptr, "config.train.mesa_weight needs ema.enabled = true");
     if (!ema_model_) {
       ema_model_ = zoo::create_model(rc_.model.name, num_classes_);

@@ -1,4 +1,4 @@
-// EfficientViT backbones (spec §2): the B series (EfficientViTBackbone: input_stem + 4 stages)
+// EfficientViT backbones (docs/models.md): the B series (EfficientViTBackbone: input_stem + 4 stages)
 // and the L/XL series (EfficientViTLargeBackbone: stages only). forward_features returns the
 // named features "input", "stage0", ..., "stage_final".
 #pragma once

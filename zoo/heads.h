@@ -1,4 +1,4 @@
-// Task heads (spec §3, §4): ClsHead (conv, global pool, Linear+LN, classifier) and SegHead (the
+// Task heads (docs/models.md): ClsHead (conv, global pool, Linear+LN, classifier) and SegHead (the
 // DAG head: per-feature input ops summed, a middle of residual blocks, output ops).
 #pragma once
 #include "zoo/backbone.h"

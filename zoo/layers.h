@@ -1,4 +1,4 @@
-// The basic layers of the EfficientViT reference code (spec §1.1–1.4), with its attribute names:
+// The basic layers of the EfficientViT reference code (docs/models.md), with its attribute names:
 // ConvLayer {dropout, conv, norm, act}, LinearLayer {dropout, linear, norm, act},
 // OpSequential {op_list}, ResidualBlock {main, shortcut}.
 #pragma once
@@ -93,7 +93,7 @@ class ResidualBlock : public nn::Module {
   std::shared_ptr<nn::Module> main_, shortcut_;
 };
 
-// Stochastic depth as the reference recipe sets it (spec §6.1): every ResidualBlock with an
+// Stochastic depth as the reference recipe sets it (docs/training.md): every ResidualBlock with an
 // identity shortcut under `backbone.stages`, after skipping the first `skip`, gets
 // p·(i+1)/N·factor for i = 0..N-1 (factor: training progress, 0 during warmup -> 1 at the end).
 // Returns the number of blocks it set.

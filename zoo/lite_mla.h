@@ -1,4 +1,4 @@
-// LiteMLA (multi-scale ReLU linear attention, spec §1.10) and EfficientViTBlock (§1.11).
+// LiteMLA (multi-scale ReLU linear attention, arXiv 2205.14756) and EfficientViTBlock.
 #pragma once
 #include <vector>
 

@@ -1,6 +1,6 @@
-// The convolutional blocks of EfficientViT (spec §1.5–1.9). Each takes per-conv bias, norm and
+// The convolutional blocks of EfficientViT (the reference code's DSConv, MBConv, FusedMBConv, ResBlock; docs/models.md). Each takes per-conv bias, norm and
 // activation settings, as the reference does; make_local_block() applies the "normal" and
-// "fewer_norm" patterns of §1.9.
+// "fewer_norm" patterns of the reference code.
 #pragma once
 #include <array>
 

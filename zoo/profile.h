@@ -1,4 +1,4 @@
-// Parameters and MACs of a model on an input size, counted as spec §8 defines them.
+// Parameters and MACs of a model on an input size, counted as the EfficientViT paper counts them (docs/models.md).
 #pragma once
 #include "zoo/models.h"
 

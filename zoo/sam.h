@@ -1,6 +1,6 @@
-// EfficientViT-SAM (spec §5): the image encoder (L/XL backbone -> SamNeck -> LayerNorm2d), and the
+// EfficientViT-SAM (arXiv 2402.05008; docs/models.md): the image encoder (L/XL backbone -> SamNeck -> LayerNorm2d), and the
 // Segment Anything prompt encoder and mask decoder (two-way transformer), with the reference
-// attribute names so that state-dict keys equal the released checkpoints' (spec §9).
+// attribute names so that state-dict keys equal the released checkpoints'.
 //
 // Prompts live in the 1024×1024 input frame (also for the 512-input L models); the decoder
 // returns low-resolution mask logits (256×256) and IoU predictions.
@@ -28,7 +28,7 @@ struct SamNeckConfig {
   std::string act = "gelu";
 };
 
-// The DAG head of spec §1.12/§5.1: per feature a 1×1 ConvLayer + bicubic resize to size×size,
+// The DAG head of the reference SAM neck: per feature a 1×1 ConvLayer + bicubic resize to size×size,
 // summed; `middle` residual FusedMBConvs; output 1×1 conv with bias.
 class SamNeck : public nn::Module {
  public:

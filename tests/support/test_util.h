@@ -75,7 +75,7 @@ void skip(const std::string& reason);
 // The message for tests that need the sample data: names the folder that is missing.
 std::string no_shared_data(const std::string& what);
 
-// ---- the deterministic parity machinery of spec §8.5 ----
+// ---- the deterministic parity machinery (the same fill in tools/reference/) ----
 // Fills every state-dict tensor of `m` (except num_batches_tracked) from its full key:
 // phi(K) = 2π·((Σ (i+1)·byte_i) mod 9973)/9973, s_j = sin(0.37 j + phi) in f64, then
 // running_mean 0.05 s, running_var 1 + 0.25 (s+1), ≥2-D s/√(numel/shape[0]), other 1-D weight

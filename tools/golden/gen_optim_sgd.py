@@ -4,7 +4,7 @@ Run: /usr/bin/python3 tools/golden/gen_optim_sgd.py  (writes tests/golden/optim_
 - sgd_<case>: torch.optim.SGD over five steps on two parameters with fixed gradients; parameter
   "b" has no gradient at step 0 (its momentum buffer is created one step later, as torch does).
 - clip_norm_* / clip_value: torch.nn.utils.clip_grad_norm_ (norm_type 2) / clip_grad_value_.
-- sched_*: the spec §6.1 warmup + cosine formula computed in plain Python, and the same schedule
+- sched_*: the recipe's warmup + cosine formula computed in plain Python, and the same schedule
   built from torch's own schedulers (LinearLR warmup then CosineAnnealingLR via SequentialLR);
   the script checks that both agree before writing.
 - ema: the reference EMA rule over a Conv2d + BatchNorm2d model's float state for a sequence of
@@ -77,7 +77,7 @@ for i, p in enumerate(ps):
 
 # ---------------------------------------------------------------- schedule
 def spec_lr(step, base_lr, warmup, decay, warmup_lr=0.0, min_lr=0.0):
-    """Spec §6.1: linear warmup lr*(step+1)/W, then cosine 0.5*lr*(1+cos(pi*t/T)) to the floor."""
+    """The recipe: linear warmup lr*(step+1)/W, then cosine 0.5*lr*(1+cos(pi*t/T)) to the floor."""
     if step < warmup:
         return warmup_lr + (base_lr - warmup_lr) * (step + 1) / warmup
     t = step - warmup

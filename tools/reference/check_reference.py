@@ -90,7 +90,7 @@ STAGE_SUMS = {
            (-594.908, 85775.9)],
 }
 
-# The spec prints 6 significant digits; fp32 results of a different summation order agree to
+# The reference values have 6 significant digits; fp32 results of a different summation order agree to
 # ~1e-5 relative. Sums with heavy cancellation (|sum| << sum|y|) are compared with an absolute
 # tolerance scaled by sum|y| instead, since their relative error is amplified.
 RTOL = 1e-4

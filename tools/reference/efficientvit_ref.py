@@ -643,7 +643,7 @@ def key_phase(key):
 
 
 def golden_fill(module, prefix=""):
-    """Fills every state-dict tensor of `module` in place with the spec 8.5 pattern; `prefix`
+    """Fills every state-dict tensor of `module` in place with the deterministic parity pattern (tests/support/test_util.h); `prefix`
     is prepended to the keys before hashing (for sub-modules tested as part of a bigger model)."""
     sd = module.state_dict()
     with torch.no_grad():
