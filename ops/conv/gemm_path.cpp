@@ -145,6 +145,23 @@ void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db) {
   }
 }
 
+// Calls fn(n, gr) for every image n and group gr of a 1×1 convolution whose per-group product is
+// M x N x K. A grouped 1×1 convolution is many products too small to split (detail::gemm_split),
+// so its groups run side by side; each call writes only its own slice, and within a group the
+// images keep their order, so results do not depend on the thread count.
+template <class Fn>
+void for_each_image_group(const Geom& g, int64_t M, int64_t N, int64_t K, Fn&& fn) {
+  if (g.groups > 1 && detail::gemm_split(M, N, K).tasks() == 1) {
+    parallel_for(0, g.groups, 1, [&](int64_t b, int64_t e) {
+      for (int64_t gr = b; gr < e; ++gr)
+        for (int64_t n = 0; n < g.N; ++n) fn(n, gr);
+    });
+    return;
+  }
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t gr = 0; gr < g.groups; ++gr) fn(n, gr);
+}
+
 template <class T>
 void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
@@ -159,6 +176,13 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
       for (int64_t p = b; p < e; ++p) std::fill(y + p * OHW, y + (p + 1) * OHW, bias[p % g.O]);
     });
   }
+  if (pw && Kr > 0) {
+    for_each_image_group(g, Og, OHW, Cg, [&](int64_t n, int64_t gr) {
+      detail::gemm(false, false, Og, OHW, Cg, T(1), w + gr * Og * Kr, Cg, x + n * g.C * HW + gr * Cg * HW, HW, beta,
+                   y + n * g.O * OHW + gr * Og * OHW, OHW);
+    });
+    return;
+  }
   for (int64_t n = 0; n < g.N; ++n) {
     const T* xn = x + n * g.C * HW;
     T* yn = y + n * g.O * OHW;
@@ -167,10 +191,6 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
       T* yg = yn + gr * Og * OHW;
       if (Kr == 0) {
         if (!bias) std::fill(yg, yg + Og * OHW, T(0));
-        continue;
-      }
-      if (pw) {
-        detail::gemm(false, false, Og, OHW, Cg, T(1), wg, Cg, xn + gr * Cg * HW, HW, beta, yg, OHW);
         continue;
       }
       for (int64_t oh0 = 0; oh0 < g.OH; oh0 += crows) {
@@ -192,16 +212,19 @@ void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx) {
   if (Og == 0) return;
   const int64_t crows = chunk_rows(g);
   std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
+  if (pw) {
+    for_each_image_group(g, Cg, HW, Og, [&](int64_t n, int64_t gr) {
+      detail::gemm(true, false, Cg, HW, Og, T(1), w + gr * Og * Kr, Cg, dy + n * g.O * OHW + gr * Og * OHW, OHW, T(0),
+                   dx + n * g.C * HW + gr * Cg * HW, HW);
+    });
+    return;
+  }
   for (int64_t n = 0; n < g.N; ++n) {
     const T* dyn = dy + n * g.O * OHW;
     T* dxn = dx + n * g.C * HW;
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       const T* wg = w + gr * Og * Kr;
       const T* dyg = dyn + gr * Og * OHW;
-      if (pw) {
-        detail::gemm(true, false, Cg, HW, Og, T(1), wg, Cg, dyg, OHW, T(0), dxn + gr * Cg * HW, HW);
-        continue;
-      }
       for (int64_t oh0 = 0; oh0 < g.OH; oh0 += crows) {
         const int64_t rows = std::min(crows, g.OH - oh0), cols = rows * g.OW;
         detail::gemm(true, false, Kr, cols, Og, T(1), wg, Kr, dyg + oh0 * g.OW, OHW, T(0),
@@ -222,16 +245,19 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
   if (Kr == 0 || OHW == 0) return;
   const int64_t crows = chunk_rows(g);
   std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
+  if (pw) {
+    for_each_image_group(g, Og, Cg, OHW, [&](int64_t n, int64_t gr) {
+      detail::gemm(false, true, Og, Cg, OHW, T(1), dy + n * g.O * OHW + gr * Og * OHW, OHW, x + n * g.C * HW + gr * Cg * HW,
+                   HW, T(1), dw + gr * Og * Kr, Cg);
+    });
+    return;
+  }
   for (int64_t n = 0; n < g.N; ++n) {
     const T* xn = x + n * g.C * HW;
     const T* dyn = dy + n * g.O * OHW;
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       const T* dyg = dyn + gr * Og * OHW;
       T* dwg = dw + gr * Og * Kr;
-      if (pw) {
-        detail::gemm(false, true, Og, Cg, OHW, T(1), dyg, OHW, xn + gr * Cg * HW, HW, T(1), dwg, Cg);
-        continue;
-      }
       for (int64_t oh0 = 0; oh0 < g.OH; oh0 += crows) {
         const int64_t rows = std::min(crows, g.OH - oh0), cols = rows * g.OW;
         im2col(g, xn + gr * Cg * HW, oh0, rows, col.data());
