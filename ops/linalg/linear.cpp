@@ -56,6 +56,64 @@ void linear_forward_cuda(const Tensor& x, const Tensor& w, const Tensor& y, int6
   linalg_gemm_cuda(DeviceGemm::single(false, mb.trans, R, out, in, in, mb.ld, out, beta), x, w, y);
 }
 
+// CUDA backward: dx = g·w and dw = gᵀ·x as cuBLAS GEMMs (16-bit operands under autocast, as the
+// forward chose), db as column sums of g.
+std::vector<Tensor> linear_backward_cuda(const Tensor& g, const Tensor& x, const Tensor& w, std::optional<DType> ac,
+                                         int64_t R, int64_t in, int64_t out, bool need_x, bool need_w, bool need_b) {
+  Tensor gx, gw, gb;
+  const Tensor gc = detail::gemm_operand(g, ac);
+  if (need_x) {
+    gx = empty(x.sizes(), {x.dtype(), x.device()});
+    // dx[R, in] = g[R, out] · w[out, in] (out == 0: the GEMM writes zeros)
+    const Tensor wc = detail::gemm_operand(w, ac);
+    detail::BlasMatrix mw = detail::blas_matrix(out, in, wc.stride(0), wc.stride(1));
+    EVIT_INTERNAL_ASSERT(mw.ok);
+    linalg_gemm_cuda(DeviceGemm::single(false, mw.trans, R, in, out, out, mw.ld, in), gc, wc, gx);
+  }
+  if (need_w) {
+    gw = empty({out, in}, {x.dtype(), x.device()});
+    // dw[out, in] = gᵀ[out, R] · x[R, in] (R == 0: zeros)
+    linalg_gemm_cuda(DeviceGemm::single(true, false, out, in, R, out, in, in), gc,
+                     detail::gemm_operand(x, ac), gw);
+  }
+  if (need_b) {
+    gb = empty({out}, {x.dtype(), x.device()});
+    linalg_column_sums_cuda(reshape(g, {R, out}), gb);
+  }
+  return {gx, gw, gb};
+}
+
+// CPU backward: dx = g·w and dw = gᵀ·x through the deterministic GEMM driver, db as column sums
+// of g in a fixed row order.
+template <class T>
+std::vector<Tensor> linear_backward_cpu(const Tensor& g, const Tensor& x, const Tensor& w, int64_t R, int64_t in,
+                                        int64_t out, bool need_x, bool need_w, bool need_b) {
+  Tensor gx, gw, gb;
+  if (need_x) {
+    gx = empty(x.sizes(), {x.dtype(), x.device()});
+    // dx[R, in] = g[R, out] · w[out, in]
+    detail::BlasMatrix mw = detail::blas_matrix(out, in, w.stride(0), w.stride(1));
+    if (out == 0) fill_(gx, 0.0);
+    else detail::gemm(false, mw.trans, R, in, out, T(1), g.data_ptr<T>(), out,
+                 w.data_ptr<T>(), mw.ld, T(0), gx.data_ptr<T>(), in);
+  }
+  if (need_w) {
+    gw = empty({out, in}, {x.dtype(), x.device()});
+    // dw[out, in] = gᵀ[out, R] · x[R, in]
+    if (R == 0) {
+      fill_(gw, 0.0);
+    } else {
+      detail::gemm(true, false, out, in, R, T(1), g.data_ptr<T>(), out, x.data_ptr<T>(),
+                   in, T(0), gw.data_ptr<T>(), in);
+    }
+  }
+  if (need_b) {
+    gb = empty({out}, {x.dtype(), x.device()});
+    column_sums<T>(g.data_ptr<T>(), gb.data_ptr<T>(), R, out);
+  }
+  return {gx, gw, gb};
+}
+
 }  // namespace
 
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
@@ -114,55 +172,13 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
         Tensor g = ctx.grad_output(0).contiguous();
         const Tensor& x = ctx.saved(0);
         const Tensor& w = ctx.saved(1);
-        Tensor gx, gw, gb;
-        if (g.device().is_cuda()) {
-          const Tensor gc = detail::gemm_operand(g, ac);
-          if (ctx.needs_input_grad(0)) {
-            gx = empty(x.sizes(), {x.dtype(), x.device()});
-            // dx[R, in] = g[R, out] · w[out, in] (out == 0: the GEMM writes zeros)
-            const Tensor wc = detail::gemm_operand(w, ac);
-            detail::BlasMatrix mw = detail::blas_matrix(out, in, wc.stride(0), wc.stride(1));
-            EVIT_INTERNAL_ASSERT(mw.ok);
-            linalg_gemm_cuda(DeviceGemm::single(false, mw.trans, R, in, out, out, mw.ld, in), gc, wc, gx);
-          }
-          if (ctx.needs_input_grad(1)) {
-            gw = empty({out, in}, {x.dtype(), x.device()});
-            // dw[out, in] = gᵀ[out, R] · x[R, in] (R == 0: zeros)
-            linalg_gemm_cuda(DeviceGemm::single(true, false, out, in, R, out, in, in), gc,
-                             detail::gemm_operand(x, ac), gw);
-          }
-          if (ctx.needs_input_grad(2)) {
-            gb = empty({out}, {x.dtype(), x.device()});
-            linalg_column_sums_cuda(reshape(g, {R, out}), gb);
-          }
-          return {gx, gw, gb};
-        }
+        const bool need_x = ctx.needs_input_grad(0), need_w = ctx.needs_input_grad(1), need_b = ctx.needs_input_grad(2);
+        if (g.device().is_cuda()) return linear_backward_cuda(g, x, w, ac, R, in, out, need_x, need_w, need_b);
+        std::vector<Tensor> grads;
         dispatch_floating(g.dtype(), "linear", [&](auto tag) {
-          using T = decltype(tag);
-          if (ctx.needs_input_grad(0)) {
-            gx = empty(x.sizes(), {x.dtype(), x.device()});
-            // dx[R, in] = g[R, out] · w[out, in]
-            detail::BlasMatrix mw = detail::blas_matrix(out, in, w.stride(0), w.stride(1));
-            if (out == 0) fill_(gx, 0.0);
-            else detail::gemm(false, mw.trans, R, in, out, T(1), g.data_ptr<T>(), out,
-                         w.data_ptr<T>(), mw.ld, T(0), gx.data_ptr<T>(), in);
-          }
-          if (ctx.needs_input_grad(1)) {
-            gw = empty({out, in}, {x.dtype(), x.device()});
-            // dw[out, in] = gᵀ[out, R] · x[R, in]
-            if (R == 0) {
-              fill_(gw, 0.0);
-            } else {
-              detail::gemm(true, false, out, in, R, T(1), g.data_ptr<T>(), out, x.data_ptr<T>(),
-                           in, T(0), gw.data_ptr<T>(), in);
-            }
-          }
-          if (ctx.needs_input_grad(2)) {
-            gb = empty({out}, {x.dtype(), x.device()});
-            column_sums<T>(g.data_ptr<T>(), gb.data_ptr<T>(), R, out);
-          }
+          grads = linear_backward_cpu<decltype(tag)>(g, x, w, R, in, out, need_x, need_w, need_b);
         });
-        return {gx, gw, gb};
+        return grads;
       });
   return y;
 }

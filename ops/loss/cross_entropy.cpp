@@ -188,6 +188,134 @@ Tensor ce_probabilities_cuda(const Tensor& logits, const Tensor& target_in, cons
   return out;
 }
 
+// CPU forward with class-index targets: per unit (a sample, or a block of kBlock positions) the
+// softmax probabilities (kept for backward) and the weighted, smoothed NLL, reduced per unit in
+// double and over units in order. Returns the sum of the target weights of counted positions.
+template <class T>
+double ce_class_indices_forward(const Tensor& logits, const int64_t* tp, const Tensor& weight, int64_t ignore_index,
+                                Reduction red, double eps, const CeGeom& G, const Units& U, Tensor& probs, Tensor& out) {
+  double wsum = 0;  // sum of the target weights of non-ignored positions
+  const T* x = logits.data_ptr<T>();
+  T* P = probs.data_ptr<T>();
+  const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+  std::vector<double> nll_part(U.count), smooth_part(U.count), w_part(U.count);
+  T* o = red == Reduction::none ? out.data_ptr<T>() : nullptr;
+  const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
+  double Wsum = static_cast<double>(G.C);  // sum_c w_c
+  if (w) {
+    Wsum = 0;
+    for (int64_t c = 0; c < G.C; ++c) Wsum += static_cast<double>(w[c]);
+  }
+  parallel_for(0, U.count, U.grain, [&](int64_t u0, int64_t u1) {
+    double lse[kBlock], xw[kBlock];
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t n = u / U.per_sample, i0 = (u % U.per_sample) * kBlock;
+      const int64_t nb = G.inner == 1 ? 1 : std::min(kBlock, G.inner - i0);
+      const int64_t e0 = n * G.C * G.inner + i0, p0 = n * G.inner + i0;
+      ce_unit_forward<T>(x + e0, P + e0, w, G.C, G.inner, nb, eps != 0, lse, xw);
+      double nll_s = 0, smooth_s = 0, w_s = 0;
+      for (int64_t i = 0; i < nb; ++i) {
+        const int64_t t = tp[p0 + i];
+        if (t == ignore_index) {
+          if (o) o[p0 + i] = T(0);
+          continue;
+        }
+        const double wt = w ? static_cast<double>(w[t]) : 1.0;
+        const double nll = -wt * (static_cast<double>(x[e0 + t * G.inner + i]) - lse[i]);
+        const double smooth = eps != 0 ? -(xw[i] - Wsum * lse[i]) : 0.0;
+        if (o) o[p0 + i] = static_cast<T>(a * nll + b * smooth);
+        nll_s += nll;
+        smooth_s += smooth;
+        w_s += wt;
+      }
+      nll_part[u] = nll_s;
+      smooth_part[u] = smooth_s;
+      w_part[u] = w_s;
+    }
+  });
+  double nll = 0, smooth = 0;
+  for (int64_t u = 0; u < U.count; ++u) {
+    nll += nll_part[u];
+    smooth += smooth_part[u];
+    wsum += w_part[u];
+  }
+  if (red == Reduction::sum) out.data_ptr<T>()[0] = static_cast<T>(a * nll + b * smooth);
+  // torch: with class indices both terms of the mean divide by the summed target weights
+  if (red == Reduction::mean)
+    out.data_ptr<T>()[0] = static_cast<T>(a * nll / wsum + (eps != 0 ? b * smooth / wsum : 0.0));
+  return wsum;
+}
+
+// CPU backward with class-index targets: grad_c = sp·p_c − beta·w_c − [c == t]·alpha·w_t per
+// position, from the saved probabilities (no exp).
+template <class T>
+void ce_class_indices_backward(const Tensor& probs, const Tensor& target, const Tensor& weight, const Tensor& g,
+                               int64_t ignore_index, Reduction red, double eps, double wsum, const CeGeom& G,
+                               const Units& U, Tensor& gx) {
+  const T* P = probs.data_ptr<T>();
+  const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+  const int64_t* tp = target.data_ptr<int64_t>();
+  const T* gp = g.data_ptr<T>();
+  T* o = gx.data_ptr<T>();
+  double W = static_cast<double>(G.C);
+  if (w) {
+    W = 0;
+    for (int64_t c = 0; c < G.C; ++c) W += w[c];
+  }
+  const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
+  parallel_for(0, U.count, U.grain, [&](int64_t u0, int64_t u1) {
+    T sp[kBlock], beta[kBlock];
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t n = u / U.per_sample, i0 = (u % U.per_sample) * kBlock;
+      const int64_t nb = G.inner == 1 ? 1 : std::min(kBlock, G.inner - i0);
+      const int64_t e0 = n * G.C * G.inner + i0, p0 = n * G.inner + i0;
+      // grad_c = alpha wt (p_c - [c == t]) + beta (W p_c - w_c)
+      //        = sp p_c - beta w_c - [c == t] alpha wt,  sp = alpha wt + beta W
+      for (int64_t i = 0; i < nb; ++i) {
+        const int64_t t = tp[p0 + i];
+        if (t == ignore_index) {
+          sp[i] = beta[i] = T(0);
+          continue;
+        }
+        const double gv = static_cast<double>(red == Reduction::none ? gp[p0 + i] : gp[0]);
+        double alpha = gv * a, be = gv * b;
+        if (red == Reduction::mean) {
+          alpha /= wsum;
+          be /= wsum;
+        }
+        const double wt = w ? static_cast<double>(w[t]) : 1.0;
+        sp[i] = static_cast<T>(alpha * wt + be * W);
+        beta[i] = static_cast<T>(be);
+      }
+      if (nb == 1) {
+        const T s0 = sp[0], b0 = beta[0];
+        const T* pr = P + e0;
+        T* orow = o + e0;
+        if (w)
+          for (int64_t c = 0; c < G.C; ++c) orow[c] = s0 * pr[c] - b0 * w[c];
+        else
+          for (int64_t c = 0; c < G.C; ++c) orow[c] = s0 * pr[c] - b0;
+      } else {
+        for (int64_t c = 0; c < G.C; ++c) {
+          const T wc = w ? w[c] : T(1);
+          const T* pr = P + e0 + c * G.inner;
+          T* orow = o + e0 + c * G.inner;
+          for (int64_t i = 0; i < nb; ++i) orow[i] = sp[i] * pr[i] - beta[i] * wc;
+        }
+      }
+      for (int64_t i = 0; i < nb; ++i) {  // the target class
+        const int64_t t = tp[p0 + i];
+        if (t == ignore_index) continue;
+        const double gv = static_cast<double>(red == Reduction::none ? gp[p0 + i] : gp[0]);
+        double alpha = gv * a;
+        if (red == Reduction::mean) alpha /= wsum;
+        const double wt = w ? static_cast<double>(w[t]) : 1.0;
+        o[e0 + t * G.inner + i] -= static_cast<T>(alpha * wt);
+      }
+    }
+  });
+}
+
 Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Tensor& weight,
                         int64_t ignore_index, Reduction red, double eps, const CeGeom& G) {
   Tensor target = target_in.contiguous();
@@ -207,55 +335,7 @@ Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Ten
   const Units U = units_of(G);
   double wsum = 0;  // sum of the target weights of non-ignored positions
   dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
-    using T = decltype(tag);
-    const T* x = logits.data_ptr<T>();
-    T* P = probs.data_ptr<T>();
-    const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
-    std::vector<double> nll_part(U.count), smooth_part(U.count), w_part(U.count);
-    T* o = red == Reduction::none ? out.data_ptr<T>() : nullptr;
-    const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
-    double Wsum = static_cast<double>(G.C);  // sum_c w_c
-    if (w) {
-      Wsum = 0;
-      for (int64_t c = 0; c < G.C; ++c) Wsum += static_cast<double>(w[c]);
-    }
-    parallel_for(0, U.count, U.grain, [&](int64_t u0, int64_t u1) {
-      double lse[kBlock], xw[kBlock];
-      for (int64_t u = u0; u < u1; ++u) {
-        const int64_t n = u / U.per_sample, i0 = (u % U.per_sample) * kBlock;
-        const int64_t nb = G.inner == 1 ? 1 : std::min(kBlock, G.inner - i0);
-        const int64_t e0 = n * G.C * G.inner + i0, p0 = n * G.inner + i0;
-        ce_unit_forward<T>(x + e0, P + e0, w, G.C, G.inner, nb, eps != 0, lse, xw);
-        double nll_s = 0, smooth_s = 0, w_s = 0;
-        for (int64_t i = 0; i < nb; ++i) {
-          const int64_t t = tp[p0 + i];
-          if (t == ignore_index) {
-            if (o) o[p0 + i] = T(0);
-            continue;
-          }
-          const double wt = w ? static_cast<double>(w[t]) : 1.0;
-          const double nll = -wt * (static_cast<double>(x[e0 + t * G.inner + i]) - lse[i]);
-          const double smooth = eps != 0 ? -(xw[i] - Wsum * lse[i]) : 0.0;
-          if (o) o[p0 + i] = static_cast<T>(a * nll + b * smooth);
-          nll_s += nll;
-          smooth_s += smooth;
-          w_s += wt;
-        }
-        nll_part[u] = nll_s;
-        smooth_part[u] = smooth_s;
-        w_part[u] = w_s;
-      }
-    });
-    double nll = 0, smooth = 0;
-    for (int64_t u = 0; u < U.count; ++u) {
-      nll += nll_part[u];
-      smooth += smooth_part[u];
-      wsum += w_part[u];
-    }
-    if (red == Reduction::sum) out.data_ptr<T>()[0] = static_cast<T>(a * nll + b * smooth);
-    // torch: with class indices both terms of the mean divide by the summed target weights
-    if (red == Reduction::mean)
-      out.data_ptr<T>()[0] = static_cast<T>(a * nll / wsum + (eps != 0 ? b * smooth / wsum : 0.0));
+    wsum = ce_class_indices_forward<decltype(tag)>(logits, tp, weight, ignore_index, red, eps, G, U, probs, out);
   });
   autograd::record(
       "CrossEntropyBackward", {logits}, {out}, {probs, target, weight},
@@ -264,69 +344,7 @@ Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Ten
         Tensor g = ctx.grad_output(0).contiguous();
         Tensor gx = empty(probs.sizes(), {probs.dtype(), probs.device()});
         dispatch_floating(probs.dtype(), "CrossEntropyBackward", [&](auto tag) {
-          using T = decltype(tag);
-          const T* P = probs.data_ptr<T>();
-          const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
-          const int64_t* tp = target.data_ptr<int64_t>();
-          const T* gp = g.data_ptr<T>();
-          T* o = gx.data_ptr<T>();
-          double W = static_cast<double>(G.C);
-          if (w) {
-            W = 0;
-            for (int64_t c = 0; c < G.C; ++c) W += w[c];
-          }
-          const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
-          parallel_for(0, U.count, U.grain, [&](int64_t u0, int64_t u1) {
-            T sp[kBlock], beta[kBlock];
-            for (int64_t u = u0; u < u1; ++u) {
-              const int64_t n = u / U.per_sample, i0 = (u % U.per_sample) * kBlock;
-              const int64_t nb = G.inner == 1 ? 1 : std::min(kBlock, G.inner - i0);
-              const int64_t e0 = n * G.C * G.inner + i0, p0 = n * G.inner + i0;
-              // grad_c = alpha wt (p_c - [c == t]) + beta (W p_c - w_c)
-              //        = sp p_c - beta w_c - [c == t] alpha wt,  sp = alpha wt + beta W
-              for (int64_t i = 0; i < nb; ++i) {
-                const int64_t t = tp[p0 + i];
-                if (t == ignore_index) {
-                  sp[i] = beta[i] = T(0);
-                  continue;
-                }
-                const double gv = static_cast<double>(red == Reduction::none ? gp[p0 + i] : gp[0]);
-                double alpha = gv * a, be = gv * b;
-                if (red == Reduction::mean) {
-                  alpha /= wsum;
-                  be /= wsum;
-                }
-                const double wt = w ? static_cast<double>(w[t]) : 1.0;
-                sp[i] = static_cast<T>(alpha * wt + be * W);
-                beta[i] = static_cast<T>(be);
-              }
-              if (nb == 1) {
-                const T s0 = sp[0], b0 = beta[0];
-                const T* pr = P + e0;
-                T* orow = o + e0;
-                if (w)
-                  for (int64_t c = 0; c < G.C; ++c) orow[c] = s0 * pr[c] - b0 * w[c];
-                else
-                  for (int64_t c = 0; c < G.C; ++c) orow[c] = s0 * pr[c] - b0;
-              } else {
-                for (int64_t c = 0; c < G.C; ++c) {
-                  const T wc = w ? w[c] : T(1);
-                  const T* pr = P + e0 + c * G.inner;
-                  T* orow = o + e0 + c * G.inner;
-                  for (int64_t i = 0; i < nb; ++i) orow[i] = sp[i] * pr[i] - beta[i] * wc;
-                }
-              }
-              for (int64_t i = 0; i < nb; ++i) {  // the target class
-                const int64_t t = tp[p0 + i];
-                if (t == ignore_index) continue;
-                const double gv = static_cast<double>(red == Reduction::none ? gp[p0 + i] : gp[0]);
-                double alpha = gv * a;
-                if (red == Reduction::mean) alpha /= wsum;
-                const double wt = w ? static_cast<double>(w[t]) : 1.0;
-                o[e0 + t * G.inner + i] -= static_cast<T>(alpha * wt);
-              }
-            }
-          });
+          ce_class_indices_backward<decltype(tag)>(probs, target, weight, g, ignore_index, red, eps, wsum, G, U, gx);
         });
         return {gx};
       });

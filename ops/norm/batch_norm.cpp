@@ -95,6 +95,121 @@ void check_param(const Tensor& t, const Tensor& x, int64_t C, const char* what) 
              ", x on ", x.device().str());
 }
 
+// CPU forward: per channel the batch statistics (shifted sums accumulated in double, so large
+// means do not cancel the variance away) or the running ones, then y = a·x + b; in training, the
+// running statistics are updated in place afterwards.
+template <class T>
+void batch_norm_forward_cpu(const Tensor& xc, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                            const Tensor& running_var, bool training, double momentum, double eps, int64_t N,
+                            int64_t C, int64_t S, Tensor& y, Tensor& save_mean, Tensor& save_invstd) {
+  const int64_t M = N * S;
+  const T* xp = xc.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  T* mp = save_mean.data_ptr<T>();
+  T* ip = save_invstd.data_ptr<T>();
+  std::vector<Acc> unbiased(training ? C : 0);
+  parallel_for(0, C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      Acc mean, var;
+      if (training) {
+        const Acc shift = static_cast<Acc>(xp[c * S]);
+        Acc s[kLanes] = {}, q[kLanes] = {};
+        for (int64_t n = 0; n < N; ++n) shifted_sums(xp + (n * C + c) * S, S, shift, s, q);
+        const Acc ds = lane_total(s), dq = lane_total(q);
+        const Acc dm = ds / static_cast<Acc>(M);
+        const Acc m2 = std::max<Acc>(dq - ds * dm, 0);  // sum of squared deviations
+        mean = shift + dm;
+        var = m2 / static_cast<Acc>(M);
+        unbiased[c] = m2 / static_cast<Acc>(M - 1);
+      } else {
+        mean = param_at<T>(running_mean, c, 0);
+        var = param_at<T>(running_var, c, 1);
+      }
+      const Acc invstd = 1.0 / std::sqrt(var + eps);
+      mp[c] = static_cast<T>(mean);
+      ip[c] = static_cast<T>(invstd);
+      const Acc a = invstd * param_at<T>(weight, c, 1);
+      const Acc b = param_at<T>(bias, c, 0) - mean * a;
+      for (int64_t n = 0; n < N; ++n)
+        affine_row<T>(xp + (n * C + c) * S, yp + (n * C + c) * S, S, static_cast<T>(a),
+                      static_cast<T>(b));
+    }
+  });
+  if (training && running_mean.defined()) {
+    // In-place statistics update, outside autograd (PyTorch's order of terms).
+    NoGradGuard no_grad;
+    T* rm = running_mean.data_ptr<T>();
+    T* rv = running_var.data_ptr<T>();
+    const int64_t sm = running_mean.stride(0), sv = running_var.stride(0);
+    for (int64_t c = 0; c < C; ++c) {
+      rm[c * sm] = static_cast<T>(momentum * static_cast<Acc>(mp[c]) +
+                                  (1 - momentum) * static_cast<Acc>(rm[c * sm]));
+      rv[c * sv] = static_cast<T>(momentum * unbiased[c] +
+                                  (1 - momentum) * static_cast<Acc>(rv[c * sv]));
+    }
+    running_mean.bump_version();
+    running_var.bump_version();
+  }
+}
+
+// CPU backward: per channel sum(g) and sum(g·(x − mean)) (double accumulators), then dw, db and
+// dx = ka·g + kx·(x − mean) + k0.
+template <class T>
+void batch_norm_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& w, const Tensor& mean_t,
+                             const Tensor& invstd_t, bool training, bool has_weight, int64_t N, int64_t C, int64_t S,
+                             Tensor& dx, Tensor& dw, Tensor& db) {
+  const int64_t M = N * S;
+  const bool need_x = dx.defined(), need_w = dw.defined(), need_b = db.defined();
+  const T* xp = xs.data_ptr<T>();
+  const T* gp = g.data_ptr<T>();
+  const T* mp = mean_t.data_ptr<T>();
+  const T* ip = invstd_t.data_ptr<T>();
+  T* dxp = need_x ? dx.data_ptr<T>() : nullptr;
+  T* dwp = need_w ? dw.data_ptr<T>() : nullptr;
+  T* dbp = need_b ? db.data_ptr<T>() : nullptr;
+  // Eval mode with only dx needed: no reductions at all.
+  const bool reduce = training || need_w || need_b;
+  parallel_for(0, C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const Acc mean = mp[c], invstd = ip[c];
+      const Acc wv = has_weight ? param_at<T>(w, c, 1) : 1.0;
+      Acc sum_g = 0, dot = 0;  // sum(g), sum(g * (x - mean))
+      if (reduce) {
+        Acc s[kLanes] = {}, d[kLanes] = {};
+        for (int64_t n = 0; n < N; ++n) {
+          const int64_t off = (n * C + c) * S;
+          grad_sums(gp + off, xp + off, S, mean, s, d);
+        }
+        sum_g = lane_total(s);
+        dot = lane_total(d);
+      }
+      if (need_w) dwp[c] = static_cast<T>(dot * invstd);
+      if (need_b) dbp[c] = static_cast<T>(sum_g);
+      if (!need_x) continue;
+      // Training: dx = w*invstd * (g - sum_g/M - (x - mean) * invstd^2 * dot/M),
+      // written as dx = ka*g + kx*(x - mean) + k0 (centred first: no cancellation in
+      // f32 when |mean| >> std). Eval: dx = w*invstd * g.
+      const Acc a = wv * invstd;
+      Acc ka = a, kx = 0, k0 = 0;
+      if (training) {
+        const Acc proj = dot * invstd * invstd / static_cast<Acc>(M);
+        const Acc mg = sum_g / static_cast<Acc>(M);
+        kx = -a * proj;
+        k0 = -a * mg;
+      }
+      const T tka = static_cast<T>(ka), tkx = static_cast<T>(kx),
+              tk0 = static_cast<T>(k0), tmean = static_cast<T>(mean);
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t off = (n * C + c) * S;
+        const T* __restrict gr = gp + off;
+        const T* __restrict xr = xp + off;
+        T* __restrict out = dxp + off;
+        for (int64_t j = 0; j < S; ++j) out[j] = tka * gr[j] + tkx * (xr[j] - tmean) + tk0;
+      }
+    }
+  });
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -135,56 +250,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
       running_mean.bump_version();
       running_var.bump_version();
     }
-  } else dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-    using T = decltype(tag);
-    const T* xp = xc.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-    T* mp = save_mean.data_ptr<T>();
-    T* ip = save_invstd.data_ptr<T>();
-    std::vector<Acc> unbiased(training ? C : 0);
-    parallel_for(0, C, channel_grain(M), [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        Acc mean, var;
-        if (training) {
-          const Acc shift = static_cast<Acc>(xp[c * S]);
-          Acc s[kLanes] = {}, q[kLanes] = {};
-          for (int64_t n = 0; n < N; ++n) shifted_sums(xp + (n * C + c) * S, S, shift, s, q);
-          const Acc ds = lane_total(s), dq = lane_total(q);
-          const Acc dm = ds / static_cast<Acc>(M);
-          const Acc m2 = std::max<Acc>(dq - ds * dm, 0);  // sum of squared deviations
-          mean = shift + dm;
-          var = m2 / static_cast<Acc>(M);
-          unbiased[c] = m2 / static_cast<Acc>(M - 1);
-        } else {
-          mean = param_at<T>(running_mean, c, 0);
-          var = param_at<T>(running_var, c, 1);
-        }
-        const Acc invstd = 1.0 / std::sqrt(var + eps);
-        mp[c] = static_cast<T>(mean);
-        ip[c] = static_cast<T>(invstd);
-        const Acc a = invstd * param_at<T>(weight, c, 1);
-        const Acc b = param_at<T>(bias, c, 0) - mean * a;
-        for (int64_t n = 0; n < N; ++n)
-          affine_row<T>(xp + (n * C + c) * S, yp + (n * C + c) * S, S, static_cast<T>(a),
-                        static_cast<T>(b));
-      }
+  } else {
+    dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+      batch_norm_forward_cpu<decltype(tag)>(xc, weight, bias, running_mean, running_var, training, momentum, eps, N, C,
+                                            S, y, save_mean, save_invstd);
     });
-    if (training && running_mean.defined()) {
-      // In-place statistics update, outside autograd (PyTorch's order of terms).
-      NoGradGuard no_grad;
-      T* rm = running_mean.data_ptr<T>();
-      T* rv = running_var.data_ptr<T>();
-      const int64_t sm = running_mean.stride(0), sv = running_var.stride(0);
-      for (int64_t c = 0; c < C; ++c) {
-        rm[c * sm] = static_cast<T>(momentum * static_cast<Acc>(mp[c]) +
-                                    (1 - momentum) * static_cast<Acc>(rm[c * sm]));
-        rv[c * sv] = static_cast<T>(momentum * unbiased[c] +
-                                    (1 - momentum) * static_cast<Acc>(rv[c * sv]));
-      }
-      running_mean.bump_version();
-      running_var.bump_version();
-    }
-  });
+  }
 
   const bool has_weight = weight.defined();
   autograd::record(
@@ -200,62 +271,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
         Tensor dx = need_x ? empty(xs.sizes(), {xs.dtype(), xs.device()}) : Tensor();
         Tensor dw = need_w ? empty({C}, {xs.dtype(), xs.device()}) : Tensor();
         Tensor db = need_b ? empty({C}, {xs.dtype(), xs.device()}) : Tensor();
-        const int64_t M = N * S;
         if (xs.device().is_cuda()) {
           batch_norm_backward_cuda(xs, g, has_weight ? w : Tensor(), mean_t, invstd_t, training,
                                    dx, dw, db);
           return std::vector<Tensor>{dx, dw, db};
         }
         dispatch_floating(xs.dtype(), "batch_norm backward", [&](auto tag) {
-          using T = decltype(tag);
-          const T* xp = xs.data_ptr<T>();
-          const T* gp = g.data_ptr<T>();
-          const T* mp = mean_t.data_ptr<T>();
-          const T* ip = invstd_t.data_ptr<T>();
-          T* dxp = need_x ? dx.data_ptr<T>() : nullptr;
-          T* dwp = need_w ? dw.data_ptr<T>() : nullptr;
-          T* dbp = need_b ? db.data_ptr<T>() : nullptr;
-          // Eval mode with only dx needed: no reductions at all.
-          const bool reduce = training || need_w || need_b;
-          parallel_for(0, C, channel_grain(M), [&](int64_t c0, int64_t c1) {
-            for (int64_t c = c0; c < c1; ++c) {
-              const Acc mean = mp[c], invstd = ip[c];
-              const Acc wv = has_weight ? param_at<T>(w, c, 1) : 1.0;
-              Acc sum_g = 0, dot = 0;  // sum(g), sum(g * (x - mean))
-              if (reduce) {
-                Acc s[kLanes] = {}, d[kLanes] = {};
-                for (int64_t n = 0; n < N; ++n) {
-                  const int64_t off = (n * C + c) * S;
-                  grad_sums(gp + off, xp + off, S, mean, s, d);
-                }
-                sum_g = lane_total(s);
-                dot = lane_total(d);
-              }
-              if (need_w) dwp[c] = static_cast<T>(dot * invstd);
-              if (need_b) dbp[c] = static_cast<T>(sum_g);
-              if (!need_x) continue;
-              // Training: dx = w*invstd * (g - sum_g/M - (x - mean) * invstd^2 * dot/M),
-              // written as dx = ka*g + kx*(x - mean) + k0 (centred first: no cancellation in
-              // f32 when |mean| >> std). Eval: dx = w*invstd * g.
-              const Acc a = wv * invstd;
-              Acc ka = a, kx = 0, k0 = 0;
-              if (training) {
-                const Acc proj = dot * invstd * invstd / static_cast<Acc>(M);
-                const Acc mg = sum_g / static_cast<Acc>(M);
-                kx = -a * proj;
-                k0 = -a * mg;
-              }
-              const T tka = static_cast<T>(ka), tkx = static_cast<T>(kx),
-                      tk0 = static_cast<T>(k0), tmean = static_cast<T>(mean);
-              for (int64_t n = 0; n < N; ++n) {
-                const int64_t off = (n * C + c) * S;
-                const T* __restrict gr = gp + off;
-                const T* __restrict xr = xp + off;
-                T* __restrict out = dxp + off;
-                for (int64_t j = 0; j < S; ++j) out[j] = tka * gr[j] + tkx * (xr[j] - tmean) + tk0;
-              }
-            }
-          });
+          batch_norm_backward_cpu<decltype(tag)>(xs, g, w, mean_t, invstd_t, training, has_weight, N, C, S, dx, dw, db);
         });
         return {dx, dw, db};
       });

@@ -46,6 +46,230 @@ std::vector<Acc> param_vector(const Tensor& t, int64_t n, Acc dflt) {
 
 constexpr int64_t kBlock = 256;  // pixels per layer_norm2d work unit
 
+// CPU forward: per row the mean, then the sum of squared deviations (two passes over a row in
+// cache, accumulated in double), then y = (x − mean)·rstd·w + b.
+template <class T>
+void layer_norm_forward_cpu(const Tensor& xc, const Tensor& weight, const Tensor& bias, int64_t R, int64_t D,
+                            int64_t grain, double eps, Tensor& y, Tensor& save_mean, Tensor& save_rstd) {
+  const std::vector<Acc> w = param_vector<T>(weight, D, 1), b = param_vector<T>(bias, D, 0);
+  const T* xp = xc.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  T* mp = save_mean.data_ptr<T>();
+  T* rp = save_rstd.data_ptr<T>();
+  parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* row = xp + r * D;
+      Acc s = 0;
+      for (int64_t j = 0; j < D; ++j) s += row[j];
+      const Acc mean = s / static_cast<Acc>(D);
+      Acc m2 = 0;
+      for (int64_t j = 0; j < D; ++j) {
+        Acc d = row[j] - mean;
+        m2 += d * d;
+      }
+      const Acc rstd = 1.0 / std::sqrt(m2 / static_cast<Acc>(D) + eps);
+      mp[r] = static_cast<T>(mean);
+      rp[r] = static_cast<T>(rstd);
+      T* out = yp + r * D;
+      for (int64_t j = 0; j < D; ++j)
+        out[j] = static_cast<T>((row[j] - mean) * rstd * w[j] + b[j]);
+    }
+  });
+}
+
+// CPU backward: per row dx = rstd·(g·w − mean(g·w) − x̂·mean(g·w·x̂)); dweight and dbias are
+// summed over rows per parallel chunk, then over chunks in order (thread-count independent).
+template <class T>
+void layer_norm_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& weight, const Tensor& mean_t,
+                             const Tensor& rstd_t, int64_t R, int64_t D, int64_t grain, const Shape& normalized_shape,
+                             bool need_w, bool need_b, Tensor& dx, Tensor& dw, Tensor& db) {
+  const bool need_x = dx.defined();
+  const TensorOptions opt{xs.dtype(), xs.device()};
+  const std::vector<Acc> w = param_vector<T>(weight, D, 1);
+  const T* xp = xs.data_ptr<T>();
+  const T* gp = g.data_ptr<T>();
+  const T* mp = mean_t.template data_ptr<T>();
+  const T* rp = rstd_t.template data_ptr<T>();
+  T* dxp = need_x ? dx.data_ptr<T>() : nullptr;
+  const bool need_wb = need_w || need_b;
+  const int64_t chunks = num_chunks(0, R, grain);
+  std::vector<Acc> pw(need_wb ? chunks * D : 0), pb(need_wb ? chunks * D : 0);
+  parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) {
+    const int64_t chunk = r0 / grain;
+    std::vector<Acc> xhat(D);
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* xr = xp + r * D;
+      const T* gr = gp + r * D;
+      const Acc mean = mp[r], rstd = rp[r];
+      Acc a = 0, bsum = 0;  // sum(g*w), sum(g*w*xhat)
+      for (int64_t j = 0; j < D; ++j) {
+        xhat[j] = (xr[j] - mean) * rstd;
+        const Acc gw = gr[j] * w[j];
+        a += gw;
+        bsum += gw * xhat[j];
+      }
+      if (need_wb) {
+        Acc* pwc = pw.data() + chunk * D;
+        Acc* pbc = pb.data() + chunk * D;
+        for (int64_t j = 0; j < D; ++j) {
+          pwc[j] += gr[j] * xhat[j];
+          pbc[j] += gr[j];
+        }
+      }
+      if (need_x) {
+        const Acc ma = a / static_cast<Acc>(D), mb = bsum / static_cast<Acc>(D);
+        T* out = dxp + r * D;
+        for (int64_t j = 0; j < D; ++j)
+          out[j] = static_cast<T>(rstd * (gr[j] * w[j] - ma - xhat[j] * mb));
+      }
+    }
+  });
+  if (need_wb) {
+    Tensor dwt = empty({D}, opt), dbt = empty({D}, opt);
+    T* dwp = dwt.data_ptr<T>();
+    T* dbp = dbt.data_ptr<T>();
+    for (int64_t j = 0; j < D; ++j) {
+      Acc sw = 0, sb = 0;
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        sw += pw[ch * D + j];
+        sb += pb[ch * D + j];
+      }
+      dwp[j] = static_cast<T>(sw);
+      dbp[j] = static_cast<T>(sb);
+    }
+    if (need_w) dw = reshape(dwt, normalized_shape);
+    if (need_b) db = reshape(dbt, normalized_shape);
+  }
+}
+
+// CPU forward of layer_norm2d: per image and block of kBlock pixels, the channel mean and sum of
+// squared deviations of every pixel (double accumulators, channels walked in order), then the
+// affine output.
+template <class T>
+void layer_norm2d_forward_cpu(const Tensor& xc, const Tensor& weight, const Tensor& bias, int64_t N, int64_t C,
+                              int64_t S, int64_t nblk, double eps, Tensor& y, Tensor& save_mean, Tensor& save_rstd) {
+  const std::vector<Acc> w = param_vector<T>(weight, C, 1), b = param_vector<T>(bias, C, 0);
+  const T* xp = xc.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  T* mp = save_mean.data_ptr<T>();
+  T* rp = save_rstd.data_ptr<T>();
+  parallel_for(0, N * nblk, 1, [&](int64_t t0, int64_t t1) {
+    Acc mean[kBlock], rstd[kBlock];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / nblk, s0 = (t % nblk) * kBlock, B = std::min(kBlock, S - s0);
+      const T* xb = xp + n * C * S + s0;
+      T* yb = yp + n * C * S + s0;
+      for (int64_t s = 0; s < B; ++s) mean[s] = rstd[s] = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        const T* __restrict xr = xb + c * S;
+        for (int64_t s = 0; s < B; ++s) mean[s] += xr[s];
+      }
+      for (int64_t s = 0; s < B; ++s) mean[s] /= static_cast<Acc>(C);
+      for (int64_t c = 0; c < C; ++c) {  // rstd holds the sum of squared deviations first
+        const T* __restrict xr = xb + c * S;
+        for (int64_t s = 0; s < B; ++s) {
+          Acc d = xr[s] - mean[s];
+          rstd[s] += d * d;
+        }
+      }
+      for (int64_t s = 0; s < B; ++s) {
+        rstd[s] = 1.0 / std::sqrt(rstd[s] / static_cast<Acc>(C) + eps);
+        mp[n * S + s0 + s] = static_cast<T>(mean[s]);
+        rp[n * S + s0 + s] = static_cast<T>(rstd[s]);
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        const T* __restrict xr = xb + c * S;
+        T* __restrict yr = yb + c * S;
+        const Acc wc = w[c], bc = b[c];
+        for (int64_t s = 0; s < B; ++s)
+          yr[s] = static_cast<T>((xr[s] - mean[s]) * rstd[s] * wc + bc);
+      }
+    }
+  });
+}
+
+// CPU backward of layer_norm2d: per pixel block, the channel sums of g·w and g·w·x̂ give dx; the
+// per-block partial dweight/dbias are added over blocks in order afterwards.
+template <class T>
+void layer_norm2d_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& weight, const Tensor& mean_t,
+                               const Tensor& rstd_t, int64_t N, int64_t C, int64_t S, int64_t nblk, bool need_w,
+                               bool need_b, Tensor& dx, Tensor& dw, Tensor& db) {
+  const bool need_x = dx.defined();
+  const TensorOptions opt{xs.dtype(), xs.device()};
+  const std::vector<Acc> w = param_vector<T>(weight, C, 1);
+  const T* xp = xs.data_ptr<T>();
+  const T* gp = g.data_ptr<T>();
+  const T* mp = mean_t.template data_ptr<T>();
+  const T* rp = rstd_t.template data_ptr<T>();
+  T* dxp = need_x ? dx.data_ptr<T>() : nullptr;
+  const bool need_wb = need_w || need_b;
+  const int64_t tasks = N * nblk;
+  std::vector<Acc> pw(need_wb ? tasks * C : 0), pb(need_wb ? tasks * C : 0);
+  parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+    Acc mean[kBlock], rstd[kBlock], sa[kBlock], sb[kBlock];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / nblk, s0 = (t % nblk) * kBlock, B = std::min(kBlock, S - s0);
+      const T* xb = xp + n * C * S + s0;
+      const T* gb = gp + n * C * S + s0;
+      for (int64_t s = 0; s < B; ++s) {
+        mean[s] = mp[n * S + s0 + s];
+        rstd[s] = rp[n * S + s0 + s];
+        sa[s] = sb[s] = 0;
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        const T* __restrict xr = xb + c * S;
+        const T* __restrict gr = gb + c * S;
+        const Acc wc = w[c];
+        Acc cw = 0, cb = 0;
+        for (int64_t s = 0; s < B; ++s) {
+          const Acc xhat = (xr[s] - mean[s]) * rstd[s];
+          const Acc gv = gr[s];
+          sa[s] += gv * wc;
+          sb[s] += gv * wc * xhat;
+          cw += gv * xhat;
+          cb += gv;
+        }
+        if (need_wb) {
+          pw[t * C + c] = cw;
+          pb[t * C + c] = cb;
+        }
+      }
+      if (!need_x) continue;
+      for (int64_t s = 0; s < B; ++s) {
+        sa[s] /= static_cast<Acc>(C);
+        sb[s] /= static_cast<Acc>(C);
+      }
+      T* dxb = dxp + n * C * S + s0;
+      for (int64_t c = 0; c < C; ++c) {
+        const T* __restrict xr = xb + c * S;
+        const T* __restrict gr = gb + c * S;
+        T* __restrict out = dxb + c * S;
+        const Acc wc = w[c];
+        for (int64_t s = 0; s < B; ++s) {
+          const Acc xhat = (xr[s] - mean[s]) * rstd[s];
+          out[s] = static_cast<T>(rstd[s] * (gr[s] * wc - sa[s] - xhat * sb[s]));
+        }
+      }
+    }
+  });
+  if (need_wb) {
+    Tensor dwt = empty({C}, opt), dbt = empty({C}, opt);
+    T* dwp = dwt.data_ptr<T>();
+    T* dbp = dbt.data_ptr<T>();
+    for (int64_t c = 0; c < C; ++c) {
+      Acc sw = 0, sbb = 0;
+      for (int64_t t = 0; t < tasks; ++t) {
+        sw += pw[t * C + c];
+        sbb += pb[t * C + c];
+      }
+      dwp[c] = static_cast<T>(sw);
+      dbp[c] = static_cast<T>(sbb);
+    }
+    if (need_w) dw = dwt;
+    if (need_b) db = dbt;
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -78,31 +302,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                             bias.defined() ? bias.contiguous() : Tensor(), eps, y, save_mean,
                             save_rstd);
   else dispatch_floating(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    const std::vector<Acc> w = param_vector<T>(weight, D, 1), b = param_vector<T>(bias, D, 0);
-    const T* xp = xc.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-    T* mp = save_mean.data_ptr<T>();
-    T* rp = save_rstd.data_ptr<T>();
-    parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* row = xp + r * D;
-        Acc s = 0;
-        for (int64_t j = 0; j < D; ++j) s += row[j];
-        const Acc mean = s / static_cast<Acc>(D);
-        Acc m2 = 0;
-        for (int64_t j = 0; j < D; ++j) {
-          Acc d = row[j] - mean;
-          m2 += d * d;
-        }
-        const Acc rstd = 1.0 / std::sqrt(m2 / static_cast<Acc>(D) + eps);
-        mp[r] = static_cast<T>(mean);
-        rp[r] = static_cast<T>(rstd);
-        T* out = yp + r * D;
-        for (int64_t j = 0; j < D; ++j)
-          out[j] = static_cast<T>((row[j] - mean) * rstd * w[j] + b[j]);
-      }
-    });
+    layer_norm_forward_cpu<decltype(tag)>(xc, weight, bias, R, D, grain, eps, y, save_mean, save_rstd);
   });
 
   const bool has_weight = weight.defined();
@@ -124,63 +324,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
           return std::vector<Tensor>{dx, dw, db};
         }
         dispatch_floating(xs.dtype(), "layer_norm backward", [&](auto tag) {
-          using T = decltype(tag);
-          const std::vector<Acc> w =
-              param_vector<T>(has_weight ? ctx.saved(1) : Tensor(), D, 1);
-          const T* xp = xs.data_ptr<T>();
-          const T* gp = g.data_ptr<T>();
-          const T* mp = ctx.saved(2).template data_ptr<T>();
-          const T* rp = ctx.saved(3).template data_ptr<T>();
-          T* dxp = need_x ? dx.data_ptr<T>() : nullptr;
-          const bool need_wb = need_w || need_b;
-          const int64_t chunks = num_chunks(0, R, grain);
-          std::vector<Acc> pw(need_wb ? chunks * D : 0), pb(need_wb ? chunks * D : 0);
-          parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) {
-            const int64_t chunk = r0 / grain;
-            std::vector<Acc> xhat(D);
-            for (int64_t r = r0; r < r1; ++r) {
-              const T* xr = xp + r * D;
-              const T* gr = gp + r * D;
-              const Acc mean = mp[r], rstd = rp[r];
-              Acc a = 0, bsum = 0;  // sum(g*w), sum(g*w*xhat)
-              for (int64_t j = 0; j < D; ++j) {
-                xhat[j] = (xr[j] - mean) * rstd;
-                const Acc gw = gr[j] * w[j];
-                a += gw;
-                bsum += gw * xhat[j];
-              }
-              if (need_wb) {
-                Acc* pwc = pw.data() + chunk * D;
-                Acc* pbc = pb.data() + chunk * D;
-                for (int64_t j = 0; j < D; ++j) {
-                  pwc[j] += gr[j] * xhat[j];
-                  pbc[j] += gr[j];
-                }
-              }
-              if (need_x) {
-                const Acc ma = a / static_cast<Acc>(D), mb = bsum / static_cast<Acc>(D);
-                T* out = dxp + r * D;
-                for (int64_t j = 0; j < D; ++j)
-                  out[j] = static_cast<T>(rstd * (gr[j] * w[j] - ma - xhat[j] * mb));
-              }
-            }
-          });
-          if (need_wb) {
-            Tensor dwt = empty({D}, opt), dbt = empty({D}, opt);
-            T* dwp = dwt.data_ptr<T>();
-            T* dbp = dbt.data_ptr<T>();
-            for (int64_t j = 0; j < D; ++j) {
-              Acc sw = 0, sb = 0;
-              for (int64_t ch = 0; ch < chunks; ++ch) {
-                sw += pw[ch * D + j];
-                sb += pb[ch * D + j];
-              }
-              dwp[j] = static_cast<T>(sw);
-              dbp[j] = static_cast<T>(sb);
-            }
-            if (need_w) dw = reshape(dwt, normalized_shape);
-            if (need_b) db = reshape(dbt, normalized_shape);
-          }
+          layer_norm_backward_cpu<decltype(tag)>(xs, g, has_weight ? ctx.saved(1) : Tensor(), ctx.saved(2), ctx.saved(3), R,
+                                                 D, grain, normalized_shape, need_w, need_b, dx, dw, db);
         });
         return {dx, dw, db};
       });
@@ -209,45 +354,7 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, d
                               bias.defined() ? bias.contiguous() : Tensor(), eps, y, save_mean,
                               save_rstd);
   else dispatch_floating(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    const std::vector<Acc> w = param_vector<T>(weight, C, 1), b = param_vector<T>(bias, C, 0);
-    const T* xp = xc.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-    T* mp = save_mean.data_ptr<T>();
-    T* rp = save_rstd.data_ptr<T>();
-    parallel_for(0, N * nblk, 1, [&](int64_t t0, int64_t t1) {
-      Acc mean[kBlock], rstd[kBlock];
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = t / nblk, s0 = (t % nblk) * kBlock, B = std::min(kBlock, S - s0);
-        const T* xb = xp + n * C * S + s0;
-        T* yb = yp + n * C * S + s0;
-        for (int64_t s = 0; s < B; ++s) mean[s] = rstd[s] = 0;
-        for (int64_t c = 0; c < C; ++c) {
-          const T* __restrict xr = xb + c * S;
-          for (int64_t s = 0; s < B; ++s) mean[s] += xr[s];
-        }
-        for (int64_t s = 0; s < B; ++s) mean[s] /= static_cast<Acc>(C);
-        for (int64_t c = 0; c < C; ++c) {  // rstd holds the sum of squared deviations first
-          const T* __restrict xr = xb + c * S;
-          for (int64_t s = 0; s < B; ++s) {
-            Acc d = xr[s] - mean[s];
-            rstd[s] += d * d;
-          }
-        }
-        for (int64_t s = 0; s < B; ++s) {
-          rstd[s] = 1.0 / std::sqrt(rstd[s] / static_cast<Acc>(C) + eps);
-          mp[n * S + s0 + s] = static_cast<T>(mean[s]);
-          rp[n * S + s0 + s] = static_cast<T>(rstd[s]);
-        }
-        for (int64_t c = 0; c < C; ++c) {
-          const T* __restrict xr = xb + c * S;
-          T* __restrict yr = yb + c * S;
-          const Acc wc = w[c], bc = b[c];
-          for (int64_t s = 0; s < B; ++s)
-            yr[s] = static_cast<T>((xr[s] - mean[s]) * rstd[s] * wc + bc);
-        }
-      }
-    });
+    layer_norm2d_forward_cpu<decltype(tag)>(xc, weight, bias, N, C, S, nblk, eps, y, save_mean, save_rstd);
   });
 
   const bool has_weight = weight.defined();
@@ -270,80 +377,8 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, d
           return std::vector<Tensor>{dx, dw, db};
         }
         dispatch_floating(xs.dtype(), "layer_norm2d backward", [&](auto tag) {
-          using T = decltype(tag);
-          const std::vector<Acc> w =
-              param_vector<T>(has_weight ? ctx.saved(1) : Tensor(), C, 1);
-          const T* xp = xs.data_ptr<T>();
-          const T* gp = g.data_ptr<T>();
-          const T* mp = ctx.saved(2).template data_ptr<T>();
-          const T* rp = ctx.saved(3).template data_ptr<T>();
-          T* dxp = need_x ? dx.data_ptr<T>() : nullptr;
-          const bool need_wb = need_w || need_b;
-          const int64_t tasks = N * nblk;
-          std::vector<Acc> pw(need_wb ? tasks * C : 0), pb(need_wb ? tasks * C : 0);
-          parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
-            Acc mean[kBlock], rstd[kBlock], sa[kBlock], sb[kBlock];
-            for (int64_t t = t0; t < t1; ++t) {
-              const int64_t n = t / nblk, s0 = (t % nblk) * kBlock, B = std::min(kBlock, S - s0);
-              const T* xb = xp + n * C * S + s0;
-              const T* gb = gp + n * C * S + s0;
-              for (int64_t s = 0; s < B; ++s) {
-                mean[s] = mp[n * S + s0 + s];
-                rstd[s] = rp[n * S + s0 + s];
-                sa[s] = sb[s] = 0;
-              }
-              for (int64_t c = 0; c < C; ++c) {
-                const T* __restrict xr = xb + c * S;
-                const T* __restrict gr = gb + c * S;
-                const Acc wc = w[c];
-                Acc cw = 0, cb = 0;
-                for (int64_t s = 0; s < B; ++s) {
-                  const Acc xhat = (xr[s] - mean[s]) * rstd[s];
-                  const Acc gv = gr[s];
-                  sa[s] += gv * wc;
-                  sb[s] += gv * wc * xhat;
-                  cw += gv * xhat;
-                  cb += gv;
-                }
-                if (need_wb) {
-                  pw[t * C + c] = cw;
-                  pb[t * C + c] = cb;
-                }
-              }
-              if (!need_x) continue;
-              for (int64_t s = 0; s < B; ++s) {
-                sa[s] /= static_cast<Acc>(C);
-                sb[s] /= static_cast<Acc>(C);
-              }
-              T* dxb = dxp + n * C * S + s0;
-              for (int64_t c = 0; c < C; ++c) {
-                const T* __restrict xr = xb + c * S;
-                const T* __restrict gr = gb + c * S;
-                T* __restrict out = dxb + c * S;
-                const Acc wc = w[c];
-                for (int64_t s = 0; s < B; ++s) {
-                  const Acc xhat = (xr[s] - mean[s]) * rstd[s];
-                  out[s] = static_cast<T>(rstd[s] * (gr[s] * wc - sa[s] - xhat * sb[s]));
-                }
-              }
-            }
-          });
-          if (need_wb) {
-            Tensor dwt = empty({C}, opt), dbt = empty({C}, opt);
-            T* dwp = dwt.data_ptr<T>();
-            T* dbp = dbt.data_ptr<T>();
-            for (int64_t c = 0; c < C; ++c) {
-              Acc sw = 0, sbb = 0;
-              for (int64_t t = 0; t < tasks; ++t) {
-                sw += pw[t * C + c];
-                sbb += pb[t * C + c];
-              }
-              dwp[c] = static_cast<T>(sw);
-              dbp[c] = static_cast<T>(sbb);
-            }
-            if (need_w) dw = dwt;
-            if (need_b) db = dbt;
-          }
+          layer_norm2d_backward_cpu<decltype(tag)>(xs, g, has_weight ? ctx.saved(1) : Tensor(), ctx.saved(2), ctx.saved(3), N,
+                                                   C, S, nblk, need_w, need_b, dx, dw, db);
         });
         return {dx, dw, db};
       });
