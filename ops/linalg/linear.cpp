@@ -19,9 +19,18 @@
 namespace evit {
 namespace {
 
+// CPU forward: y [R, out] = x [R, in] · wᵀ + bias, the bias written first and the GEMM adding onto
+// it (beta = 1); with no input features every row is the bias (zeros without one).
 template <class T>
-void linear_forward(const T* x, const Tensor& w, const T* bias, T* y, int64_t R, int64_t in,
-                    int64_t out) {
+void linear_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& bias_t, const Tensor& y,
+                        int64_t R, int64_t in, int64_t out) {
+  const T* bias = bias_t.defined() ? bias_t.data_ptr<T>() : nullptr;
+  T* py = y.data_ptr<T>();
+  if (in == 0) {
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t o = 0; o < out; ++o) py[r * out + o] = bias ? bias[o] : T(0);
+    return;
+  }
   // op(B) = wᵀ: a [in, out] matrix with strides (w.stride(1), w.stride(0)).
   detail::BlasMatrix mb = detail::blas_matrix(in, out, w.stride(1), w.stride(0));
   EVIT_INTERNAL_ASSERT(mb.ok);
@@ -29,11 +38,11 @@ void linear_forward(const T* x, const Tensor& w, const T* bias, T* y, int64_t R,
     parallel_for(0, R, std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(out, 1)),
                  [&](int64_t b, int64_t e) {
                    for (int64_t r = b; r < e; ++r)
-                     for (int64_t o = 0; o < out; ++o) y[r * out + o] = bias[o];
+                     for (int64_t o = 0; o < out; ++o) py[r * out + o] = bias[o];
                  });
   }
-  detail::gemm(false, mb.trans, R, out, in, T(1), x, in, w.data_ptr<T>(), mb.ld,
-               bias ? T(1) : T(0), y, out);
+  detail::gemm(false, mb.trans, R, out, in, T(1), x.data_ptr<T>(), in, w.data_ptr<T>(), mb.ld,
+               bias ? T(1) : T(0), py, out);
 }
 
 // Column sums of g [R, out] (accumulated in double, rows in order): the bias gradient.
@@ -154,18 +163,11 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b) {
     // in == 0: the GEMM only scales y by beta (0 without a bias: zeros).
     linear_forward_cuda(detail::gemm_operand(x, ac), detail::gemm_operand(w, ac), y, R, in, out,
                         bias.defined() ? 1.0 : 0.0);
-  } else dispatch_floating(x.dtype(), "linear", [&](auto tag) {
-    using T = decltype(tag);
-    if (in == 0) {
-      T* py = y.data_ptr<T>();
-      const T* pb = bias.defined() ? bias.data_ptr<T>() : nullptr;
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t o = 0; o < out; ++o) py[r * out + o] = pb ? pb[o] : T(0);
-      return;
-    }
-    linear_forward<T>(x.data_ptr<T>(), w, bias.defined() ? bias.data_ptr<T>() : nullptr,
-                      y.data_ptr<T>(), R, in, out);
-  });
+  } else {
+    dispatch_floating(x.dtype(), "linear", [&](auto tag) {
+      linear_forward_cpu<decltype(tag)>(x, w, bias, y, R, in, out);
+    });
+  }
   autograd::record(
       "LinearBackward", {x_in, w_in, b}, {y}, {x, w},
       [R, in, out, ac](const BackwardContext& ctx) -> std::vector<Tensor> {

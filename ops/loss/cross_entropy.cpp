@@ -74,6 +74,30 @@ Units units_of(const CeGeom& G) {
   return u;
 }
 
+// One contiguous row (classes contiguous): P_c = exp(x_c − mx), s += sum_c P_c and, if wanted,
+// xw += sum_c w_c x_c, each summed in 8 double lanes (so the class loop vectorises) added in order.
+template <class T>
+void ce_row_exp_sums(const T* __restrict x, T* __restrict P, const T* w, int64_t C, T mx,
+                     bool want_xw, double& s, double& xw) {
+  for (int64_t c = 0; c < C; ++c) P[c] = detail::vexp<T>(x[c] - mx);
+  double acc[8] = {}, accw[8] = {};
+  int64_t c = 0;
+  for (; c + 8 <= C; c += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(P[c + l]);
+  for (int64_t t = 0; c + t < C; ++t) acc[t] += static_cast<double>(P[c + t]);
+  if (want_xw) {
+    for (c = 0; c + 8 <= C; c += 8)
+      for (int l = 0; l < 8; ++l)
+        accw[l] += static_cast<double>(w ? w[c + l] * x[c + l] : x[c + l]);
+    for (int64_t t = 0; c + t < C; ++t)
+      accw[t] += static_cast<double>(w ? w[c + t] * x[c + t] : x[c + t]);
+  }
+  for (int l = 0; l < 8; ++l) {
+    s += acc[l];
+    xw += accw[l];
+  }
+}
+
 // Forward of one unit: probabilities into P, and per position lse and (if wanted) sum_c w_c x_c.
 template <class T>
 void ce_unit_forward(const T* __restrict x, T* __restrict P, const T* w, int64_t C, int64_t st,
@@ -90,23 +114,7 @@ void ce_unit_forward(const T* __restrict x, T* __restrict P, const T* w, int64_t
   for (int64_t i = 0; i < nb; ++i)
     if (std::isinf(mx[i])) mx[i] = mx[i] > 0 ? mx[i] : T(0);
   if (nb == 1) {  // a contiguous row (st == 1): vectorise over classes
-    for (int64_t c = 0; c < C; ++c) P[c] = detail::vexp<T>(x[c] - mx[0]);
-    double acc[8] = {}, accw[8] = {};
-    int64_t c = 0;
-    for (; c + 8 <= C; c += 8)
-      for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(P[c + l]);
-    for (int64_t t = 0; c + t < C; ++t) acc[t] += static_cast<double>(P[c + t]);
-    if (want_xw) {
-      for (c = 0; c + 8 <= C; c += 8)
-        for (int l = 0; l < 8; ++l)
-          accw[l] += static_cast<double>(w ? w[c + l] * x[c + l] : x[c + l]);
-      for (int64_t t = 0; c + t < C; ++t)
-        accw[t] += static_cast<double>(w ? w[c + t] * x[c + t] : x[c + t]);
-    }
-    for (int l = 0; l < 8; ++l) {
-      s[0] += acc[l];
-      xw[0] += accw[l];
-    }
+    ce_row_exp_sums<T>(x, P, w, C, mx[0], want_xw, s[0], xw[0]);
   } else {
     T e[kBlock];
     for (int64_t c = 0; c < C; ++c) {
@@ -188,12 +196,22 @@ Tensor ce_probabilities_cuda(const Tensor& logits, const Tensor& target_in, cons
   return out;
 }
 
+// sum_c w_c in double, classes in order (C when there are no weights).
+template <class T>
+double class_weight_sum(const T* w, int64_t C) {
+  if (!w) return static_cast<double>(C);
+  double W = 0;
+  for (int64_t c = 0; c < C; ++c) W += static_cast<double>(w[c]);
+  return W;
+}
+
 // CPU forward with class-index targets: per unit (a sample, or a block of kBlock positions) the
 // softmax probabilities (kept for backward) and the weighted, smoothed NLL, reduced per unit in
 // double and over units in order. Returns the sum of the target weights of counted positions.
 template <class T>
-double ce_class_indices_forward(const Tensor& logits, const int64_t* tp, const Tensor& weight, int64_t ignore_index,
-                                Reduction red, double eps, const CeGeom& G, const Units& U, Tensor& probs, Tensor& out) {
+double ce_class_indices_forward(const Tensor& logits, const int64_t* tp, const Tensor& weight,
+                                int64_t ignore_index, Reduction red, double eps, const CeGeom& G,
+                                const Units& U, Tensor& probs, Tensor& out) {
   double wsum = 0;  // sum of the target weights of non-ignored positions
   const T* x = logits.data_ptr<T>();
   T* P = probs.data_ptr<T>();
@@ -201,11 +219,7 @@ double ce_class_indices_forward(const Tensor& logits, const int64_t* tp, const T
   std::vector<double> nll_part(U.count), smooth_part(U.count), w_part(U.count);
   T* o = red == Reduction::none ? out.data_ptr<T>() : nullptr;
   const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
-  double Wsum = static_cast<double>(G.C);  // sum_c w_c
-  if (w) {
-    Wsum = 0;
-    for (int64_t c = 0; c < G.C; ++c) Wsum += static_cast<double>(w[c]);
-  }
+  const double Wsum = class_weight_sum(w, G.C);
   parallel_for(0, U.count, U.grain, [&](int64_t u0, int64_t u1) {
     double lse[kBlock], xw[kBlock];
     for (int64_t u = u0; u < u1; ++u) {
@@ -247,21 +261,19 @@ double ce_class_indices_forward(const Tensor& logits, const int64_t* tp, const T
 }
 
 // CPU backward with class-index targets: grad_c = sp·p_c − beta·w_c − [c == t]·alpha·w_t per
-// position, from the saved probabilities (no exp).
+// position, from the saved probabilities (no exp). Kept in one piece: GCC contracts mul+add into
+// FMA across statements (C++ default -ffp-contract=fast), and moving the per-unit write into its
+// own function changed which products fuse, so f64 gradients moved by 1 ulp.
 template <class T>
-void ce_class_indices_backward(const Tensor& probs, const Tensor& target, const Tensor& weight, const Tensor& g,
-                               int64_t ignore_index, Reduction red, double eps, double wsum, const CeGeom& G,
-                               const Units& U, Tensor& gx) {
+void ce_class_indices_backward(const Tensor& probs, const Tensor& target, const Tensor& weight,
+                               const Tensor& g, int64_t ignore_index, Reduction red, double eps,
+                               double wsum, const CeGeom& G, const Units& U, Tensor& gx) {
   const T* P = probs.data_ptr<T>();
   const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
   const int64_t* tp = target.data_ptr<int64_t>();
   const T* gp = g.data_ptr<T>();
   T* o = gx.data_ptr<T>();
-  double W = static_cast<double>(G.C);
-  if (w) {
-    W = 0;
-    for (int64_t c = 0; c < G.C; ++c) W += w[c];
-  }
+  const double W = class_weight_sum(w, G.C);
   const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
   parallel_for(0, U.count, U.grain, [&](int64_t u0, int64_t u1) {
     T sp[kBlock], beta[kBlock];
@@ -335,7 +347,8 @@ Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Ten
   const Units U = units_of(G);
   double wsum = 0;  // sum of the target weights of non-ignored positions
   dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
-    wsum = ce_class_indices_forward<decltype(tag)>(logits, tp, weight, ignore_index, red, eps, G, U, probs, out);
+    wsum = ce_class_indices_forward<decltype(tag)>(logits, tp, weight, ignore_index, red, eps, G, U,
+                                                   probs, out);
   });
   autograd::record(
       "CrossEntropyBackward", {logits}, {out}, {probs, target, weight},
@@ -344,11 +357,71 @@ Tensor ce_class_indices(const Tensor& logits, const Tensor& target_in, const Ten
         Tensor g = ctx.grad_output(0).contiguous();
         Tensor gx = empty(probs.sizes(), {probs.dtype(), probs.device()});
         dispatch_floating(probs.dtype(), "CrossEntropyBackward", [&](auto tag) {
-          ce_class_indices_backward<decltype(tag)>(probs, target, weight, g, ignore_index, red, eps, wsum, G, U, gx);
+          ce_class_indices_backward<decltype(tag)>(probs, target, weight, g, ignore_index, red, eps,
+                                                   wsum, G, U, gx);
         });
         return {gx};
       });
   return out;
+}
+
+// CPU forward with probability targets: per position the log_softmax (kept for backward) and the
+// loss −sum_c w_c·(a·t_c + b)·lp_c in double, summed over fixed chunks of positions in order.
+template <class T>
+void ce_probabilities_forward(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                              Reduction red, double a, double b, const CeGeom& G, Tensor& lp,
+                              Tensor& out) {
+  const T* x = logits.data_ptr<T>();
+  const T* tg = target.data_ptr<T>();
+  T* l = lp.data_ptr<T>();
+  const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+  T* o = red == Reduction::none ? out.data_ptr<T>() : nullptr;
+  auto position_loss = [&](int64_t p) {
+    const int64_t e = elem(G, p);
+    log_softmax_position<T>(x + e, l + e, G.C, G.inner);
+    double s = 0;
+    for (int64_t c = 0; c < G.C; ++c) {
+      const double tc = a * tg[e + c * G.inner] + b;
+      s -= (w ? static_cast<double>(w[c]) : 1.0) * tc * static_cast<double>(l[e + c * G.inner]);
+    }
+    if (o) o[p] = static_cast<T>(s);
+    return s;
+  };
+  const double total = chunked_sum(G.P, position_loss);
+  if (red == Reduction::sum) out.data_ptr<T>()[0] = static_cast<T>(total);
+  if (red == Reduction::mean) out.data_ptr<T>()[0] = static_cast<T>(total / G.P);
+}
+
+// CPU backward with probability targets: per position dx_c = g·(S·p_c − w_c·t'_c), with
+// t'_c = a·t_c + b, S = sum_c w_c·t'_c and p_c = exp(lp_c); dtarget_c = −g·a·w_c·lp_c if wanted.
+template <class T>
+void ce_probabilities_backward(const Tensor& lp, const Tensor& target, const Tensor& weight,
+                               const Tensor& g, Reduction red, double a, double b, const CeGeom& G,
+                               Tensor& gx, Tensor& gt) {
+  const T* l = lp.data_ptr<T>();
+  const T* tg = target.data_ptr<T>();
+  const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+  const T* gp = g.data_ptr<T>();
+  T* o = gx.data_ptr<T>();
+  T* ot = gt.defined() ? gt.data_ptr<T>() : nullptr;
+  const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(1, G.C));
+  parallel_for(0, G.P, grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t e = elem(G, p);
+      double gv = static_cast<double>(red == Reduction::none ? gp[p] : gp[0]);
+      if (red == Reduction::mean) gv /= static_cast<double>(G.P);
+      double S = 0;  // sum_c w_c t'_c
+      for (int64_t c = 0; c < G.C; ++c)
+        S += (w ? static_cast<double>(w[c]) : 1.0) * (a * tg[e + c * G.inner] + b);
+      for (int64_t c = 0; c < G.C; ++c) {
+        const int64_t k = e + c * G.inner;
+        const double wc = w ? static_cast<double>(w[c]) : 1.0;
+        const double pc = std::exp(static_cast<double>(l[k]));
+        o[k] = static_cast<T>(gv * (S * pc - wc * (a * tg[k] + b)));
+        if (ot) ot[k] = static_cast<T>(-gv * a * wc * static_cast<double>(l[k]));
+      }
+    }
+  });
 }
 
 Tensor ce_probabilities(const Tensor& logits, const Tensor& target_in, const Tensor& weight,
@@ -363,26 +436,7 @@ Tensor ce_probabilities(const Tensor& logits, const Tensor& target_in, const Ten
                                       : empty({}, {logits.dtype(), logits.device()});
   const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
   dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
-    using T = decltype(tag);
-    const T* x = logits.data_ptr<T>();
-    const T* tg = target.data_ptr<T>();
-    T* l = lp.data_ptr<T>();
-    const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
-    T* o = red == Reduction::none ? out.data_ptr<T>() : nullptr;
-    auto position_loss = [&](int64_t p) {
-      const int64_t e = elem(G, p);
-      log_softmax_position<T>(x + e, l + e, G.C, G.inner);
-      double s = 0;
-      for (int64_t c = 0; c < G.C; ++c) {
-        const double tc = a * tg[e + c * G.inner] + b;
-        s -= (w ? static_cast<double>(w[c]) : 1.0) * tc * static_cast<double>(l[e + c * G.inner]);
-      }
-      if (o) o[p] = static_cast<T>(s);
-      return s;
-    };
-    const double total = chunked_sum(G.P, position_loss);
-    if (red == Reduction::sum) out.data_ptr<T>()[0] = static_cast<T>(total);
-    if (red == Reduction::mean) out.data_ptr<T>()[0] = static_cast<T>(total / G.P);
+    ce_probabilities_forward<decltype(tag)>(logits, target, weight, red, a, b, G, lp, out);
   });
   autograd::record(
       "CrossEntropyBackward", {logits, target_in}, {out}, {lp, target, weight},
@@ -393,31 +447,7 @@ Tensor ce_probabilities(const Tensor& logits, const Tensor& target_in, const Ten
         Tensor gt;
         if (ctx.needs_input_grad(1)) gt = empty(lp.sizes(), {lp.dtype(), lp.device()});
         dispatch_floating(lp.dtype(), "CrossEntropyBackward", [&](auto tag) {
-          using T = decltype(tag);
-          const T* l = lp.data_ptr<T>();
-          const T* tg = target.data_ptr<T>();
-          const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
-          const T* gp = g.data_ptr<T>();
-          T* o = gx.data_ptr<T>();
-          T* ot = gt.defined() ? gt.data_ptr<T>() : nullptr;
-          const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(1, G.C));
-          parallel_for(0, G.P, grain, [&](int64_t p0, int64_t p1) {
-            for (int64_t p = p0; p < p1; ++p) {
-              const int64_t e = elem(G, p);
-              double gv = static_cast<double>(red == Reduction::none ? gp[p] : gp[0]);
-              if (red == Reduction::mean) gv /= static_cast<double>(G.P);
-              double S = 0;  // sum_c w_c t'_c
-              for (int64_t c = 0; c < G.C; ++c)
-                S += (w ? static_cast<double>(w[c]) : 1.0) * (a * tg[e + c * G.inner] + b);
-              for (int64_t c = 0; c < G.C; ++c) {
-                const int64_t k = e + c * G.inner;
-                const double wc = w ? static_cast<double>(w[c]) : 1.0;
-                const double pc = std::exp(static_cast<double>(l[k]));
-                o[k] = static_cast<T>(gv * (S * pc - wc * (a * tg[k] + b)));
-                if (ot) ot[k] = static_cast<T>(-gv * a * wc * static_cast<double>(l[k]));
-              }
-            }
-          });
+          ce_probabilities_backward<decltype(tag)>(lp, target, weight, g, red, a, b, G, gx, gt);
         });
         return {gx, gt};
       });

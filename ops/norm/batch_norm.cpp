@@ -95,6 +95,25 @@ void check_param(const Tensor& t, const Tensor& x, int64_t C, const char* what) 
              ", x on ", x.device().str());
 }
 
+// Training: running stats ← momentum·batch + (1 − momentum)·running, in place and outside autograd
+// (PyTorch's order of terms); the variance uses the unbiased batch variance.
+template <class T>
+void update_running_stats(const Tensor& running_mean, const Tensor& running_var, const T* batch_mean,
+                          const std::vector<Acc>& unbiased, double momentum, int64_t C) {
+  NoGradGuard no_grad;
+  T* rm = running_mean.data_ptr<T>();
+  T* rv = running_var.data_ptr<T>();
+  const int64_t sm = running_mean.stride(0), sv = running_var.stride(0);
+  for (int64_t c = 0; c < C; ++c) {
+    rm[c * sm] = static_cast<T>(momentum * static_cast<Acc>(batch_mean[c]) +
+                                (1 - momentum) * static_cast<Acc>(rm[c * sm]));
+    rv[c * sv] = static_cast<T>(momentum * unbiased[c] +
+                                (1 - momentum) * static_cast<Acc>(rv[c * sv]));
+  }
+  running_mean.bump_version();
+  running_var.bump_version();
+}
+
 // CPU forward: per channel the batch statistics (shifted sums accumulated in double, so large
 // means do not cancel the variance away) or the running ones, then y = a·x + b; in training, the
 // running statistics are updated in place afterwards.
@@ -135,21 +154,8 @@ void batch_norm_forward_cpu(const Tensor& xc, const Tensor& weight, const Tensor
                       static_cast<T>(b));
     }
   });
-  if (training && running_mean.defined()) {
-    // In-place statistics update, outside autograd (PyTorch's order of terms).
-    NoGradGuard no_grad;
-    T* rm = running_mean.data_ptr<T>();
-    T* rv = running_var.data_ptr<T>();
-    const int64_t sm = running_mean.stride(0), sv = running_var.stride(0);
-    for (int64_t c = 0; c < C; ++c) {
-      rm[c * sm] = static_cast<T>(momentum * static_cast<Acc>(mp[c]) +
-                                  (1 - momentum) * static_cast<Acc>(rm[c * sm]));
-      rv[c * sv] = static_cast<T>(momentum * unbiased[c] +
-                                  (1 - momentum) * static_cast<Acc>(rv[c * sv]));
-    }
-    running_mean.bump_version();
-    running_var.bump_version();
-  }
+  if (training && running_mean.defined())
+    update_running_stats<T>(running_mean, running_var, mp, unbiased, momentum, C);
 }
 
 // CPU backward: per channel sum(g) and sum(g·(x − mean)) (double accumulators), then dw, db and

@@ -46,6 +46,26 @@ std::vector<Acc> param_vector(const Tensor& t, int64_t n, Acc dflt) {
 
 constexpr int64_t kBlock = 256;  // pixels per layer_norm2d work unit
 
+// dweight and dbias [n] from per-chunk partial sums pw, pb [chunks, n], added in chunk order (so
+// the result does not depend on the thread count).
+template <class T>
+void sum_partials(const std::vector<Acc>& pw, const std::vector<Acc>& pb, int64_t chunks, int64_t n,
+                  const TensorOptions& opt, Tensor& dwt, Tensor& dbt) {
+  dwt = empty({n}, opt);
+  dbt = empty({n}, opt);
+  T* dwp = dwt.data_ptr<T>();
+  T* dbp = dbt.data_ptr<T>();
+  for (int64_t j = 0; j < n; ++j) {
+    Acc sw = 0, sb = 0;
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      sw += pw[ch * n + j];
+      sb += pb[ch * n + j];
+    }
+    dwp[j] = static_cast<T>(sw);
+    dbp[j] = static_cast<T>(sb);
+  }
+}
+
 // CPU forward: per row the mean, then the sum of squared deviations (two passes over a row in
 // cache, accumulated in double), then y = (x − mean)·rstd·w + b.
 template <class T>
@@ -125,18 +145,8 @@ void layer_norm_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& we
     }
   });
   if (need_wb) {
-    Tensor dwt = empty({D}, opt), dbt = empty({D}, opt);
-    T* dwp = dwt.data_ptr<T>();
-    T* dbp = dbt.data_ptr<T>();
-    for (int64_t j = 0; j < D; ++j) {
-      Acc sw = 0, sb = 0;
-      for (int64_t ch = 0; ch < chunks; ++ch) {
-        sw += pw[ch * D + j];
-        sb += pb[ch * D + j];
-      }
-      dwp[j] = static_cast<T>(sw);
-      dbp[j] = static_cast<T>(sb);
-    }
+    Tensor dwt, dbt;
+    sum_partials<T>(pw, pb, chunks, D, opt, dwt, dbt);
     if (need_w) dw = reshape(dwt, normalized_shape);
     if (need_b) db = reshape(dbt, normalized_shape);
   }
@@ -188,6 +198,27 @@ void layer_norm2d_forward_cpu(const Tensor& xc, const Tensor& weight, const Tens
   });
 }
 
+// dx of one block of B pixels (channels strided by S): rstd·(g·w − mean_c(g·w) − x̂·mean_c(g·w·x̂)),
+// with sa, sb holding the channel sums of g·w and g·w·x̂ on entry (divided by C here).
+template <class T>
+void layer_norm2d_block_dx(const T* xb, const T* gb, T* dxb, const Acc* w, const Acc* mean,
+                           const Acc* rstd, Acc* sa, Acc* sb, int64_t C, int64_t S, int64_t B) {
+  for (int64_t s = 0; s < B; ++s) {
+    sa[s] /= static_cast<Acc>(C);
+    sb[s] /= static_cast<Acc>(C);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* __restrict xr = xb + c * S;
+    const T* __restrict gr = gb + c * S;
+    T* __restrict out = dxb + c * S;
+    const Acc wc = w[c];
+    for (int64_t s = 0; s < B; ++s) {
+      const Acc xhat = (xr[s] - mean[s]) * rstd[s];
+      out[s] = static_cast<T>(rstd[s] * (gr[s] * wc - sa[s] - xhat * sb[s]));
+    }
+  }
+}
+
 // CPU backward of layer_norm2d: per pixel block, the channel sums of g·w and g·w·x̂ give dx; the
 // per-block partial dweight/dbias are added over blocks in order afterwards.
 template <class T>
@@ -234,37 +265,13 @@ void layer_norm2d_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& 
           pb[t * C + c] = cb;
         }
       }
-      if (!need_x) continue;
-      for (int64_t s = 0; s < B; ++s) {
-        sa[s] /= static_cast<Acc>(C);
-        sb[s] /= static_cast<Acc>(C);
-      }
-      T* dxb = dxp + n * C * S + s0;
-      for (int64_t c = 0; c < C; ++c) {
-        const T* __restrict xr = xb + c * S;
-        const T* __restrict gr = gb + c * S;
-        T* __restrict out = dxb + c * S;
-        const Acc wc = w[c];
-        for (int64_t s = 0; s < B; ++s) {
-          const Acc xhat = (xr[s] - mean[s]) * rstd[s];
-          out[s] = static_cast<T>(rstd[s] * (gr[s] * wc - sa[s] - xhat * sb[s]));
-        }
-      }
+      if (need_x)
+        layer_norm2d_block_dx<T>(xb, gb, dxp + n * C * S + s0, w.data(), mean, rstd, sa, sb, C, S, B);
     }
   });
   if (need_wb) {
-    Tensor dwt = empty({C}, opt), dbt = empty({C}, opt);
-    T* dwp = dwt.data_ptr<T>();
-    T* dbp = dbt.data_ptr<T>();
-    for (int64_t c = 0; c < C; ++c) {
-      Acc sw = 0, sbb = 0;
-      for (int64_t t = 0; t < tasks; ++t) {
-        sw += pw[t * C + c];
-        sbb += pb[t * C + c];
-      }
-      dwp[c] = static_cast<T>(sw);
-      dbp[c] = static_cast<T>(sbb);
-    }
+    Tensor dwt, dbt;
+    sum_partials<T>(pw, pb, tasks, C, opt, dwt, dbt);
     if (need_w) dw = dwt;
     if (need_b) db = dbt;
   }
@@ -324,8 +331,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
           return std::vector<Tensor>{dx, dw, db};
         }
         dispatch_floating(xs.dtype(), "layer_norm backward", [&](auto tag) {
-          layer_norm_backward_cpu<decltype(tag)>(xs, g, has_weight ? ctx.saved(1) : Tensor(), ctx.saved(2), ctx.saved(3), R,
-                                                 D, grain, normalized_shape, need_w, need_b, dx, dw, db);
+          layer_norm_backward_cpu<decltype(tag)>(xs, g, has_weight ? ctx.saved(1) : Tensor(), ctx.saved(2),
+                                                 ctx.saved(3), R, D, grain, normalized_shape, need_w,
+                                                 need_b, dx, dw, db);
         });
         return {dx, dw, db};
       });
@@ -377,8 +385,9 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, d
           return std::vector<Tensor>{dx, dw, db};
         }
         dispatch_floating(xs.dtype(), "layer_norm2d backward", [&](auto tag) {
-          layer_norm2d_backward_cpu<decltype(tag)>(xs, g, has_weight ? ctx.saved(1) : Tensor(), ctx.saved(2), ctx.saved(3), N,
-                                                   C, S, nblk, need_w, need_b, dx, dw, db);
+          layer_norm2d_backward_cpu<decltype(tag)>(xs, g, has_weight ? ctx.saved(1) : Tensor(),
+                                                   ctx.saved(2), ctx.saved(3), N, C, S, nblk, need_w,
+                                                   need_b, dx, dw, db);
         });
         return {dx, dw, db};
       });
