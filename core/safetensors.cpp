@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -119,6 +120,8 @@ TensorMap parse_safetensors(std::string_view bytes, const std::string& source, S
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0))
         bad("shape entries must be non-negative integers");
       uint64_t dv = d.get<uint64_t>();
+      if (dv > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        bad("shape entry " + std::to_string(dv) + " exceeds the largest tensor dimension");
       if (dv != 0 && numel > std::numeric_limits<uint64_t>::max() / 8 / dv) bad("shape overflows");
       numel *= dv;
       e.shape.push_back(static_cast<int64_t>(dv));
@@ -169,15 +172,22 @@ TensorMap parse_safetensors(std::string_view bytes, const std::string& source, S
   return out;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EVIT_CHECK(f.good(), "cannot open '", path, "' for reading");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  EVIT_CHECK(!f.bad(), "error reading '", path, "'");
-  return s;
-}
-
 TensorMap load_safetensors(const std::string& path, StringMap* metadata) {
+  check_regular_file(path, "safetensors file");
+  // Look at a large file's header before reading its body: a file that is not safetensors at all
+  // (a multi-GB download of something else, say) fails without being read into memory. Small
+  // files go straight to the parser, whose messages are more detailed.
+  if (std::filesystem::file_size(path) > (64u << 20)) {
+    std::ifstream f(path, std::ios::binary);
+    unsigned char prefix[9] = {};
+    f.read(reinterpret_cast<char*>(prefix), 9);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | prefix[i];
+    const auto size = static_cast<uint64_t>(std::filesystem::file_size(path));
+    if (f.gcount() == 9 && (n > kMaxHeader || n > size - 8 || prefix[8] != '{'))
+      EVIT_THROW("safetensors: ", path, ": not a safetensors file (its first 8 bytes give a header length of ", n,
+                 " for a file of ", size, " bytes, or the header does not start with '{')");
+  }
   return parse_safetensors(read_file(path), path, metadata);
 }
 
@@ -205,19 +215,6 @@ std::string serialize_safetensors(const TensorMap& tensors, const StringMap& met
     out.append(static_cast<const char*>(c.raw_data()), c.numel() * dtype_size(c.dtype()));
   }
   return out;
-}
-
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    EVIT_CHECK(f.good(), "cannot open '", tmp, "' for writing");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    EVIT_CHECK(f.good(), "error writing '", tmp, "' (disk full?)");
-  }
-  EVIT_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "' to '",
-             path, "': ", std::strerror(errno));
 }
 
 void save_safetensors(const std::string& path, const TensorMap& tensors, const StringMap& metadata) {

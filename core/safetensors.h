@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/file_io.h"  // read_file and write_file_atomic, which most users of this header need
 #include "core/tensor.h"
 
 namespace evit {
@@ -29,8 +30,5 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
 // The bytes save_safetensors would write.
 std::string serialize_safetensors(const TensorMap& tensors, const StringMap& metadata = {});
 
-// Writes `bytes` to path.tmp and renames it over `path` (atomic on POSIX file systems).
-void write_file_atomic(const std::string& path, std::string_view bytes);
-std::string read_file(const std::string& path);
 
 }  // namespace evit

@@ -1,6 +1,8 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <iomanip>
 #include <sstream>
@@ -9,6 +11,7 @@
 #include "core/copy.h"
 #include "core/cuda.h"
 #include "core/generator.h"
+#include "core/limits.h"
 #include "core/parallel.h"
 
 namespace evit {
@@ -212,6 +215,26 @@ void check_shape(const Shape& s, const char* op) {
   for (int64_t d : s)
     EVIT_CHECK(d >= 0, op, ": negative dimension in shape ", shape_str(s));
 }
+// Bytes a new tensor needs, refused before allocating when they overflow or exceed
+// EVIT_MAX_TENSOR_BYTES (CPU): a shape derived from hostile input fails with its shape named
+// instead of exhausting the machine.
+size_t checked_nbytes(const Shape& s, const TensorOptions& opt) {
+  int64_t bytes = dtype_size(opt.dtype);
+  if (std::find(s.begin(), s.end(), 0) != s.end()) bytes = 0;
+  for (int64_t d : s) {
+    if (bytes == 0) break;
+    EVIT_CHECK(d <= std::numeric_limits<int64_t>::max() / bytes, "empty: shape ", shape_str(s),
+               " has more elements than memory can address");
+    bytes *= d;
+  }
+  if (opt.device.is_cpu()) {
+    const int64_t limit = max_tensor_bytes();
+    EVIT_CHECK(bytes <= limit, "cannot allocate a ", dtype_name(opt.dtype), " tensor of shape ", shape_str(s), ": it needs ",
+               human_bytes(double(bytes)), ", more than the limit of ", human_bytes(double(limit)),
+               " (the machine's memory; set EVIT_MAX_TENSOR_BYTES to change it)");
+  }
+  return static_cast<size_t>(bytes);
+}
 Tensor finish(Tensor t, const TensorOptions& opt) {
   if (opt.requires_grad) t.requires_grad_(true);
   return t;
@@ -229,7 +252,7 @@ Tensor on_cpu_then_copy(TensorOptions opt, Make make) {
 Tensor empty(const Shape& shape, TensorOptions opt) {
   check_shape(shape, "empty");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::allocate(shape_numel(shape) * dtype_size(opt.dtype), opt.device);
+  impl->storage = Storage::allocate(checked_nbytes(shape, opt), opt.device);
   impl->sizes = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = opt.dtype;

@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 
@@ -83,9 +84,29 @@ std::vector<std::string> list_images(const std::string& dir) {
 
 // ---------------------------------------------------------------------------------- segmentation
 
+LabelClasses label_image_to_classes(const Image& lab, const std::vector<uint8_t>& label_map, int max_label_id,
+                                    const std::string& what) {
+  EVIT_CHECK(label_map.size() == 256, what, ": the label map needs 256 entries, got ", label_map.size());
+  EVIT_CHECK(lab.bit_depth == 8 && (lab.channels == 1 || lab.channels == 3), what,
+             " must be an 8-bit gray (or RGB with equal channels) PNG, got ", lab.desc());
+  LabelClasses out;
+  out.classes = empty({lab.height, lab.width}, DType::i64);
+  int64_t* p = out.classes.data_ptr<int64_t>();
+  const uint8_t* q = lab.samples8();
+  for (int64_t i = 0; i < lab.height * lab.width; ++i) {
+    const uint8_t id = q[i * lab.channels];
+    if (id > max_label_id) {
+      if (out.out_of_range++ == 0) out.first_out_of_range = id;
+    }
+    p[i] = label_map[id];
+  }
+  return out;
+}
+
 SegmentationDataset::SegmentationDataset(std::string name, std::vector<std::pair<std::string, std::string>> files,
-                                         std::vector<uint8_t> label_map, int64_t num_classes)
-    : name_(std::move(name)), files_(std::move(files)), label_map_(std::move(label_map)), num_classes_(num_classes) {
+                                         std::vector<uint8_t> label_map, int64_t num_classes, int max_label_id)
+    : name_(std::move(name)), files_(std::move(files)), label_map_(std::move(label_map)), num_classes_(num_classes),
+      max_label_id_(max_label_id) {
   EVIT_CHECK(label_map_.size() == 256, name_, ": the label map needs 256 entries");
 }
 
@@ -94,17 +115,20 @@ Sample SegmentationDataset::load(int64_t index) const {
   Sample s;
   s.id = img_path;
   s.input = load_rgb(img_path);
-  Image lab = read_image(label_path);
-  EVIT_CHECK(lab.bit_depth == 8 && (lab.channels == 1 || lab.channels == 3), name_, ": label '", label_path,
-             "' must be an 8-bit gray (or RGB with equal channels) PNG, got ", lab.desc());
+  const Image lab = read_image(label_path);
   EVIT_CHECK(lab.height == s.input.size(1) && lab.width == s.input.size(2), name_, ": label '", label_path,
              "' is ", lab.height, "x", lab.width, " but image '", img_path, "' is ", s.input.size(1), "x",
              s.input.size(2));
-  Tensor t = empty({lab.height, lab.width}, DType::i64);
-  int64_t* p = t.data_ptr<int64_t>();
-  const uint8_t* q = lab.samples8();
-  for (int64_t i = 0; i < lab.height * lab.width; ++i) p[i] = label_map_[q[i * lab.channels]];
-  s.target = t;
+  LabelClasses c = label_image_to_classes(lab, label_map_, max_label_id_, name_ + ": label '" + label_path + "'");
+  if (c.out_of_range > 0) {
+    out_of_range_pixels_ += c.out_of_range;
+    if (!out_of_range_reported_.exchange(true))
+      std::fprintf(stderr,
+                   "warning: %s: label '%s' has %lld pixels with ids above %d (the first: %d), which are no ids of "
+                   "this dataset; they are ignored. Further such labels are not reported.\n",
+                   name_.c_str(), label_path.c_str(), (long long)c.out_of_range, max_label_id_, c.first_out_of_range);
+  }
+  s.target = c.classes;
   return s;
 }
 
@@ -147,7 +171,8 @@ std::shared_ptr<SegmentationDataset> cityscapes(const std::string& root, const s
     }
   }
   EVIT_CHECK(!files.empty(), "cityscapes: no *_leftImg8bit.png images under '", img_root, "'");
-  return std::make_shared<SegmentationDataset>("cityscapes " + split, std::move(files), cityscapes_label_map(), 19);
+  return std::make_shared<SegmentationDataset>("cityscapes " + split, std::move(files), cityscapes_label_map(), 19,
+                                               33);  // labelIds run 0..33
 }
 
 std::shared_ptr<SegmentationDataset> ade20k(const std::string& root, const std::string& split) {
@@ -166,7 +191,7 @@ std::shared_ptr<SegmentationDataset> ade20k(const std::string& root, const std::
   // Label 0 is "other" (ignored); classes 1..150 become 0..149.
   std::vector<uint8_t> m(256, 255);
   for (int v = 1; v <= 150; ++v) m[v] = static_cast<uint8_t>(v - 1);
-  return std::make_shared<SegmentationDataset>("ade20k " + split, std::move(files), m, 150);
+  return std::make_shared<SegmentationDataset>("ade20k " + split, std::move(files), m, 150, 150);
 }
 
 // -------------------------------------------------------------------------------- classification

@@ -4,6 +4,7 @@
 // index) — see sample_generator() — so what a sample looks like never depends on which worker
 // thread loaded it or how many workers there are.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "core/generator.h"
 #include "core/tensor.h"
+#include "data/image.h"
 
 namespace evit::data {
 
@@ -59,20 +61,38 @@ Generator sample_generator(uint64_t seed, int64_t epoch, int64_t index);
 // ---- segmentation -------------------------------------------------------------------------------
 // Pairs of (image, label PNG); labels are mapped through a 256-entry table to class ids
 // (255 = ignore). Checks that each label has the image's size when loading.
+// An 8-bit label image (gray, or RGB with equal channels) mapped to class ids through label_map;
+// ids above max_label_id are counted. `what` names the label in errors.
+struct LabelClasses {
+  Tensor classes;  // [H, W] i64
+  int64_t out_of_range = 0;
+  int first_out_of_range = -1;  // the first id above max_label_id met, or -1
+};
+LabelClasses label_image_to_classes(const Image& label, const std::vector<uint8_t>& label_map, int max_label_id,
+                                    const std::string& what);
+
 class SegmentationDataset : public Dataset {
  public:
+  // label_map turns each 8-bit label id into a class (or 255: ignore). Ids above max_label_id
+  // are not ids of the dataset at all: they are ignored too, but counted, and the first file
+  // holding one is reported once on stderr (a wrong label folder or encoding shows at once).
   SegmentationDataset(std::string name, std::vector<std::pair<std::string, std::string>> files,
-                      std::vector<uint8_t> label_map, int64_t num_classes);
+                      std::vector<uint8_t> label_map, int64_t num_classes, int max_label_id = 255);
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
   Sample load(int64_t index) const override;
   std::string describe() const override;
   int64_t num_classes() const { return num_classes_; }
+  // Pixels with ids above max_label_id in the labels loaded so far.
+  int64_t out_of_range_pixels() const { return out_of_range_pixels_.load(); }
 
  private:
   std::string name_;
   std::vector<std::pair<std::string, std::string>> files_;
   std::vector<uint8_t> label_map_;
   int64_t num_classes_;
+  int max_label_id_;
+  mutable std::atomic<int64_t> out_of_range_pixels_{0};  // loader threads load concurrently
+  mutable std::atomic<bool> out_of_range_reported_{false};
 };
 
 // Cityscapes: root/leftImg8bit/<split>/<city>/*_leftImg8bit.png with

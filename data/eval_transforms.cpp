@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "data/image.h"
 #include "data/resize_u8.h"
+#include "data/transforms.h"
 #include "ops/shape.h"
 
 namespace evit::data {
@@ -24,6 +25,7 @@ Transform ade20k_eval_resize(int64_t crop) {
   return [crop](Sample& s, Generator&) {
     const Image img = as_u8(s);
     const auto [h, w] = ade20k_eval_size(img.height, img.width, crop);
+    check_resize_target(s, h, w);
     if (h != img.height || w != img.width) s.input = image_to_chw_float(resize_bicubic_opencv(img, h, w));
   };
 }
@@ -43,6 +45,7 @@ Transform imagenet_eval_crop(int64_t size, double crop_ratio) {
   return [size, resize_to](Sample& s, Generator&) {
     const Image img = as_u8(s);
     const auto [h, w] = torchvision_resize_size(img.height, img.width, resize_to);
+    check_resize_target(s, h, w);
     Tensor resized = image_to_chw_float(resize_bicubic_pil(img, h, w));
     EVIT_CHECK(h >= size && w >= size, "imagenet_eval_crop: '", s.id, "' resized to ", h, "x", w, " is smaller than the ",
                size, "x", size, " crop");

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "data/image.h"
 
 namespace evit {
@@ -68,6 +69,13 @@ bool jpeg_read_all(jpeg_decompress_struct& cinfo, JpegError& err, std::string_vi
   jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
                static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
+  // Before jpeg_start_decompress, which allocates the image's buffers from the header's size.
+  try {
+    check_image_pixels(cinfo.image_height, cinfo.image_width, "the image");
+  } catch (const Error& e) {
+    std::snprintf(err.message, sizeof err.message, "%s", e.what());
+    return false;
+  }
 
   int channels = 3;
   bool cmyk = false;

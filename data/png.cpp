@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "data/image.h"
 
 namespace evit {
@@ -92,6 +93,7 @@ bool png_read_all(png_structp png, png_infop info, PngContext& ctx, ReadState& s
   }
   // Allocation can throw; that is fine here since no libpng frame is on the stack.
   try {
+    check_image_pixels(h, w, "the image");  // before the allocation a hostile header asks for
     st.image = Image(h, w, channels, out_depth);
   } catch (const Error& e) {
     ctx.message = e.what();
@@ -120,7 +122,7 @@ Image decode_png_bytes(std::string_view bytes, const std::string& source) {
     png_destroy_read_struct(&png, nullptr, nullptr);
     EVIT_THROW("decode_png: '", source, "': cannot create the libpng info struct");
   }
-  // Default libpng limits are 1M x 1M pixels; Image() caps the total sample count.
+  // libpng's own limit is 1M x 1M pixels; EVIT_MAX_IMAGE_PIXELS (core/limits.h) bounds the product.
   ReadState st;
   const bool ok = png_read_all(png, info, ctx, st);
   png_destroy_read_struct(&png, &info, nullptr);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/limits.h"
 #include "ops/pointwise.h"
 #include "ops/reduce.h"
 #include "ops/resize.h"
@@ -99,6 +100,10 @@ Transform horizontal_flip(double p) {
   };
 }
 
+void check_resize_target(const Sample& s, int64_t h, int64_t w) {
+  check_image_pixels(h, w, "'" + s.id + "' resized");
+}
+
 Transform random_scale_crop(double min_scale, double max_scale, int64_t crop_h, int64_t crop_w, int64_t ignore) {
   EVIT_CHECK(0 < min_scale && min_scale <= max_scale, "random_scale_crop: bad scale range [", min_scale, ", ",
              max_scale, "]");
@@ -106,6 +111,7 @@ Transform random_scale_crop(double min_scale, double max_scale, int64_t crop_h, 
     const double f = uniform(g, min_scale, max_scale);
     const int64_t h = std::max<int64_t>(1, std::llround(s.input.size(1) * f));
     const int64_t w = std::max<int64_t>(1, std::llround(s.input.size(2) * f));
+    check_resize_target(s, h, w);
     Tensor img = resize_image(s.input, h, w, InterpolateMode::bilinear);
     Tensor lab = resize_label(s.target, h, w);
     const int64_t ph = std::max<int64_t>(0, crop_h - h), pw = std::max<int64_t>(0, crop_w - w);

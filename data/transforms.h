@@ -11,6 +11,11 @@ inline constexpr std::array<double, 3> kImageNetMean = {0.485, 0.456, 0.406};
 inline constexpr std::array<double, 3> kImageNetStd = {0.229, 0.224, 0.225};
 
 // (x - mean) / std per channel of the input.
+// Throws unless resizing sample `s` to h x w stays within EVIT_MAX_IMAGE_PIXELS (core/limits.h),
+// naming the sample: an extreme aspect ratio (a 1 x 1,000,000 strip brought to a 512 short side)
+// fails at once instead of allocating gigabytes.
+void check_resize_target(const Sample& s, int64_t h, int64_t w);
+
 Transform normalize(std::array<double, 3> mean = kImageNetMean, std::array<double, 3> std = kImageNetStd);
 // Horizontal flip of input (and of a spatial target) with probability p.
 Transform horizontal_flip(double p = 0.5);

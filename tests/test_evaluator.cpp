@@ -32,18 +32,6 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return files;
 }
 
-// Runs the evit program with `args`; returns its exit code and stdout + stderr.
-std::pair<int, std::string> run_evit(const std::string& args) {
-  const std::string cmd = std::string(EVIT_CLI) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 // The value printed after "key: " in `text`.
 double printed(const std::string& text, const std::string& key) {
   const size_t at = text.rfind(key + ": ");
@@ -77,7 +65,7 @@ TEST_CASE("evit eval and evit predict never write into a run, and eval prints th
   REQUIRE(before.count("config.json"));
   REQUIRE(before.at("metrics.jsonl").size() > 0);
 
-  auto [rc, out] = run_evit("eval " + config_path);
+  auto [rc, out] = test::run_evit("eval " + config_path);
   INFO(out);
   REQUIRE(rc == 0);
   REQUIRE_THAT(out, Catch::Contains("eval_model.safetensors"));
@@ -89,14 +77,14 @@ TEST_CASE("evit eval and evit predict never write into a run, and eval prints th
   std::string frame;
   for (auto& e : fs::recursive_directory_iterator(root / "data" / "leftImg8bit" / "val"))
     if (e.is_regular_file()) frame = e.path().string();
-  auto [rc2, out2] = run_evit("predict efficientvit-seg-b0-cityscapes --weights " + (root / "run/checkpoint/model.safetensors").string() +
+  auto [rc2, out2] = test::run_evit("predict efficientvit-seg-b0-cityscapes --weights " + (root / "run/checkpoint/model.safetensors").string() +
                               " --protocol native --input " + frame + " --output " + (root / "pred").string());
   INFO(out2);
   REQUIRE(rc2 == 0);
   REQUIRE(fs::exists(root / "pred_mask.png"));
 
   // --output is the only way eval writes, and it writes where it is told.
-  auto [rc3, out3] = run_evit("eval " + config_path + " --output " + (root / "eval.json").string());
+  auto [rc3, out3] = test::run_evit("eval " + config_path + " --output " + (root / "eval.json").string());
   REQUIRE(rc3 == 0);
   json written = json::parse(read_file((root / "eval.json").string()));
   REQUIRE(std::abs(written.at("val/mIoU").get<double>() - trained.at("val/mIoU")) < 1e-9);
@@ -126,13 +114,13 @@ TEST_CASE("evit eval --weights needs neither the pretrained backbone nor a train
             {"train", {{"steps", 1}}},
             {"output_dir", (root / "run").string()}};
   std::ofstream((root / "config.json").string()) << c.dump(2);
-  auto [rc, out] = run_evit("eval " + (root / "config.json").string() + " --weights " + (root / "w.safetensors").string());
+  auto [rc, out] = test::run_evit("eval " + (root / "config.json").string() + " --weights " + (root / "w.safetensors").string());
   INFO(out);
   REQUIRE(rc == 0);
   REQUIRE_THAT(out, Catch::Contains("val/mIoU"));
   REQUIRE_FALSE(fs::exists(root / "run"));
   // Without --weights and without a trained run, the error names the missing checkpoint.
-  auto [rc2, out2] = run_evit("eval " + (root / "config.json").string());
+  auto [rc2, out2] = test::run_evit("eval " + (root / "config.json").string());
   REQUIRE(rc2 != 0);
   REQUIRE_THAT(out2, Catch::Contains("checkpoint"));
   fs::remove_all(root);

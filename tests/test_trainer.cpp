@@ -168,7 +168,8 @@ TEST_CASE("a diverging run names the forward op where values broke", "[trainer]"
     Tensor w = t.model().named_parameters()[0].second;
     fill_(w, std::numeric_limits<double>::quiet_NaN());
   }
-  REQUIRE_THROWS_WITH(t.train_steps(1), Catch::Contains("training diverged at step 0") &&
+  // Steps count from 1, as in the log: the first step is step 1.
+  REQUIRE_THROWS_WITH(t.train_steps(1), Catch::Contains("training diverged at step 1 ") &&
                                             Catch::Contains("anomaly: the forward of"));
 }
 

@@ -14,6 +14,7 @@
 #include "train/evaluator.h"
 #include "core/safetensors.h"
 #include "zoo/models.h"
+#include "zoo/sr.h"
 
 namespace fs = std::filesystem;
 
@@ -38,7 +39,11 @@ int eval_super_resolution(const EvalOptions& o) {
     // The classic protocol of the published bicubic tables: Y plane of the modcropped
     // HR image, MATLAB imresize down and up, 8-bit rounding, `scale` border.
     for (auto& f : files) {
-      SrScore s = bicubic_baseline_y(read_image(f), o.scale);
+      Image hr = read_image(f);
+      check_sr_eval_size(hr.height, hr.width, o.scale, f);
+      // 16-bit images are scored as 8-bit, as `evit predict` reads them: the protocol is 8-bit.
+      if (hr.bit_depth == 16) hr = chw_float_to_image(image_to_chw_float(hr));
+      SrScore s = bicubic_baseline_y(hr, o.scale);
       psnr += s.psnr, ssim += s.ssim;
     }
   } else {
@@ -46,6 +51,8 @@ int eval_super_resolution(const EvalOptions& o) {
     EVIT_CHECK(info.task == "super_resolution", "eval: '", o.model, "' is a ", info.task,
                " model; --task super_resolution needs a super-resolution model");
     auto model = zoo::create_model(o.model);
+    EVIT_CHECK(zoo::sr_scale(*model) == o.scale, "eval: --scale ", o.scale, " but '", o.model, "' upscales by ",
+               zoo::sr_scale(*model), " (give --scale ", zoo::sr_scale(*model), " or the x", o.scale, " model)");
     if (model->num_parameters() > 0) {
       EVIT_CHECK(!o.weights.empty(), "eval: --weights is required for ", o.model);
       model->load(o.weights, true);
@@ -87,6 +94,9 @@ int eval_config(const EvalOptions& o) {
   const int64_t classes = cfg.task == train::Task::super_resolution ? 0 : train::model_classes(cfg, val.num_classes);
   // --weights (or the checkpoint) is everything the model gets: model.pretrained is not loaded.
   auto model = zoo::create_model(name, classes);
+  if (cfg.task == train::Task::super_resolution)
+    EVIT_CHECK(zoo::sr_scale(*model) == cfg.data.scale, "eval: config.data.scale = ", cfg.data.scale, " but '", name,
+               "' upscales by ", zoo::sr_scale(*model));
   model->load(weights, true);
   const train::Evaluator ev(train::eval_spec(cfg, classes));
   model->to(ev.spec().device);

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "core/error.h"
-#include "core/safetensors.h"  // read_file
+#include "core/file_io.h"
 #include "optim/ema.h"  // the EMA defaults
 
 namespace evit::train {
@@ -390,11 +392,42 @@ void apply_override(json& cfg, const Schema& schema, const std::string& assignme
   }
 }
 
+namespace {
+
+// json::parse, except that a key repeated within one object is an error (plain parsing keeps the
+// last value silently, so a config that sets data.crop twice would train at a size nobody chose).
+json parse_rejecting_duplicate_keys(const std::string& text, const std::string& source) {
+  struct Level {
+    std::set<std::string> keys;
+    std::string last_key;
+  };
+  std::vector<Level> levels;
+  std::string duplicate;
+  json cfg = json::parse(text, [&](int, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::object_start) levels.emplace_back();
+    else if (ev == json::parse_event_t::object_end && !levels.empty()) levels.pop_back();
+    else if (ev == json::parse_event_t::key && !levels.empty()) {
+      std::string k = parsed.get<std::string>();
+      if (!levels.back().keys.insert(k).second && duplicate.empty()) {
+        duplicate = "config";
+        for (size_t i = 0; i + 1 < levels.size(); ++i) duplicate += "." + levels[i].last_key;
+        duplicate += "." + k;
+      }
+      levels.back().last_key = k;
+    }
+    return true;
+  });
+  EVIT_CHECK(duplicate.empty(), source, ": ", duplicate, " is given twice (JSON would silently keep the last value)");
+  return cfg;
+}
+
+}  // namespace
+
 json load_config_text(const std::string& text, const std::string& source, const Schema& schema,
                       const std::vector<std::string>& overrides, bool all_errors) {
   json cfg;
   try {
-    cfg = json::parse(text);
+    cfg = parse_rejecting_duplicate_keys(text, source);
   } catch (const json::parse_error& e) {
     // nlohmann's message: "[json.exception.parse_error.101] parse error at line 3, column 5: ...".
     std::string msg = e.what();
@@ -449,12 +482,12 @@ const Schema& training_config_schema() {
     S data = S::object({
         {"root", S::string().required().min_size(1).doc("dataset folder")},
         {"dataset", S::string().required().min_size(1).doc("imagenet, cityscapes, ade20k, div2k, ffhq, synthetic, ...")},
-        {"crop", pos_int.default_value(224).doc("training crop size (pixels)")},
-        {"eval_size", pos_int.nullable().default_value(nullptr).doc("null: same as crop")},
+        {"crop", pos_int.max(8192).default_value(224).doc("training crop size (pixels)")},
+        {"eval_size", pos_int.max(8192).nullable().default_value(nullptr).doc("null: same as crop")},
         {"crop_ratio", S::number().min(0, true).max(1).default_value(0.95).doc(
                            "classification evaluation: resize to ceil(eval_size / crop_ratio), then centre-crop")},
         {"batch_size", pos_int.default_value(128)},
-        {"workers", S::integer().min(0).default_value(4)},
+        {"workers", S::integer().min(0).max(256).default_value(4).doc("loader threads (0: load in the training thread)")},
         {"ignore_index", S::integer().default_value(255)},
         {"scale", S::integer().one_of({2, 3, 4}).default_value(2).doc("super-resolution factor")},
         {"lr_root", S::string().default_value("").doc("super-resolution: LR images (train/ and val/, or DIV2K's "
@@ -462,7 +495,7 @@ const Schema& training_config_schema() {
         {"mean", S::array(S::number()).size(3, 3).default_value(json::array({0.485, 0.456, 0.406}))},
         {"std", S::array(S::number().min(0, true)).size(3, 3).default_value(json::array({0.229, 0.224, 0.225}))},
         {"drop_last", S::boolean().default_value(true)},
-        {"multires_sizes", S::array(S::integer().min(8)).default_value(json::array()).doc(
+        {"multires_sizes", S::array(S::integer().min(8).max(8192)).default_value(json::array()).doc(
                                "classification: each training batch is resized to a size drawn from this list")},
         {"limit", S::integer().min(0).default_value(0).doc("use only the first N samples (0: all)")},
     });

@@ -10,6 +10,7 @@
 #include "data/transforms.h"
 #include "ops/autocast.h"
 #include "ops/ops.h"
+#include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/progress.h"
 #include "train/sr_metrics.h"
@@ -76,6 +77,11 @@ EvalSpec eval_spec(const RunConfig& cfg, int64_t num_classes) {
   s.num_classes = num_classes;
   s.ignore_index = cfg.data.ignore_index;
   s.scale = cfg.data.scale;
+  // Checked here, at start-up, rather than by the confusion matrix after all training steps.
+  if (cfg.task == Task::segmentation)
+    EVIT_CHECK(s.ignore_index < 0 || s.ignore_index >= num_classes, "config.data.ignore_index = ", s.ignore_index,
+               " is one of the ", num_classes, " class ids (0..", num_classes - 1,
+               "); the ignore label must lie outside them (255 for Cityscapes and ADE20K)");
   try {
     s.device = Device(cfg.train.device);
   } catch (const Error& e) {
@@ -135,6 +141,7 @@ EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool prog
                  " for ", s.id, " but the data has ", spec_.num_classes, " classes");
       topk.update(scores, unsqueeze(s.target, 0));
     } else {
+      check_sr_eval_size(s.target.size(1), s.target.size(2), spec_.scale, s.id);
       Tensor sr = squeeze(forward(model, s.input), 0);
       EVIT_CHECK(sr.sizes() == s.target.sizes(), "evaluation: the model turns ", s.id, " into ", sr.desc(),
                  " but its HR image is ", s.target.desc(), " (is the model's scale ", spec_.scale, "?)");
@@ -194,8 +201,12 @@ json EvalReport::to_json() const {
   return j;
 }
 
-CheckpointWeights checkpoint_eval_weights(const std::string& dir) {
-  EVIT_CHECK(fs::is_directory(dir), "eval: checkpoint folder '", dir, "' not found (train the run first, or give --weights)");
+CheckpointWeights checkpoint_eval_weights(const std::string& requested) {
+  EVIT_CHECK(fs::exists(requested) || fs::exists(requested + ".tmp") || fs::exists(requested + ".old"),
+             "eval: checkpoint folder '", requested, "' not found (train the run first, or give --weights)");
+  const CheckpointLocation where = locate_checkpoint(requested);
+  if (!where.note.empty()) std::printf("eval: %s\n", where.note.c_str());
+  const std::string& dir = where.dir;
   if (fs::exists(dir + "/eval_model.safetensors"))
     return {dir + "/eval_model.safetensors", "the weights the trainer evaluated (EMA and/or re-estimated BatchNorm statistics)"};
   return {dir + "/model.safetensors", "the trained weights (this run evaluates them as they are)"};

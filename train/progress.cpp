@@ -41,8 +41,8 @@ std::string format_value(double v) {
 }
 
 std::string format_progress(const std::string& label, int64_t done, int64_t total, double elapsed_s,
-                            const Stats& stats, int bar_width) {
-  const double rate = elapsed_s > 0 ? done / elapsed_s : 0;
+                            const Stats& stats, int bar_width, int64_t done_before) {
+  const double rate = elapsed_s > 0 ? static_cast<double>(done - done_before) / elapsed_s : 0;
   std::string line = label;
   char buf[64];
   if (total > 0) {
@@ -84,14 +84,14 @@ void Progress::update_at(int64_t done, double elapsed_s, const Stats& stats) {
   if (complete && shown_done_ == done) return;  // the final state is shown once
   last_shown_ = elapsed_s;
   shown_done_ = done;
-  emit(format_progress(label_, done, total_, elapsed_s, stats));
+  emit(format_progress(label_, done, total_, elapsed_s, stats, 20, done_before_));
 }
 
 void Progress::finish() {
   if (finished_) return;
   if (last_done_ >= 0 && shown_done_ != last_done_) {
     shown_done_ = last_done_;
-    emit(format_progress(label_, last_done_, total_, last_elapsed_, last_stats_));
+    emit(format_progress(label_, last_done_, total_, last_elapsed_, last_stats_, 20, done_before_));
   }
   if (tty_ && last_len_ > 0) std::fputc('\n', out_);
   std::fflush(out_);

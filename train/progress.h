@@ -30,8 +30,10 @@ std::string format_bar(double fraction, int width);
 // with 3 decimals ("1.000e-04").
 std::string format_value(double v);
 // The whole line (no '\r' or newline). total <= 0 means unknown: no percentage, bar or ETA.
+// `done_before` items were finished before the clock started (a resumed run): the rate counts
+// only the items done since.
 std::string format_progress(const std::string& label, int64_t done, int64_t total, double elapsed_s,
-                            const Stats& stats = {}, int bar_width = 20);
+                            const Stats& stats = {}, int bar_width = 20, int64_t done_before = 0);
 
 class Progress {
  public:
@@ -45,6 +47,8 @@ class Progress {
   void update(int64_t done, const Stats& stats = {});
   // The same with the elapsed time given, for callers with their own clock (and for tests).
   void update_at(int64_t done, double elapsed_s, const Stats& stats = {});
+  // Items finished before this Progress started (a resumed run): excluded from the rate and ETA.
+  void set_done_before(int64_t n) { done_before_ = n; }
   // Shows the last state (if not yet shown) and ends the line.
   void finish();
   bool is_tty() const { return tty_; }
@@ -59,7 +63,7 @@ class Progress {
   double interval_;
   std::chrono::steady_clock::time_point start_;
   double last_shown_ = -1;  // elapsed time of the last line shown; < 0 before the first
-  int64_t last_done_ = -1, shown_done_ = -1;
+  int64_t last_done_ = -1, shown_done_ = -1, done_before_ = 0;
   double last_elapsed_ = 0;
   Stats last_stats_;
   size_t last_len_ = 0;

@@ -146,6 +146,15 @@ Tensor y_plane_u8(const Image& image) {
   return y;
 }
 
+int64_t sr_eval_min_side(int64_t scale) { return 2 * scale + 11; }
+
+void check_sr_eval_size(int64_t h, int64_t w, int64_t scale, const std::string& id) {
+  const int64_t need = sr_eval_min_side(scale);
+  EVIT_CHECK(h / scale * scale >= need && w / scale * scale >= need, "super-resolution evaluation: '", id, "' is ", h,
+             "x", w, "; scoring at x", scale, " needs at least ", need, " pixels per side (a ", scale,
+             "-pixel border on each side plus SSIM's 11-pixel window)");
+}
+
 SrScore bicubic_baseline_y(const Image& hr, int64_t scale) {
   EVIT_CHECK(scale >= 1, "bicubic_baseline_y: scale must be >= 1, got ", scale);
   Tensor y = y_plane_u8(modcrop(hr, scale));

@@ -39,6 +39,12 @@ Tensor y_plane_u8(const Image& image);
 // to 0..255 integers, score against the HR Y plane with `scale` border pixels cropped.
 SrScore bicubic_baseline_y(const Image& hr, int64_t scale);
 
+// The smallest HR side (after modcrop) PSNR and SSIM can score at `scale`: the scale-wide border
+// on both sides plus SSIM's 11-pixel window.
+int64_t sr_eval_min_side(int64_t scale);
+// Throws unless an h x w HR image (`id` names it) is large enough to score at `scale`.
+void check_sr_eval_size(int64_t h, int64_t w, int64_t scale, const std::string& id);
+
 // RGB protocol. sr, hr: [3,H,W] float RGB in [0,1] of equal shape (e.g. a model output and the
 // ground truth); both are clamped and rounded to 8 bits, converted to unrounded Y (rgb_to_y) and
 // scored with `border` pixels cropped (use border = scale).

@@ -9,6 +9,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/cuda.h"
+#include "core/file_io.h"
 #include "core/parallel.h"
 #include "data/rand_augment.h"
 #include "data/transforms.h"
@@ -22,6 +23,7 @@
 #include "nn/norm.h"
 #include "train/sr_metrics.h"
 #include "zoo/layers.h"
+#include "zoo/sr.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -52,6 +54,9 @@ Trainer::Trainer(const json& config) : rc_(parse_run_config(config)), task_(rc_.
   EVIT_CHECK(info.task == task_name(task_), "config.model.name: '", name, "' is a ", info.task, " model but task is '",
              task_name(task_), "'");
   model_ = zoo::create_model(name, num_classes_);
+  if (task_ == Task::super_resolution)
+    EVIT_CHECK(zoo::sr_scale(*model_) == rc_.data.scale, "config.data.scale = ", rc_.data.scale, " but '", name,
+               "' upscales by ", zoo::sr_scale(*model_), ": pick the model of that scale or set data.scale to match");
   evaluator_ = std::make_unique<Evaluator>(eval_spec(rc_, num_classes_));
   if (!rc_.model.pretrained.empty()) model_->load(rc_.model.pretrained, false);
   device_ = evaluator_->spec().device;
@@ -64,7 +69,7 @@ Trainer::Trainer(const json& config) : rc_(parse_run_config(config)), task_(rc_.
   model_->to(device_);  // before the optimizer and EMA, so their state is made on the device
   build_optimizer();
   fs::create_directories(out_dir_);
-  std::ofstream(out_dir_ + "/config.json") << rc_.json.dump(2) << "\n";
+  write_file_atomic(out_dir_ + "/config.json", rc_.json.dump(2) + "\n");  // fails now on a read-only folder
   if (t.resume) {
     load_checkpoint(*t.resume);
     // Keep the log up to the checkpoint; later entries belong to the interrupted run's future.
@@ -74,10 +79,11 @@ Trainer::Trainer(const json& config) : rc_(parse_run_config(config)), task_(rc_.
       json rec = json::parse(line, nullptr, false);
       if (!rec.is_discarded() && rec.value("step", int64_t{0}) <= step_) kept.push_back(line);
     }
-    std::ofstream out(out_dir_ + "/metrics.jsonl", std::ios::trunc);
-    for (auto& l : kept) out << l << "\n";
+    std::string log;
+    for (auto& l : kept) log += l + "\n";
+    write_file_atomic(out_dir_ + "/metrics.jsonl", log);
   } else {
-    std::ofstream(out_dir_ + "/metrics.jsonl", std::ios::trunc);  // a fresh run starts a fresh log
+    write_file_atomic(out_dir_ + "/metrics.jsonl", "");  // a fresh run starts a fresh log
   }
 }
 
@@ -245,7 +251,7 @@ double Trainer::train_one_step() {
     } catch (const Error& e) {
       where = e.what();
     }
-    EVIT_THROW("training diverged at step ", step_, " (epoch ", epoch_, "): the loss is ", value, " with lr ", lr,
+    EVIT_THROW("training diverged at step ", step_ + 1, " (epoch ", epoch_, "): the loss is ", value, " with lr ", lr,
                "; ", where, ". Lower optimizer.lr or enable gradient clipping.");
   }
   (scaler_ ? scaler_->scale(loss) : loss).backward();
@@ -273,8 +279,11 @@ void Trainer::train_steps(int64_t n) {
 }
 
 void Trainer::log(const json& record) const {
-  std::ofstream f(out_dir_ + "/metrics.jsonl", std::ios::app);
+  const std::string path = out_dir_ + "/metrics.jsonl";
+  std::ofstream f(path, std::ios::app);
   f << record.dump() << "\n";
+  f.flush();
+  EVIT_CHECK(f.good(), "cannot append to '", path, "' (disk full or the folder read-only?)");
 }
 
 zoo::Model& Trainer::evaluation_model() {
@@ -340,18 +349,17 @@ Metrics Trainer::fit() {
               val_set_->describe().c_str(), evaluation_weights_description().c_str());
   std::fflush(stdout);
   Progress progress(total_steps_, "train");
+  progress.set_done_before(step_);
   progress.update(step_);
-  double loss_sum = 0;
-  int64_t loss_n = 0;
   Metrics last;
   while (step_ < total_steps_) {
     const double lr = schedule_->lr();
-    loss_sum += train_one_step();
-    ++loss_n;
+    loss_sum_ += train_one_step();
+    ++loss_count_;
     if (step_ % log_every == 0 || step_ == total_steps_) {
-      progress.update(step_, {{"loss", loss_sum / loss_n}, {"lr", lr}});
-      log({{"step", step_}, {"epoch", epoch_}, {"loss", loss_sum / loss_n}, {"lr", lr}});
-      loss_sum = 0, loss_n = 0;
+      progress.update(step_, {{"loss", loss_sum_ / loss_count_}, {"lr", lr}});
+      log({{"step", step_}, {"epoch", epoch_}, {"loss", loss_sum_ / loss_count_}, {"lr", lr}});
+      loss_sum_ = 0, loss_count_ = 0;
     }
     if (step_ % eval_every == 0 || step_ == total_steps_) {
       progress.finish();
@@ -379,8 +387,15 @@ void Trainer::save_checkpoint(const std::string& dir) {
   CheckpointParts parts{model_.get(), optimizer_.get(), schedule_.get(), ema_.get(), scaler_.get(), nullptr};
   // What evaluate() scores, so `evit eval` on this checkpoint gives the training-time number.
   if (ema_ || rc_.train.reset_bn_batches > 0) parts.eval_model = &evaluation_model();
-  write_checkpoint(dir, parts,
-                   {step_, epoch_, epoch_started_ ? loader_->next_batch_index() : 0, default_generator().state(), rc_.json});
+  RunPosition position;
+  position.step = step_;
+  position.epoch = epoch_;
+  position.batch_in_epoch = epoch_started_ ? loader_->next_batch_index() : 0;
+  position.loss_sum = loss_sum_;
+  position.loss_count = loss_count_;
+  position.rng = default_generator().state();
+  position.config = rc_.json;
+  write_checkpoint(dir, parts, position);
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {
@@ -391,6 +406,8 @@ void Trainer::load_checkpoint(const std::string& dir) {
   if (ema_ && !has_ema) ema_ = std::make_unique<optim::EMA>(*model_, ema_options());
   step_ = p.step;
   epoch_ = p.epoch;
+  loss_sum_ = p.loss_sum;
+  loss_count_ = p.loss_count;
   default_generator().set_state(p.rng);
   loader_->start_epoch(epoch_, p.batch_in_epoch);
   epoch_started_ = true;

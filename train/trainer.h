@@ -95,6 +95,8 @@ class Trainer {
   std::optional<DType> amp_;  // autocast compute dtype (CUDA), or none
   int64_t num_classes_ = 0;
   int64_t step_ = 0, epoch_ = 0, total_steps_ = 0, steps_per_epoch_ = 0;
+  double loss_sum_ = 0;     // losses since the last log line (their average is logged),
+  int64_t loss_count_ = 0;  // saved in checkpoints so a resumed run logs the same average
   bool epoch_started_ = false;
 };
 

@@ -13,11 +13,13 @@ std::vector<std::shared_ptr<nn::Module>> cls_ops(const ClsHeadConfig& c) {
   ConvLayerOptions conv{c.in, c.widths[0], 1};
   conv.norm = c.norm;
   conv.act = c.act;
-  LinearLayerOptions hidden{c.widths[0], c.widths[1]};
+  LinearLayerOptions hidden;
+  hidden.in = c.widths[0], hidden.out = c.widths[1];
   hidden.bias = false;
   hidden.norm = {"ln", c.norm.eps};
   hidden.act = c.act;
-  LinearLayerOptions out{c.widths[1], c.classes};
+  LinearLayerOptions out;
+  out.in = c.widths[1], out.out = c.classes;
   out.dropout = c.dropout;
   return {std::make_shared<ConvLayer>(conv),
           std::make_shared<nn::Lambda>("AdaptiveAvgPool2d",

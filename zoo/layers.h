@@ -21,7 +21,9 @@ std::shared_ptr<nn::Module> make_norm(const NormSpec& spec, int64_t channels);
 std::shared_ptr<nn::Module> make_act_or_null(const std::string& name);
 
 struct ConvLayerOptions {
-  int64_t in, out, kernel = 3, stride = 1, dilation = 1, groups = 1;
+  ConvLayerOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size = 3, int64_t stride_ = 1)
+      : in(in_channels), out(out_channels), kernel(kernel_size), stride(stride_) {}
+  int64_t in, out, kernel, stride, dilation = 1, groups = 1;
   bool bias = false;
   double dropout = 0.0;
   NormSpec norm{"bn2d"};
@@ -52,7 +54,7 @@ class ConvLayer : public nn::Module {
 };
 
 struct LinearLayerOptions {
-  int64_t in, out;
+  int64_t in = 0, out = 0;
   bool bias = true;
   double dropout = 0.0;
   NormSpec norm{};

@@ -51,4 +51,10 @@ FeatureMap BicubicSR::forward_with_features(const Tensor& x) {
   return {{"output", clamp(imresize(x, static_cast<double>(scale_)), 0.0, 1.0)}};
 }
 
+int64_t sr_scale(const Model& model) {
+  if (const auto* m = dynamic_cast<const EfficientViTSR*>(&model)) return m->scale();
+  if (const auto* m = dynamic_cast<const BicubicSR*>(&model)) return m->scale();
+  return 0;
+}
+
 }  // namespace evit::zoo

@@ -43,4 +43,7 @@ class BicubicSR : public Model {
   int64_t scale_;
 };
 
+// The upscaling factor of a super-resolution model (EfficientViTSR or BicubicSR); 0 for others.
+int64_t sr_scale(const Model& model);
+
 }  // namespace evit::zoo

@@ -1,6 +1,8 @@
 #include <cstdio>
 #include "tests/support/test_util.h"
 
+#include <sys/wait.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -202,6 +204,17 @@ void check_golden(const Tensor& y, const Golden& g) {
     INFO("y[" << i << "] = " << v[i] << ", expected " << g.first[i]);
     REQUIRE(std::abs(v[i] - g.first[i]) <= 1e-4 * std::max(1.0, std::abs(g.first[i])) + 2e-5);
   }
+}
+
+std::pair<int, std::string> run_evit(const std::string& args, const std::string& env) {
+  const std::string cmd = env + (env.empty() ? "" : " ") + "'" + std::string(EVIT_CLI) + "' " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace evit::test

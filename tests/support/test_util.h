@@ -2,6 +2,7 @@
 // and leaf construction for gradient checks.
 #pragma once
 #include <string>
+#include <utility>
 
 #include <catch2/catch.hpp>
 
@@ -26,6 +27,11 @@ CloseReport compare_close(const Tensor& actual, const Tensor& expected, double r
     INFO(_r.detail);                                                                       \
     REQUIRE(_r.ok);                                                                        \
   } while (0)
+
+// Runs the evit program (the build's own) through the shell with `args` (which may redirect or
+// be prefixed by environment assignments in `env`); returns its exit status (-1 when a signal
+// ended it) and its stdout + stderr.
+std::pair<int, std::string> run_evit(const std::string& args, const std::string& env = "");
 
 // Asserts bitwise equality (dtype, shape, bytes).
 bool bitwise_equal(const Tensor& a, const Tensor& b);
