@@ -1,7 +1,7 @@
 """The benchmark cases shared by the PyTorch twin and the table printer. bench_ops.cpp defines
 the same cases (same names, shapes and parameters); keep them in step.
 
-Shapes are EfficientViT-B1's for a 512x1024 input (spec section 2.4): stage 3 features are
+Shapes are EfficientViT-B1's for a 512x1024 input: stage 3 features are
 [1,128,32,64] (LiteMLA: 8 heads of dim 16, qkv 384 channels, aggregated branch 384 channels),
 MBConv expands to 512 channels; stage 4 is [1,256,16,32].
 """

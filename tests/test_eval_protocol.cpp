@@ -3,6 +3,7 @@
 // and crop rules, and the model inputs of real ADE20K, Cityscapes and ImageNet samples.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <tuple>
@@ -189,4 +190,33 @@ TEST_CASE("evit's evaluation gives the official evaluation loop's mIoU on the sa
     // boundary pixels of the prediction.
     REQUIRE(std::abs(ours - official) <= 0.05);
   }
+}
+
+TEST_CASE("evit's evaluation gives the official evaluation loop's top-1 and top-5 on the same weights", "[evalproto]") {
+  // tools/reference/eval_protocol_e2e.py: torchvision's ImageFolder, Resize(ceil(224 / 0.95),
+  // bicubic), CenterCrop(224), ToTensor, Normalize and a top-k count, with efficientvit-b0 weights
+  // (a 100-class head) evit trained briefly on the 100 shared ImageNet samples, stored in f16.
+  const std::string shared = test::shared_data_dir();
+  if (shared.empty()) return test::skip(test::no_shared_data("the end-to-end ImageNet protocol check"));
+  const std::string golden_dir = EVIT_GOLDEN_DIR;
+  const nlohmann::json want = nlohmann::json::parse(read_file(golden_dir + "/eval_e2e.json")).at("imagenet");
+  const nlohmann::json c = {{"task", "classification"},
+                            {"model", {{"name", "efficientvit-b0"}}},
+                            {"data", {{"root", shared + "/imagenet_samples"}, {"dataset", "imagenet"}, {"crop", 224}}},
+                            {"optimizer", {{"lr", 1e-3}}},
+                            {"train", {{"steps", 1}}},
+                            {"output_dir", "unused"}};
+  const train::RunConfig rc =
+      train::parse_run_config(train::load_config_text(c.dump(), "e2e config", train::training_config_schema()));
+  const train::ValidationData val = train::validation_data(rc);
+  REQUIRE(val.num_classes == 100);
+  auto model = zoo::create_model(rc.model.name, val.num_classes);
+  model->load(golden_dir + "/" + want.at("weights").get<std::string>(), true);
+  const train::EvalReport r = train::Evaluator(train::eval_spec(rc, val.num_classes)).run(*model, *val.dataset);
+  REQUIRE(r.samples == want.at("images").get<int64_t>());
+  const double top1 = r.metrics.at("val/top1"), top5 = r.metrics.at("val/top5");  // percent
+  INFO("evit top-1 " << top1 << " top-5 " << top5 << "; official loop " << want.at("top1") << " / " << want.at("top5"));
+  REQUIRE(want.at("top1").get<double>() > 10.0);  // trained weights: predictions far from chance (1%)
+  REQUIRE(std::abs(top1 - want.at("top1").get<double>()) <= 0.01);
+  REQUIRE(std::abs(top5 - want.at("top5").get<double>()) <= 0.01);
 }

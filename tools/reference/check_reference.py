@@ -1,6 +1,6 @@
-"""Checks tools/reference/efficientvit_ref.py against the numbers of shared/spec/efficientvit.md:
-parameter / state-dict counts (sections 8.1, 8.2, 8.3) and the golden forward values of 8.5
-(deterministic sine weights and input, eval mode). Prints one PASS/FAIL line per row and exits
+"""Checks tools/reference/efficientvit_ref.py against recorded numbers of the released models:
+parameter / state-dict counts (docs/models.md) and golden forward values on the deterministic
+fill (sine weights and input, eval mode). Prints one PASS/FAIL line per row and exits
 non-zero if any row fails.
 
     /usr/bin/python3 tools/reference/check_reference.py [--skip-forward]
@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import efficientvit_ref as ev  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
-# spec 8.1 / 8.2 / 8.3 numbers
+# parameter counts and key counts of the released models (docs/models.md)
 
 # name: (params, backbone, head, keys, state numel)
 CLS = {
@@ -59,7 +59,7 @@ SAM = {
     "xl1": (199281568, 167266976, 32014080, 512),
 }
 
-# spec 8.5: name -> (sum, sum abs, first values, output shape)
+# outputs on the deterministic fill: name -> (sum, sum abs, first values, output shape)
 GOLDEN = {
     "LiteMLA(16,16,d8,k5) linear": (48.5932, 588.073,
                                     [-0.0813109, -0.0812599, -0.0811851, 0.0287315], (2, 16, 6, 6)),
@@ -118,7 +118,7 @@ def state_numel(module):
     return sum(t.numel() for t in module.state_dict().values())
 
 
-# spec section 9 examples: model -> {key: shape}
+# released-checkpoint key examples: model -> {key: shape}
 KEY_EXAMPLES = {
     "efficientvit-b1": {
         "backbone.input_stem.op_list.0.conv.weight": (16, 3, 3, 3),

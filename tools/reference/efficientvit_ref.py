@@ -1,7 +1,7 @@
-"""Pure-PyTorch reference of the EfficientViT model family, written for evit from
-shared/spec/efficientvit.md (sections 0-4, 8, 9). It is the Python side of the parity tests:
-module attribute names are chosen so that state_dict() keys equal the reference checkpoint keys
-of spec section 9, so a released checkpoint loads with load_state_dict(strict=True).
+"""Pure-PyTorch reference of the EfficientViT model family, written for evit from the papers
+(arXiv 2205.14756, 2402.05008) and the released checkpoints (docs/models.md). It is the Python
+side of the parity tests: module attribute names are chosen so that state_dict() keys equal the
+released checkpoints' keys, so a released checkpoint loads with load_state_dict(strict=True).
 
 Run with Debian's torch (/usr/bin/python3). Nothing here is used at C++ build/test time.
 
@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # ---------------------------------------------------------------------------------------------
-# registries (spec section 0)
+# registries: normalisations and activations by name
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -40,7 +40,7 @@ def build_act(name):
     if name == "hswish":
         return nn.Hardswish()
     if name == "gelu":
-        # EfficientViT backbones/heads use the tanh approximation (spec section 0).
+        # EfficientViT backbones/heads use the tanh approximation (as the released models were trained).
         return nn.GELU(approximate="tanh")
     if name == "silu":
         return nn.SiLU()
@@ -68,7 +68,7 @@ def _triple(v):
 
 
 # ---------------------------------------------------------------------------------------------
-# basic layers (spec 1.1 - 1.4)
+# basic layers
 
 
 class ConvLayer(nn.Module):
@@ -173,7 +173,7 @@ class ResidualBlock(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# local blocks (spec 1.5 - 1.9)
+# local blocks
 
 
 class DSConv(nn.Module):
@@ -232,8 +232,8 @@ class ResBlock(nn.Module):
 
 
 def local_block(kind, cin, cout, stride, expand, norm, act, fewer_norm, eps):
-    """Builds a DSConv/MBConv/FusedMBConv/ResBlock with the normal or fewer_norm pattern of
-    spec 1.9 (in fewer_norm every conv but the last has a bias and no norm; the last conv has
+    """Builds a DSConv/MBConv/FusedMBConv/ResBlock with the normal or fewer_norm pattern
+    (in fewer_norm every conv but the last has a bias and no norm; the last conv has
     the norm and no bias; the last conv never has an activation)."""
     if kind == "ds":
         if fewer_norm:
@@ -259,7 +259,7 @@ def local_block(kind, cin, cout, stride, expand, norm, act, fewer_norm, eps):
 
 
 # ---------------------------------------------------------------------------------------------
-# LiteMLA and EfficientViTBlock (spec 1.10, 1.11)
+# LiteMLA and EfficientViTBlock
 
 
 class LiteMLA(nn.Module):
@@ -331,7 +331,7 @@ class EfficientViTBlock(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# backbones (spec 2)
+# backbones
 
 B_CONFIGS = {
     "b0": dict(width=[8, 16, 32, 64, 128], depth=[1, 2, 2, 2, 2], dim=16),
@@ -459,7 +459,7 @@ def create_backbone(name, eps=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# heads (spec 3, 4, 5.1)
+# heads
 
 
 class ClsHead(OpSequential):
@@ -478,7 +478,7 @@ class ClsHead(OpSequential):
 
 
 class DAGHead(nn.Module):
-    """inputs (one op per feature id, outputs summed) -> middle -> output op (spec 1.12)."""
+    """inputs (one op per feature id, outputs summed) -> middle -> output op."""
 
     def __init__(self, fids, input_ops, middle, output_ops):
         super().__init__()
@@ -585,7 +585,7 @@ CLS_HEADS = {
     "l1": ([3072, 3200], "gelu"), "l2": ([3072, 3200], "gelu"), "l3": ([6144, 6400], "gelu"),
 }
 
-# (W, D, e, middle, final_expand, act) per spec section 4.
+# (W, D, e, middle, final_expand, act) per released segmentation model (docs/models.md).
 SEG_HEADS = {
     ("b0", "cityscapes"): (32, 1, 4, "mbconv", 4, "hswish"),
     ("b1", "cityscapes"): (64, 3, 4, "mbconv", 4, "hswish"),
@@ -634,7 +634,7 @@ def create_model(name):
 
 
 # ---------------------------------------------------------------------------------------------
-# deterministic synthetic weights and input (spec 8.5)
+# deterministic synthetic weights and input (the parity fill of tests/support/test_util.h)
 
 
 def key_phase(key):
