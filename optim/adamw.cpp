@@ -18,7 +18,9 @@ void AdamW::step() {
   // CUDA parameters are collected per device and updated by one multi-tensor launch each.
   std::map<int, std::vector<AdamWCudaItem>> cuda_items;
   for (auto& g : groups_) {
-    for (auto& [name, p] : g.params) {
+    for (auto& named : g.params) {
+      const std::string& name = named.first;
+      Tensor& p = named.second;  // a reference, not a binding: the kernel lambdas capture it
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
       State& s = state_.at(name);

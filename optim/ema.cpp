@@ -32,7 +32,9 @@ void EMA::update(const nn::Module& model, int64_t step) {
   TensorMap state = model.state_dict();
   // CUDA entries are collected per device and updated by one multi-tensor launch each.
   std::map<int, std::pair<std::vector<Tensor>, std::vector<Tensor>>> cuda_pairs;
-  for (auto& [name, e] : shadow_) {
+  for (auto& entry : shadow_) {
+    const std::string& name = entry.first;
+    Tensor& e = entry.second;  // a reference, not a binding: the kernel lambdas capture it
     auto it = state.find(name);
     EVIT_CHECK(it != state.end(), "EMA: the model has no entry '", name, "'");
     const Tensor& m = it->second;

@@ -22,7 +22,9 @@ void SGD::step() {
   // CUDA parameters are collected per device and updated by one multi-tensor launch each.
   std::map<int, std::vector<SGDCudaItem>> cuda_items;
   for (auto& g : groups_) {
-    for (auto& [name, p] : g.params) {
+    for (auto& named : g.params) {
+      const std::string& name = named.first;
+      Tensor& p = named.second;  // a reference, not a binding: the kernel lambdas capture it
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
       EVIT_CHECK(p.is_contiguous(), "SGD: parameter '", name, "' is not contiguous");

@@ -130,6 +130,13 @@ TEST_CASE("config mistakes are caught when the run starts, naming the key", "[re
   const std::string msg = error_of([&] { train::load_config_text(twice, "cfg.json", train::training_config_schema()); });
   REQUIRE_THAT(msg, Catch::Contains("config.data.crop is given twice"));
 
+  // Found by fuzzing (tools/fuzz.sh config): a number beyond double's range escaped as a
+  // library exception instead of an error naming the file.
+  const std::string overflow = error_of([] {
+    train::load_config_text("[22622221E2222222]", "cfg.json", train::training_config_schema());
+  });
+  REQUIRE_THAT(overflow, Catch::Contains("cfg.json") && Catch::Contains("number overflow"));
+
   // An ignore label that is one of the classes.
   json c = {{"task", "segmentation"},
             {"model", {{"name", "efficientvit-seg-b0-cityscapes"}}},

@@ -428,8 +428,9 @@ json load_config_text(const std::string& text, const std::string& source, const 
   json cfg;
   try {
     cfg = parse_rejecting_duplicate_keys(text, source);
-  } catch (const json::parse_error& e) {
-    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 3, column 5: ...".
+  } catch (const json::exception& e) {
+    // Syntax errors and out-of-range numbers ("1e999"); nlohmann's message:
+    // "[json.exception.parse_error.101] parse error at line 3, column 5: ...".
     std::string msg = e.what();
     const auto pos = msg.find("] ");
     if (pos != std::string::npos) msg = msg.substr(pos + 2);

@@ -115,11 +115,11 @@ std::vector<ModelInfo> make_registry() {
       std::string n = "efficientvit-sr-x" + std::to_string(scale) + suffix;
       r.push_back({n, "super_resolution",
                    "EfficientViT-SR x" + std::to_string(scale) + " (width " + std::to_string(width) + ")",
-                   [scale, width](int64_t classes) {
+                   [scale, w = width](int64_t classes) {
                      EVIT_CHECK(classes == 0, "super-resolution models have no classes");
                      SRConfig c;
                      c.scale = scale;
-                     c.width = width;
+                     c.width = w;
                      return std::make_shared<EfficientViTSR>(c);
                    }});
     }

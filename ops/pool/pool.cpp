@@ -242,7 +242,10 @@ inline int64_t bin_end(int64_t i, int64_t in, int64_t out) {
 Tensor adaptive_avg_pool2d(const Tensor& x, const std::vector<int64_t>& output_size) {
   const char* op = "adaptive_avg_pool2d";
   check_input(x, op);
-  auto [OH, OW] = pair_arg(output_size, op, "output_size");
+  // Plain variables, not a structured binding: the kernel lambda captures them (clang before 16
+  // cannot capture bindings).
+  const auto output_hw = pair_arg(output_size, op, "output_size");
+  const int64_t OH = output_hw.first, OW = output_hw.second;
   EVIT_CHECK(OH >= 1 && OW >= 1, op, ": output size must be positive, got ", OH, "x", OW);
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   EVIT_CHECK(H >= 1 && W >= 1, op, ": input has an empty plane: ", x.desc());
