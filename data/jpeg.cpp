@@ -60,6 +60,8 @@ struct JpegState {
   Image image;
   std::vector<JSAMPLE> cmyk_row;  // scratch row for CMYK -> RGB conversion
   std::string message;
+  int64_t max_pixels = 0;                // EVIT_MAX_IMAGE_PIXELS, read before the libjpeg frame
+  int64_t refused_h = 0, refused_w = 0;  // set when the header's size exceeds it
 };
 
 bool jpeg_read_all(jpeg_decompress_struct& cinfo, JpegError& err, std::string_view bytes,
@@ -69,11 +71,10 @@ bool jpeg_read_all(jpeg_decompress_struct& cinfo, JpegError& err, std::string_vi
   jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
                static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
-  // Before jpeg_start_decompress, which allocates the image's buffers from the header's size.
-  try {
-    check_image_pixels(cinfo.image_height, cinfo.image_width, "the image");
-  } catch (const Error& e) {
-    std::snprintf(err.message, sizeof err.message, "%s", e.what());
+  // Before jpeg_start_decompress, which allocates the image's buffers from the header's size;
+  // the message is built outside this frame (no std::string may live across a longjmp).
+  if (cinfo.image_width > 0 && int64_t(cinfo.image_height) > st.max_pixels / int64_t(cinfo.image_width)) {
+    st.refused_h = cinfo.image_height, st.refused_w = cinfo.image_width;
     return false;
   }
 
@@ -146,8 +147,10 @@ Image decode_jpeg_bytes(std::string_view bytes, const std::string& source) {
   err.mgr.error_exit = on_error_exit;
   err.mgr.emit_message = on_emit_message;
   JpegState st;
+  st.max_pixels = max_image_pixels();
   const bool ok = jpeg_read_all(cinfo, err, bytes, st);
   jpeg_destroy_decompress(&cinfo);
+  if (st.refused_w > 0) check_image_pixels(st.refused_h, st.refused_w, "decode_jpeg: '" + source + "'");
   EVIT_CHECK(ok, "decode_jpeg: '", source, "': ", err.message);
   return std::move(st.image);
 }

@@ -55,56 +55,63 @@ void on_write(png_structp png, png_bytep data, png_size_t n) {
 
 void on_flush(png_structp) {}
 
-struct ReadState {
-  Image image;
-  std::vector<png_bytep> rows;
+// The pixel layout libpng will deliver once its transformations are set.
+struct PngLayout {
+  png_uint_32 width = 0, height = 0;
+  int channels = 0, depth = 0;
+  size_t rowbytes = 0;
 };
 
-// Runs the libpng read sequence; returns false after a libpng error (ctx.message says which).
-// Kept free of objects with destructors so the longjmp skips nothing that needs cleanup.
-bool png_read_all(png_structp png, png_infop info, PngContext& ctx, ReadState& st) {
+// The two libpng frames below hold nothing with a destructor (no std::string, no vector), so
+// a longjmp out of libpng skips nothing that needs cleanup; every message and allocation is made
+// between them. Each returns false after a libpng error (ctx.message says which).
+
+// Reads the header and sets the transformations: palette -> RGB, gray 1/2/4 -> 8 bits,
+// tRNS -> alpha, 16-bit samples to native endian, Adam7 de-interlacing.
+bool png_read_header(png_structp png, png_infop info, PngContext& ctx, PngLayout& out) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_set_read_fn(png, &ctx, on_read);
   // Pixel data only: accept files whose ancillary chunks have bad CRCs (libpng then warns),
   // but a bad CRC on a critical chunk (IHDR, PLTE, IDAT) stays an error.
   png_set_crc_action(png, PNG_CRC_WARN_DISCARD, PNG_CRC_ERROR_QUIT);
   png_read_info(png, info);
-
-  png_uint_32 w = 0, h = 0;
   int depth = 0, color = 0, interlace = 0;
-  png_get_IHDR(png, info, &w, &h, &depth, &color, &interlace, nullptr, nullptr);
-  // Palette -> RGB, gray 1/2/4 -> 8 bits, tRNS -> alpha channel.
+  png_get_IHDR(png, info, &out.width, &out.height, &depth, &color, &interlace, nullptr, nullptr);
   png_set_expand(png);
   if (depth == 16) png_set_swap(png);  // PNG is big-endian; Image stores native (little) endian
-  png_set_interlace_handling(png);     // libpng de-interlaces Adam7 into full rows
+  png_set_interlace_handling(png);
   png_read_update_info(png, info);
+  out.channels = png_get_channels(png, info);
+  out.depth = png_get_bit_depth(png, info);
+  out.rowbytes = png_get_rowbytes(png, info);
+  return true;
+}
 
-  const int channels = png_get_channels(png, info);
-  const int out_depth = png_get_bit_depth(png, info);
-  if (channels < 1 || channels > 4 || (out_depth != 8 && out_depth != 16)) {
-    ctx.message = "unsupported pixel layout after expansion (" + std::to_string(channels) +
-                  " channels, " + std::to_string(out_depth) + " bits)";
-    return false;
-  }
-  const size_t rowbytes = png_get_rowbytes(png, info);
-  if (rowbytes != size_t(w) * channels * (out_depth / 8)) {
-    ctx.message = "unexpected row size " + std::to_string(rowbytes);
-    return false;
-  }
-  // Allocation can throw; that is fine here since no libpng frame is on the stack.
-  try {
-    check_image_pixels(h, w, "the image");  // before the allocation a hostile header asks for
-    st.image = Image(h, w, channels, out_depth);
-  } catch (const Error& e) {
-    ctx.message = e.what();
-    return false;
-  }
-  st.rows.resize(h);
-  for (png_uint_32 y = 0; y < h; ++y) st.rows[y] = st.image.data.data() + size_t(y) * rowbytes;
-  png_read_image(png, st.rows.data());
-  // Reads the chunks after the image data up to IEND: a file cut off there is still truncated.
+// Decodes the pixels into `rows`, then reads the chunks after them up to IEND (a file cut off
+// there is still truncated).
+bool png_read_rows(png_structp png, png_infop info, png_bytep* rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_read_image(png, rows);
   png_read_end(png, nullptr);
   return true;
+}
+
+// Runs the read sequence; throws naming `source` on any problem.
+Image png_read_all(png_structp png, png_infop info, PngContext& ctx, const std::string& source) {
+  PngLayout l;
+  EVIT_CHECK(png_read_header(png, info, ctx, l), "decode_png: '", source, "': ", ctx.message);
+  EVIT_CHECK(l.channels >= 1 && l.channels <= 4 && (l.depth == 8 || l.depth == 16), "decode_png: '", source,
+             "': unsupported pixel layout after expansion (", l.channels, " channels, ", l.depth, " bits)");
+  EVIT_CHECK(l.rowbytes == size_t(l.width) * l.channels * (l.depth / 8), "decode_png: '", source,
+             "': unexpected row size ", l.rowbytes);
+  // libpng's own limit is 1M x 1M pixels; EVIT_MAX_IMAGE_PIXELS bounds the product before the
+  // allocation a hostile header asks for.
+  check_image_pixels(l.height, l.width, "decode_png: '" + source + "'");
+  Image image(l.height, l.width, l.channels, l.depth);
+  std::vector<png_bytep> rows(l.height);
+  for (png_uint_32 y = 0; y < l.height; ++y) rows[y] = image.data.data() + size_t(y) * l.rowbytes;
+  EVIT_CHECK(png_read_rows(png, info, rows.data()), "decode_png: '", source, "': ", ctx.message);
+  return image;
 }
 
 }  // namespace
@@ -122,12 +129,13 @@ Image decode_png_bytes(std::string_view bytes, const std::string& source) {
     png_destroy_read_struct(&png, nullptr, nullptr);
     EVIT_THROW("decode_png: '", source, "': cannot create the libpng info struct");
   }
-  // libpng's own limit is 1M x 1M pixels; EVIT_MAX_IMAGE_PIXELS (core/limits.h) bounds the product.
-  ReadState st;
-  const bool ok = png_read_all(png, info, ctx, st);
-  png_destroy_read_struct(&png, &info, nullptr);
-  EVIT_CHECK(ok, "decode_png: '", source, "': ", ctx.message);
-  return std::move(st.image);
+  // Destroys the reader on every way out, an exception included.
+  struct Reader {
+    png_structp png;
+    png_infop info;
+    ~Reader() { png_destroy_read_struct(&png, &info, nullptr); }
+  } reader{png, info};
+  return png_read_all(png, info, ctx, source);
 }
 
 namespace {
