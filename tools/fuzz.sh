@@ -8,7 +8,7 @@
 # (tests/fuzz/seeds, tests/golden, configs/, and ../shared/data's small samples when present).
 # A crash, leak or undefined behaviour stops the run and leaves the input in
 # build-fuzz/crashes/TARGET-*: turn it into a regression test before fixing it.
-# Images are decoded under a 4-megapixel limit (EVIT_MAX_IMAGE_PIXELS), so that inputs claiming
+# Images are decoded under a 512 x 512 pixel limit (EVIT_MAX_IMAGE_PIXELS), so that inputs claiming
 # huge sizes are refused cheaply instead of slowing every execution.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +49,7 @@ done
 echo "fuzz.sh: fuzz_$target for $seconds s, corpus $corpus ($(ls "$corpus" | wc -l) inputs)"
 log="$build/fuzz_$target.log"
 set +e
-EVIT_MAX_IMAGE_PIXELS=4000000 OPENBLAS_NUM_THREADS=1 "$build/fuzz_$target" "$corpus" \
+EVIT_MAX_IMAGE_PIXELS=262144 OPENBLAS_NUM_THREADS=1 "$build/fuzz_$target" "$corpus" \
   -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=4096 -print_final_stats=1 \
   -artifact_prefix="$build/crashes/$target-" > "$log" 2>&1
 rc=$?
