@@ -89,6 +89,18 @@ TEST_CASE("a resize past the pixel limit (an extreme strip) fails before allocat
   REQUIRE_THAT(msg, Catch::Contains("above the limit"));
 }
 
+TEST_CASE("a thin strip rounded up to the model's stride is bounded like any image", "[reliability]") {
+  auto model = zoo::create_model("efficientvit-seg-b0-cityscapes");
+  model->eval();
+  train::EvalSpec spec;
+  spec.task = train::Task::segmentation, spec.num_classes = 19;
+  EnvGuard limit("EVIT_MAX_IMAGE_PIXELS", "1000");
+  // 1 x 200 becomes 32 x 224 = 7168 pixels before the model sees it.
+  const std::string msg = error_of([&] { train::Evaluator(spec).segment(*model, zeros({3, 1, 200}), 1, 200); });
+  REQUIRE_THAT(msg, Catch::Contains("1x200 input rounded up"));
+  REQUIRE_THAT(msg, Catch::Contains("EVIT_MAX_IMAGE_PIXELS"));
+}
+
 TEST_CASE("tensors above the memory limit are refused before allocating, naming the shape", "[reliability]") {
   EnvGuard limit("EVIT_MAX_TENSOR_BYTES", "4096");
   REQUIRE(empty({1024}).numel() == 1024);  // 4096 bytes: at the limit

@@ -6,6 +6,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "data/eval_transforms.h"
 #include "data/transforms.h"
 #include "ops/autocast.h"
@@ -101,7 +102,11 @@ Tensor Evaluator::forward(zoo::Model& model, const Tensor& input) const {
   if (spec_.task == Task::segmentation && (x.size(2) % 32 != 0 || x.size(3) % 32 != 0)) {
     // Inputs whose protocol keeps the native size (the synthetic set) are rounded up to a
     // multiple of 32, the stride of the last stage.
-    x = interpolate(x, {(x.size(2) + 31) / 32 * 32, (x.size(3) + 31) / 32 * 32}, {}, InterpolateMode::bicubic, false);
+    const int64_t h = (x.size(2) + 31) / 32 * 32, w = (x.size(3) + 31) / 32 * 32;
+    // A thin strip grows up to 32-fold here: bounded like any image (core/limits.h).
+    check_image_pixels(h, w, "evaluation: the " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
+                                 " input rounded up to a multiple of 32");
+    x = interpolate(x, {h, w}, {}, InterpolateMode::bicubic, false);
   }
   std::optional<AutocastGuard> autocast;
   if (spec_.amp) autocast.emplace(*spec_.amp);
