@@ -24,10 +24,14 @@ int64_t limit_from_env(const char* name, int64_t fallback) {
   return v;
 }
 
+// Read once: sysconf(_SC_PHYS_PAGES) is a system call, and every CPU tensor allocation asks.
 int64_t physical_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page <= 0) return int64_t(1) << 40;  // unknown: 1 TiB, no practical bound
-  return static_cast<int64_t>(pages) * page;
+  static const int64_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return int64_t(1) << 40;  // unknown: 1 TiB, no practical bound
+    return static_cast<int64_t>(pages) * page;
+  }();
+  return bytes;
 }
 
 }  // namespace

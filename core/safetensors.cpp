@@ -177,13 +177,12 @@ TensorMap load_safetensors(const std::string& path, StringMap* metadata) {
   // Look at a large file's header before reading its body: a file that is not safetensors at all
   // (a multi-GB download of something else, say) fails without being read into memory. Small
   // files go straight to the parser, whose messages are more detailed.
-  if (std::filesystem::file_size(path) > (64u << 20)) {
+  if (const auto size = static_cast<uint64_t>(std::filesystem::file_size(path)); size > (64u << 20)) {
     std::ifstream f(path, std::ios::binary);
     unsigned char prefix[9] = {};
     f.read(reinterpret_cast<char*>(prefix), 9);
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | prefix[i];
-    const auto size = static_cast<uint64_t>(std::filesystem::file_size(path));
     if (f.gcount() == 9 && (n > kMaxHeader || n > size - 8 || prefix[8] != '{'))
       EVIT_THROW("safetensors: ", path, ": not a safetensors file (its first 8 bytes give a header length of ", n,
                  " for a file of ", size, " bytes, or the header does not start with '{')");

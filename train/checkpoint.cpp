@@ -77,7 +77,7 @@ CheckpointLocation newest_complete(const std::string& dir) {
     const json meta = complete_meta(candidate);
     if (meta.is_discarded()) continue;
     const int64_t step = meta["step"].get<int64_t>();
-    if (best.dir.empty() || step > best.step) best = {candidate, step, ""};
+    if (best.dir.empty() || step > best.step) best = {candidate, step, "", meta};
   }
   return best;
 }
@@ -159,12 +159,7 @@ RunPosition read_checkpoint(const std::string& requested, const CheckpointParts&
   const CheckpointLocation where = locate_checkpoint(requested);
   if (!where.note.empty()) std::printf("resume: %s\n", where.note.c_str());
   const std::string& dir = where.dir;
-  json meta;
-  try {
-    meta = json::parse(read_file(dir + "/trainer.json"));
-  } catch (const json::exception& e) {
-    EVIT_THROW("resume: '", dir, "/trainer.json' is not valid JSON: ", e.what());
-  }
+  const json& meta = where.meta;  // parsed (and found complete) by locate_checkpoint
   RunPosition p;
   try {
     p.step = meta.at("step").get<int64_t>();

@@ -62,6 +62,7 @@ struct CheckpointLocation {
   std::string dir;
   int64_t step = 0;
   std::string note;
+  nlohmann::json meta;  // the folder's trainer.json, already read and parsed
 };
 CheckpointLocation locate_checkpoint(const std::string& dir);
 
