@@ -2,7 +2,8 @@
 # Builds evit's libFuzzer targets (clang, AddressSanitizer + UndefinedBehaviorSanitizer) and runs
 # one of them for a while.
 #
-#   bash tools/fuzz.sh TARGET SECONDS     TARGET: safetensors, png, jpeg, npy, config or label
+#   bash tools/fuzz.sh TARGET SECONDS     TARGET: safetensors, png, jpeg, npy, config, label
+#                                       or instances
 #
 # The corpus grows in build-fuzz/corpus/TARGET (kept between runs), seeded from the test files
 # (tests/fuzz/seeds, tests/golden, configs/, and ../shared/data's small samples when present).
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ne 2 ]; then
-  echo "usage: bash tools/fuzz.sh TARGET SECONDS (TARGET: safetensors, png, jpeg, npy, config, label)" >&2
+  echo "usage: bash tools/fuzz.sh TARGET SECONDS (TARGET: safetensors, png, jpeg, npy, config, label, instances)" >&2
   exit 2
 fi
 target=$1
@@ -27,7 +28,8 @@ case "$target" in
   jpeg) seeds=(tests/fuzz/seeds/jpeg/*); max_len=4096 ;;
   npy) seeds=(tests/golden/npy/*); max_len=2048 ;;
   config) seeds=(configs/*.json); max_len=4096 ;;
-  *) echo "fuzz.sh: unknown target '$target' (safetensors, png, jpeg, npy, config, label)" >&2; exit 2 ;;
+  instances) seeds=(tests/fuzz/seeds/instances/*); max_len=4096 ;;
+  *) echo "fuzz.sh: unknown target '$target' (safetensors, png, jpeg, npy, config, label, instances)" >&2; exit 2 ;;
 esac
 if [ -d ../shared/data ]; then
   case "$target" in
