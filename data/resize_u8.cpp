@@ -57,7 +57,7 @@ Taps opencv_taps(int64_t in, int64_t out) {
   return t;
 }
 
-// ---- Pillow BICUBIC (libImaging/Resample.c, 8 bits per channel) -----------------------------------
+// ---- Pillow BICUBIC and BILINEAR (libImaging/Resample.c, 8 bits per channel) ----------------------
 
 constexpr int kPilPrecisionBits = 32 - 8 - 2;
 
@@ -69,10 +69,23 @@ double pil_cubic(double x) {
   return 0;
 }
 
-Taps pil_taps(int64_t in, int64_t out) {
+double pil_triangle(double x) {
+  if (x < 0) x = -x;
+  return x < 1 ? 1 - x : 0;
+}
+
+// A Pillow filter: its kernel and the half-width it is non-zero on at scale 1.
+struct PilFilter {
+  double (*kernel)(double);
+  double support;
+};
+constexpr PilFilter kPilBicubic{pil_cubic, 2.0};
+constexpr PilFilter kPilBilinear{pil_triangle, 1.0};
+
+Taps pil_taps(int64_t in, int64_t out, const PilFilter& filter) {
   const double scale = static_cast<double>(in) / static_cast<double>(out);
   const double filterscale = std::max(scale, 1.0);
-  const double support = 2.0 * filterscale;
+  const double support = filter.support * filterscale;
   Taps t;
   t.count = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
   t.index.assign(static_cast<size_t>(out * t.count), 0);
@@ -85,7 +98,7 @@ Taps pil_taps(int64_t in, int64_t out) {
     const int64_t xmax = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in) - xmin;
     double sum = 0;
     for (int64_t x = 0; x < xmax; ++x) {
-      k[x] = pil_cubic((static_cast<double>(x + xmin) - center + 0.5) * ss);
+      k[x] = filter.kernel((static_cast<double>(x + xmin) - center + 0.5) * ss);
       sum += k[x];
     }
     for (int64_t x = 0; x < xmax; ++x) {
@@ -102,8 +115,8 @@ Taps pil_taps(int64_t in, int64_t out) {
 uint8_t clip8(int64_t v) { return static_cast<uint8_t>(std::clamp<int64_t>(v, 0, 255)); }
 
 // One Pillow pass along the rows (horizontal) of an image, rounding to 8 bits.
-Image pil_horizontal(const Image& src, int64_t out_w) {
-  const Taps t = pil_taps(src.width, out_w);
+Image pil_horizontal(const Image& src, int64_t out_w, const PilFilter& filter) {
+  const Taps t = pil_taps(src.width, out_w, filter);
   Image dst(src.height, out_w, src.channels);
   const int64_t C = src.channels;
   for (int64_t y = 0; y < src.height; ++y)
@@ -117,8 +130,8 @@ Image pil_horizontal(const Image& src, int64_t out_w) {
   return dst;
 }
 
-Image pil_vertical(const Image& src, int64_t out_h) {
-  const Taps t = pil_taps(src.height, out_h);
+Image pil_vertical(const Image& src, int64_t out_h, const PilFilter& filter) {
+  const Taps t = pil_taps(src.height, out_h, filter);
   Image dst(out_h, src.width, src.channels);
   const int64_t row = src.width * src.channels;
   for (int64_t y = 0; y < out_h; ++y)
@@ -128,6 +141,12 @@ Image pil_vertical(const Image& src, int64_t out_h) {
       dst.data[y * row + i] = clip8(s >> kPilPrecisionBits);
     }
   return dst;
+}
+
+// Pillow resamples horizontally first, then vertically, skipping a pass whose size is unchanged.
+Image pil_resize(const Image& src, int64_t out_h, int64_t out_w, const PilFilter& filter) {
+  Image h = out_w != src.width ? pil_horizontal(src, out_w, filter) : src;
+  return out_h != src.height ? pil_vertical(h, out_h, filter) : h;
 }
 
 }  // namespace
@@ -181,9 +200,12 @@ Image resize_bicubic_opencv(const Image& src, int64_t out_h, int64_t out_w) {
 
 Image resize_bicubic_pil(const Image& src, int64_t out_h, int64_t out_w) {
   check_resize(src, out_h, out_w, "resize_bicubic_pil");
-  // Pillow resamples horizontally first, then vertically, skipping a pass whose size is unchanged.
-  Image h = out_w != src.width ? pil_horizontal(src, out_w) : src;
-  return out_h != src.height ? pil_vertical(h, out_h) : h;
+  return pil_resize(src, out_h, out_w, kPilBicubic);
+}
+
+Image resize_bilinear_pil(const Image& src, int64_t out_h, int64_t out_w) {
+  check_resize(src, out_h, out_w, "resize_bilinear_pil");
+  return pil_resize(src, out_h, out_w, kPilBilinear);
 }
 
 std::pair<int64_t, int64_t> ade20k_eval_size(int64_t h, int64_t w, int64_t crop) {

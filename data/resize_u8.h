@@ -10,6 +10,9 @@
 //   a = -0.5 whose support widens by the shrink factor (antialiasing); per output pixel the taps
 //   within the support, weights normalised to sum 1 and rounded to multiples of 2^-22; a
 //   horizontal pass rounded and clipped to 8 bits, then a vertical pass the same way.
+// resize_bilinear_pil: Pillow's Image.resize((w, h), Image.BILINEAR), the same machinery with the
+//   triangle kernel (support 1, widened by the shrink factor) — what torchvision's resize does to
+//   a PIL image by default, and so SAM's preprocessing.
 //
 // Both take and return 8-bit images of 1 to 4 interleaved channels.
 #pragma once
@@ -22,6 +25,7 @@ namespace evit::data {
 
 Image resize_bicubic_opencv(const Image& src, int64_t out_h, int64_t out_w);
 Image resize_bicubic_pil(const Image& src, int64_t out_h, int64_t out_w);
+Image resize_bilinear_pil(const Image& src, int64_t out_h, int64_t out_w);
 
 // {height, width} of an ADE20K evaluation input (the official eval_seg_model.py): the short side
 // becomes `crop`, the long side ceil(long / short · crop / 32) · 32 (that order of operations, in

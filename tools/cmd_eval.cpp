@@ -1,8 +1,10 @@
-// `evit eval`: evaluate a trained model on its validation split (from a config), or a
-// super-resolution model (including the `bicubic` baseline) on a folder of HR images.
+// `evit eval`: evaluate a trained model on its validation split (from a config), a
+// super-resolution model (including the `bicubic` baseline) on a folder of HR images, or an
+// EfficientViT-SAM model with box or click prompts on COCO / LVIS instance annotations.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 
 #include "autograd/grad_mode.h"
 #include "data/dataset.h"
@@ -12,8 +14,11 @@
 #include "train/config.h"
 #include "train/sr_metrics.h"
 #include "train/evaluator.h"
+#include "train/progress.h"
+#include "train/sam_eval.h"
 #include "core/safetensors.h"
 #include "zoo/models.h"
+#include "zoo/sam.h"
 #include "zoo/sr.h"
 
 namespace fs = std::filesystem;
@@ -24,7 +29,73 @@ struct EvalOptions {
   std::string config, weights, task, model, data, device, output;
   int64_t scale = 2;
   std::vector<std::string> overrides;
+  // SAM
+  std::string annotations, prompt = "box", clicks = "1,3,5";
+  int64_t max_images = 0;
 };
+
+// `--task sam`: DATA is a COCO root (annotations/instances_val2017.json and val2017/) or, with
+// --annotations lvis_v1_val.json, the folder holding COCO's train2017/ and val2017/.
+int eval_sam(const EvalOptions& o) {
+  EVIT_CHECK(!o.model.empty() && !o.data.empty() && !o.weights.empty(),
+             "eval: --task sam needs --model, --weights and --data");
+  const auto& info = zoo::model_info(o.model);
+  EVIT_CHECK(info.task == "sam", "eval: '", o.model, "' is a ", info.task, " model; --task sam needs an EfficientViT-SAM model");
+  train::SamEvalOptions opt;
+  opt.prompt = o.prompt == "point" ? "points" : o.prompt;
+  opt.max_images = o.max_images;
+  opt.clicks.clear();
+  std::stringstream ss(o.clicks);
+  for (std::string item; std::getline(ss, item, ',');) {
+    int k = 0;
+    try {
+      k = std::stoi(item);
+    } catch (const std::exception&) {
+      EVIT_THROW("eval: --clicks '", o.clicks, "': expected comma-separated click counts such as 1,3,5");
+    }
+    opt.clicks.push_back(k);
+  }
+  const std::string annotations =
+      o.annotations.empty() ? o.data + "/annotations/instances_val2017.json" : o.annotations;
+  const data::InstanceSet set = data::read_instances(annotations);
+  const std::string image_root =
+      set.format == "lvis" || !fs::is_directory(o.data + "/val2017") ? o.data : o.data + "/val2017";
+  auto sam = std::dynamic_pointer_cast<zoo::EfficientViTSam>(zoo::create_model(o.model));
+  sam->load(o.weights, true);
+  sam->to(Device(o.device.empty() ? "cpu" : o.device));
+  sam->eval();
+  train::SamPredictor predictor(sam);
+  std::printf("evaluating %s with %s prompts\n  weights: %s\n  annotations: %s (%s, %zu images, %zu annotations)\n"
+              "  images: %s\n",
+              o.model.c_str(), opt.prompt.c_str(), o.weights.c_str(), annotations.c_str(), set.format.c_str(),
+              set.images.size(), set.annotations.size(), image_root.c_str());
+  std::fflush(stdout);
+  std::unique_ptr<train::Progress> bar;
+  const train::SamEvalResult r = train::evaluate_sam(predictor, set, image_root, opt, [&](int64_t done, int64_t total) {
+    if (!bar) bar = std::make_unique<train::Progress>(total, "eval");
+    bar->update(done);
+  });
+  if (bar) bar->finish();
+  if (r.images_missing > 0)
+    std::printf("note: %lld images of the annotation file are not in %s (evaluated the %lld that are)\n",
+                (long long)r.images_missing, image_root.c_str(), (long long)r.images);
+  std::printf("%s", train::format_sam_table(r).c_str());
+  if (!o.output.empty()) {
+    nlohmann::json j;
+    j["model"] = o.model, j["weights"] = o.weights, j["annotations"] = annotations, j["prompt"] = opt.prompt;
+    j["images"] = r.images;
+    for (size_t c = 0; c < r.columns.size(); ++c) {
+      j["miou"][r.columns[c]] = r.scores[c].miou;
+      j["instances"][r.columns[c]] = r.scores[c].count;
+    }
+    for (const auto& inst : r.instances)
+      j["per_instance"].push_back({{"annotation_id", inst.annotation_id}, {"image_id", inst.image_id},
+                                   {"area", inst.area}, {"iou", inst.iou}});
+    write_file_atomic(o.output, j.dump(1) + "\n");
+    std::printf("wrote %s\n", o.output.c_str());
+  }
+  return 0;
+}
 
 int eval_super_resolution(const EvalOptions& o) {
   EVIT_CHECK(!o.model.empty() && !o.data.empty(), "eval: --task super_resolution needs --model and --data");
@@ -121,16 +192,25 @@ Runner add_eval_command(CLI::App& app) {
   cmd->add_option("config", o->config, "Training config (evaluates its validation split)");
   cmd->add_option("--weights", o->weights,
                   "Model weights (safetensors); default: the run's checkpoint (the weights its training evaluated)");
-  cmd->add_option("--task", o->task, "super_resolution (without a config)");
+  cmd->add_option("--task", o->task, "super_resolution or sam (without a config)");
   cmd->add_option("--model", o->model, "Model name; 'bicubic' for the bicubic baseline");
-  cmd->add_option("--data", o->data, "Folder of HR images (or a folder with HR/)");
+  cmd->add_option("--data", o->data,
+                  "Folder of HR images (or a folder with HR/); sam: the COCO root (annotations/, val2017/)");
+  cmd->add_option("--annotations", o->annotations,
+                  "sam: instance annotations (default DATA/annotations/instances_val2017.json; LVIS v1 too)");
+  cmd->add_option("--prompt", o->prompt, "sam: box or points (default box)")
+      ->check(CLI::IsMember({"box", "points", "point"}));
+  cmd->add_option("--clicks", o->clicks, "sam with points: report the mIoU after these click counts (default 1,3,5)");
+  cmd->add_option("--max-images", o->max_images, "sam: evaluate only the first N images found");
   cmd->add_option("--scale", o->scale, "Super-resolution factor")->check(CLI::Range(2, 4));
   cmd->add_option("--set", o->overrides, "Override a config value (repeatable)");
   cmd->add_option("--device", o->device, "Where the model runs: cpu, cuda or cuda:N (default cpu)");
   cmd->add_option("--output", o->output, "Also write the metrics (and per-class IoU) to this JSON file");
   return [o] {
     if (o->config.empty()) {
-      EVIT_CHECK(o->task == "super_resolution", "eval: give a config file, or --task super_resolution with --model and --data");
+      EVIT_CHECK(o->task == "super_resolution" || o->task == "sam",
+                 "eval: give a config file, or --task super_resolution|sam with --model and --data");
+      if (o->task == "sam") return eval_sam(*o);
       return eval_super_resolution(*o);
     }
     return eval_config(*o);

@@ -1,0 +1,176 @@
+#include "train/sam_eval.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "data/distance_transform.h"
+#include "data/image.h"
+
+namespace evit::train {
+namespace fs = std::filesystem;
+
+double mask_iou_percent(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  EVIT_CHECK(a.size() == b.size(), "mask_iou_percent: masks of ", a.size(), " and ", b.size(), " pixels");
+  int64_t inter = 0, uni = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const bool x = a[i] != 0, y = b[i] != 0;
+    inter += x && y;
+    uni += x || y;
+  }
+  return static_cast<double>(inter) / (static_cast<double>(uni) + 1e-7) * 100;
+}
+
+Clicker::Clicker(std::vector<uint8_t> ground_truth, int64_t h, int64_t w)
+    : gt_(std::move(ground_truth)), clicked_(gt_.size(), 0), h_(h), w_(w) {
+  EVIT_CHECK(static_cast<int64_t>(gt_.size()) == h * w, "Clicker: mask of ", gt_.size(), " pixels is not ", h, "x", w);
+}
+
+const Click& Clicker::next(const std::vector<uint8_t>& prediction) {
+  EVIT_CHECK(prediction.size() == gt_.size(), "Clicker: prediction of ", prediction.size(), " pixels, mask of ",
+             gt_.size());
+  std::vector<uint8_t> fn(gt_.size()), fp(gt_.size());
+  for (size_t i = 0; i < gt_.size(); ++i) {
+    fn[i] = gt_[i] && !prediction[i];
+    fp[i] = !gt_[i] && prediction[i];
+  }
+  // Squared distances order like the distances, and ties are exact (integers).
+  auto farthest = [&](const std::vector<uint8_t>& region) {
+    const std::vector<int64_t> d = data::squared_distance_transform(region, h_, w_, true);
+    int64_t best = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < d.size(); ++i) {
+      const int64_t v = clicked_[i] ? 0 : d[i];
+      if (v > best) best = v, at = i;
+    }
+    return std::pair<int64_t, size_t>{best, at};
+  };
+  const auto [fn_best, fn_at] = farthest(fn);
+  const auto [fp_best, fp_at] = farthest(fp);
+  const bool positive = fn_best > fp_best;
+  // With no error left (both maxima 0) every pixel ties at 0 and the first one is taken.
+  const size_t at = positive ? fn_at : (fp_best > 0 ? fp_at : 0);
+  clicked_[at] = 1;
+  clicks_.push_back(Click{static_cast<int64_t>(at) % w_, static_cast<int64_t>(at) / w_, positive});
+  return clicks_.back();
+}
+
+SamBucketScores sam_bucket_scores(const std::vector<SamInstanceScore>& instances, size_t column) {
+  SamBucketScores s;
+  std::map<std::string, double> total;
+  for (const char* b : {"all", "small", "medium", "large"}) s.count[b] = 0, total[b] = 0;
+  for (const SamInstanceScore& r : instances) {
+    const double v = r.iou.at(column);
+    auto add = [&](const char* b) { ++s.count[b], total[b] += v; };
+    add("all");
+    if (r.area <= 32.0 * 32.0) add("small");
+    if (r.area >= 32.0 * 32.0 && r.area <= 96.0 * 96.0) add("medium");
+    if (r.area >= 96.0 * 96.0) add("large");
+  }
+  for (auto& [b, n] : s.count)
+    if (n > 0) s.miou[b] = total[b] / static_cast<double>(n);
+  return s;
+}
+
+SamEvalResult evaluate_sam(SamPredictor& predictor, const data::InstanceSet& set, const std::string& image_root,
+                           const SamEvalOptions& options, const std::function<void(int64_t, int64_t)>& progress) {
+  EVIT_CHECK(options.prompt == "box" || options.prompt == "points", "evaluate_sam: prompt must be box or points, not '",
+             options.prompt, "'");
+  std::vector<int> clicks = options.clicks;
+  if (options.prompt == "points") {
+    EVIT_CHECK(!clicks.empty(), "evaluate_sam: give the click counts to report (e.g. 1,3,5)");
+    for (int k : clicks) EVIT_CHECK(k >= 1 && k <= 100, "evaluate_sam: click count ", k, " must be in 1..100");
+  }
+  SamEvalResult r;
+  if (options.prompt == "box") {
+    r.columns = {"box"};
+  } else {
+    for (int k : clicks) r.columns.push_back(std::to_string(k) + (k == 1 ? " click" : " clicks"));
+  }
+  const int max_clicks = options.prompt == "points" ? *std::max_element(clicks.begin(), clicks.end()) : 0;
+  std::vector<const data::InstanceImage*> images;
+  for (const data::InstanceImage& im : set.images) {
+    if (!fs::is_regular_file(fs::path(image_root) / im.file)) {
+      ++r.images_missing;
+      continue;
+    }
+    images.push_back(&im);
+  }
+  if (options.max_images > 0 && static_cast<int64_t>(images.size()) > options.max_images) images.resize(options.max_images);
+  EVIT_CHECK(!images.empty(), "evaluate_sam: none of the ", set.images.size(), " images of ", set.source,
+             " is in '", image_root, "'");
+  if (progress) progress(0, static_cast<int64_t>(images.size()));
+  for (size_t n = 0; n < images.size(); ++n) {
+    const data::InstanceImage& im = *images[n];
+    const std::string path = (fs::path(image_root) / im.file).string();
+    const Image image = read_image(path);
+    EVIT_CHECK(image.height == im.height && image.width == im.width, set.source, ": image ", im.id, " is ", im.height,
+               "x", im.width, " but '", path, "' is ", image.height, "x", image.width);
+    predictor.set_image(image);
+    for (size_t a : set.annotations_of(im.id)) {
+      const data::InstanceAnnotation& ann = set.annotations[a];
+      if (ann.area < 1) {
+        ++r.skipped_small;
+        continue;
+      }
+      const std::vector<uint8_t> gt = data::rle_decode(data::annotation_mask(set, ann));
+      SamInstanceScore s{ann.id, im.id, ann.area, {}, {}};
+      if (options.prompt == "box") {
+        const auto& b = ann.bbox;
+        SamPrompt prompt{{}, std::array<float, 4>{static_cast<float>(b[0]), static_cast<float>(b[1]),
+                                                  static_cast<float>(b[0] + b[2]), static_cast<float>(b[1] + b[3])}};
+        const SamPrediction p = predictor.predict(prompt, true);
+        s.iou.push_back(mask_iou_percent(p.mask(p.best()), gt));
+      } else {
+        Clicker clicker(gt, im.height, im.width);
+        std::vector<uint8_t> pred(gt.size(), 0);
+        SamPrompt prompt;
+        std::vector<double> after(static_cast<size_t>(max_clicks) + 1, 0);
+        for (int k = 1; k <= max_clicks; ++k) {
+          const Click& c = clicker.next(pred);
+          prompt.points.push_back({static_cast<float>(c.x), static_cast<float>(c.y), c.positive ? 1 : 0});
+          const SamPrediction p = predictor.predict(prompt, true);
+          pred = p.mask(p.best());
+          after[k] = mask_iou_percent(pred, gt);
+        }
+        for (int k : clicks) s.iou.push_back(after[k]);
+        s.clicks = clicker.clicks();
+      }
+      r.instances.push_back(std::move(s));
+    }
+    ++r.images;
+    if (progress) progress(static_cast<int64_t>(n) + 1, static_cast<int64_t>(images.size()));
+  }
+  for (size_t c = 0; c < r.columns.size(); ++c) r.scores.push_back(sam_bucket_scores(r.instances, c));
+  return r;
+}
+
+std::string format_sam_table(const SamEvalResult& r) {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-10s %8s %8s %8s %8s\n", "prompt", "all", "small", "medium", "large");
+  out += line;
+  for (size_t c = 0; c < r.columns.size(); ++c) {
+    const SamBucketScores& s = r.scores[c];
+    auto cell = [&](const char* b) {
+      char v[32];
+      if (s.miou.count(b))
+        std::snprintf(v, sizeof v, "%8.3f", s.miou.at(b));
+      else
+        std::snprintf(v, sizeof v, "%8s", "n/a");
+      return std::string(v);
+    };
+    std::snprintf(line, sizeof line, "%-10s %s %s %s %s\n", r.columns[c].c_str(), cell("all").c_str(),
+                  cell("small").c_str(), cell("medium").c_str(), cell("large").c_str());
+    out += line;
+  }
+  const SamBucketScores& s = r.scores.at(0);
+  std::snprintf(line, sizeof line, "instances: %lld (small %lld, medium %lld, large %lld) in %lld images\n",
+                (long long)s.count.at("all"), (long long)s.count.at("small"), (long long)s.count.at("medium"),
+                (long long)s.count.at("large"), (long long)r.images);
+  out += line;
+  return out;
+}
+
+}  // namespace evit::train
