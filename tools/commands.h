@@ -17,5 +17,6 @@ Runner add_eval_command(CLI::App& app);
 Runner add_predict_command(CLI::App& app);
 Runner add_export_command(CLI::App& app);
 Runner add_demo_data_command(CLI::App& app);
+Runner add_embed_command(CLI::App& app);
 
 }  // namespace evit::cli

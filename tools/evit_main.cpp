@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   for (auto add : {evit::cli::add_train_command, evit::cli::add_eval_command, evit::cli::add_predict_command,
                    evit::cli::add_export_command, evit::cli::add_models_command,
                    evit::cli::add_info_command, evit::cli::add_forward_command,
-                   evit::cli::add_demo_data_command}) {
+                   evit::cli::add_demo_data_command, evit::cli::add_embed_command}) {
     size_t before = app.get_subcommands({}).size();
     evit::cli::Runner r = add(app);
     runners[app.get_subcommands({}).at(before)] = r;

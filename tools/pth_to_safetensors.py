@@ -10,8 +10,9 @@ The file is read with torch.load(weights_only=True), which cannot run code from 
 checkpoint that also stores other Python objects (some trainers save floats or optimizer
 state; torch 1.13's safe loader even rejects plain floats) needs --allow-pickle, which uses the
 full unpickler: only for files from a trusted source.
-dtypes: F32/F64/I64/I32/U8/BOOL are written as they are; F16/BF16 are widened to F32 because
-evit's safetensors reader has no half types (a note is printed).
+dtypes: F32/F64/I64/I32/U8/BOOL are written as they are; F16/BF16 are widened to F32, the dtype
+evit's models compute and load in on the CPU (a note is printed). Released SAM checkpoints (sam_vit_h_4b8939.pth
+and the others) are plain state dicts and convert as they are.
 
 The safetensors file is written by hand (8-byte little-endian header length, JSON header,
 raw little-endian data), so no extra package is needed.
