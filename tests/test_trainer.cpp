@@ -8,6 +8,7 @@
 #include "data/image.h"
 #include "ops/autocast.h"
 #include "ops/ops.h"
+#include "tests/support/resume_check.h"
 #include "tests/support/test_util.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -61,26 +62,7 @@ TEST_CASE("training N steps, stopping and resuming N more equals 2N steps bitwis
   std::string out = (fs::temp_directory_path() / "evit_trainer_run").string();
   fs::remove_all(out);
   const int64_t n = 4;  // crosses an epoch boundary (3 batches per epoch)
-  train::Trainer straight(seg_config(data, out + "/a", 2 * n));
-  straight.train_steps(2 * n);
-
-  {
-    train::Trainer first(seg_config(data, out + "/b", 2 * n));
-    first.train_steps(n);
-    first.save_checkpoint(out + "/b/checkpoint");
-  }
-  auto cfg = seg_config(data, out + "/c", 2 * n);
-  cfg["train"]["resume"] = out + "/b/checkpoint";
-  train::Trainer resumed(cfg);
-  REQUIRE(resumed.step() == n);
-  resumed.train_steps(n);
-
-  auto a = straight.model().state_dict(), c = resumed.model().state_dict();
-  REQUIRE(a.size() == c.size());
-  for (auto& [k, t] : a) {
-    INFO(k);
-    REQUIRE(test::bitwise_equal(t, c.at(k)));
-  }
+  test::require_resume_bitwise([&](const std::string& o, int64_t steps) { return seg_config(data, o, steps); }, out, n);
   // The checkpoint folder holds every piece and no temporary leftovers.
   for (const char* f : {"model.safetensors", "optimizer.safetensors", "schedule.safetensors", "ema.safetensors", "trainer.json"})
     REQUIRE(fs::exists(out + "/b/checkpoint/" + std::string(f)));

@@ -161,8 +161,11 @@ int eval_config(const EvalOptions& o) {
   const std::string& name = cfg.model.name;
   const std::string task = train::task_name(cfg.task);
   const auto& info = zoo::model_info(name);
-  EVIT_CHECK(info.task == task, "eval: '", name, "' is a ", info.task, " model but the config's task is '", task, "'");
-  const int64_t classes = cfg.task == train::Task::super_resolution ? 0 : train::model_classes(cfg, val.num_classes);
+  EVIT_CHECK(info.task == train::model_task(cfg.task), "eval: '", name, "' is a ", info.task,
+             " model but the config's task is '", task, "'");
+  const int64_t classes = cfg.task == train::Task::super_resolution || cfg.task == train::Task::sam_distill
+                              ? 0
+                              : train::model_classes(cfg, val.num_classes);
   // --weights (or the checkpoint) is everything the model gets: model.pretrained is not loaded.
   auto model = zoo::create_model(name, classes);
   if (cfg.task == train::Task::super_resolution)

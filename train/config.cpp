@@ -483,7 +483,7 @@ const Schema& training_config_schema() {
     S data = S::object({
         {"root", S::string().required().min_size(1).doc("dataset folder")},
         {"dataset", S::string().required().min_size(1).doc("imagenet, cityscapes, ade20k, div2k, ffhq, synthetic, ...")},
-        {"crop", pos_int.max(8192).default_value(224).doc("training crop size (pixels)")},
+        {"crop", pos_int.max(8192).default_value(224).doc("training crop size (pixels); sam_distill: the student's input side (512 for L models, 1024 for XL)")},
         {"eval_size", pos_int.max(8192).nullable().default_value(nullptr).doc("null: same as crop")},
         {"crop_ratio", S::number().min(0, true).max(1).default_value(0.95).doc(
                            "classification evaluation: resize to ceil(eval_size / crop_ratio), then centre-crop")},
@@ -499,6 +499,11 @@ const Schema& training_config_schema() {
         {"multires_sizes", S::array(S::integer().min(8).max(8192)).default_value(json::array()).doc(
                                "classification: each training batch is resized to a size drawn from this list")},
         {"limit", S::integer().min(0).default_value(0).doc("use only the first N samples (0: all)")},
+        {"embeddings", S::string().default_value("").doc(
+                           "sam_distill: the teacher-embedding cache (evit embed's output folder)")},
+        {"teacher", S::string().default_value("sam-vit-h").doc("sam_distill: the teacher encoder")},
+        {"teacher_weights", S::string().default_value("").doc(
+                                "sam_distill: teacher weights; when given, images missing from the cache are embedded first")},
     });
     S optimizer = S::object({
         {"name", S::string().one_of({"adamw", "sgd"}).default_value("adamw")},
@@ -558,7 +563,7 @@ const Schema& training_config_schema() {
               })
                   .exactly_one_of({"epochs", "steps"});
     return S::object({
-        {"task", S::string().required().one_of({"classification", "segmentation", "super_resolution"})},
+        {"task", S::string().required().one_of({"classification", "segmentation", "super_resolution", "sam_distill"})},
         {"model", model.required()},
         {"data", data.required()},
         {"optimizer", optimizer.required()},

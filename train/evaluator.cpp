@@ -14,6 +14,7 @@
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/progress.h"
+#include "train/sam_distill.h"
 #include "train/sr_metrics.h"
 
 namespace fs = std::filesystem;
@@ -46,6 +47,9 @@ ValidationData validation_data(const RunConfig& cfg) {
     v.class_names = va->classes();
     v.dataset = va;
     tf = {data::imagenet_eval_crop(d.evaluation_size(), d.crop_ratio), data::normalize(d.mean, d.std)};
+  } else if (cfg.task == Task::sam_distill) {
+    EVIT_CHECK(!d.embeddings.empty(), "config.data.embeddings: sam_distill needs the teacher-embedding cache folder");
+    v.dataset = std::make_shared<SamDistillDataset>(sam_distill_split(d, "val"), d.embeddings, d.crop);
   } else {
     v.dataset = std::make_shared<data::SRDataset>(data::sr_hr_folder(root, "val"), d.scale, sr_lr_folder(d, "val"));
   }
@@ -93,7 +97,8 @@ EvalSpec eval_spec(const RunConfig& cfg, int64_t num_classes) {
 }
 
 Evaluator::Evaluator(EvalSpec spec) : spec_(std::move(spec)) {
-  EVIT_CHECK(spec_.task == Task::super_resolution || spec_.num_classes >= 1, "evaluator: a ", task_name(spec_.task),
+  EVIT_CHECK(spec_.task == Task::super_resolution || spec_.task == Task::sam_distill || spec_.num_classes >= 1,
+             "evaluator: a ", task_name(spec_.task),
              " evaluation needs the number of classes");
 }
 
@@ -127,6 +132,11 @@ EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool prog
   NoGradGuard no_grad;
   model.eval();
   EvalReport r;
+  if (spec_.task == Task::sam_distill) {
+    r.metrics = sam_distill_metrics(model, val, spec_.device);
+    r.samples = val.size();
+    return r;
+  }
   // Only the task's own accumulator exists: a 1000-class classifier never meets the
   // segmentation confusion matrix (whose ignore index could be one of its classes).
   std::optional<SegConfusion> conf;

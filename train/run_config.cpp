@@ -22,15 +22,18 @@ const char* task_name(Task t) {
     case Task::classification: return "classification";
     case Task::segmentation: return "segmentation";
     case Task::super_resolution: return "super_resolution";
+    case Task::sam_distill: return "sam_distill";
   }
   return "?";
 }
 
 Task parse_task(const std::string& name) {
-  for (Task t : {Task::classification, Task::segmentation, Task::super_resolution})
+  for (Task t : {Task::classification, Task::segmentation, Task::super_resolution, Task::sam_distill})
     if (name == task_name(t)) return t;
-  EVIT_THROW("unknown task '", name, "' (classification, segmentation, super_resolution)");
+  EVIT_THROW("unknown task '", name, "' (classification, segmentation, super_resolution, sam_distill)");
 }
+
+const char* model_task(Task t) { return t == Task::sam_distill ? "sam" : task_name(t); }
 
 RunConfig parse_run_config(const json& cfg) {
   RunConfig r;
@@ -56,6 +59,9 @@ RunConfig parse_run_config(const json& cfg) {
     dc.drop_last = d.at("drop_last").get<bool>();
     dc.multires_sizes = d.at("multires_sizes").get<std::vector<int64_t>>();
     dc.limit = d.at("limit").get<int64_t>();
+    dc.embeddings = d.at("embeddings").get<std::string>();
+    dc.teacher = d.at("teacher").get<std::string>();
+    dc.teacher_weights = d.at("teacher_weights").get<std::string>();
 
     const json& o = cfg.at("optimizer");
     OptimConfig& oc = r.optimizer;

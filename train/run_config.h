@@ -14,9 +14,11 @@
 
 namespace evit::train {
 
-enum class Task { classification, segmentation, super_resolution };
+enum class Task { classification, segmentation, super_resolution, sam_distill };
 const char* task_name(Task t);   // "classification", ...
 Task parse_task(const std::string& name);  // throws naming the value
+// The model registry's task of the models a task trains ("sam" for sam_distill, else the task's name).
+const char* model_task(Task t);
 
 struct ModelConfig {
   std::string name;                    // zoo name
@@ -38,6 +40,9 @@ struct DataConfig {
   bool drop_last = true;
   std::vector<int64_t> multires_sizes;  // classification multi-resolution training
   int64_t limit = 0;                    // only the first N samples (0: all)
+  // sam_distill (docs/sam.md): the teacher-embedding cache, and the teacher that fills it when
+  // its weights are given.
+  std::string embeddings, teacher, teacher_weights;
 
   int64_t evaluation_size() const { return eval_size.value_or(crop); }
 };

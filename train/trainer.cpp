@@ -20,6 +20,7 @@
 #include "train/metrics.h"
 #include "train/plot.h"
 #include "train/progress.h"
+#include "train/sam_distill.h"
 #include "nn/norm.h"
 #include "train/sr_metrics.h"
 #include "zoo/layers.h"
@@ -41,6 +42,7 @@ Tensor task_loss(Task task, const Tensor& output, const Tensor& target, double l
       up = interpolate(output, {target.size(1), target.size(2)}, {}, InterpolateMode::bilinear, false);
     return cross_entropy(up, target, Tensor(), ignore_index, Reduction::mean, label_smoothing);
   }
+  if (task == Task::sam_distill) return mse_loss(output, target);  // the embedding L2 (docs/sam.md)
   return l1_loss(output, target);
 }
 
@@ -48,11 +50,12 @@ Trainer::Trainer(const json& config) : rc_(parse_run_config(config)), task_(rc_.
   const TrainLoopConfig& t = rc_.train;
   if (t.threads > 0) set_num_threads(t.threads);
   manual_seed(t.seed);  // model init and dropout draw from the default generator
-  build_data();
   const std::string& name = rc_.model.name;
   const auto& info = zoo::model_info(name);
-  EVIT_CHECK(info.task == task_name(task_), "config.model.name: '", name, "' is a ", info.task, " model but task is '",
-             task_name(task_), "'");
+  EVIT_CHECK(info.task == model_task(task_), "config.model.name: '", name, "' is a ", info.task, " model but task '",
+             task_name(task_), "' trains ", model_task(task_), " models");
+  if (task_ == Task::sam_distill) fill_embedding_cache(rc_);  // before the datasets check the cache
+  build_data();
   model_ = zoo::create_model(name, num_classes_);
   if (task_ == Task::super_resolution)
     EVIT_CHECK(zoo::sr_scale(*model_) == rc_.data.scale, "config.data.scale = ", rc_.data.scale, " but '", name,
@@ -115,6 +118,9 @@ void Trainer::build_data() {
     }
     train_tf.push_back(data::normalize(d.mean, d.std));
     if (const double p = rc_.train.random_erasing; p > 0) train_tf.push_back(data::random_erasing(p));
+  } else if (task_ == Task::sam_distill) {
+    // No augmentation: a flipped or cropped image would need the teacher's embedding of that view.
+    train_set_ = std::make_shared<SamDistillDataset>(sam_distill_split(d, "train"), d.embeddings, crop);
   } else {
     train_set_ = std::make_shared<data::SRDataset>(data::sr_hr_folder(root, "train"), d.scale, sr_lr_folder(d, "train"));
     train_tf = {data::sr_patch_crop(crop, d.scale), data::sr_flip_rotate()};
@@ -128,7 +134,7 @@ void Trainer::build_data() {
   if (auto* folders = dynamic_cast<data::ImageFolderDataset*>(train_set_.get()))
     EVIT_CHECK(folders->classes() == val.class_names, "classification data: train and val class folders differ under '", root,
                "'");
-  num_classes_ = task_ == Task::super_resolution ? 0 : model_classes(rc_, val.num_classes);
+  num_classes_ = task_ == Task::super_resolution || task_ == Task::sam_distill ? 0 : model_classes(rc_, val.num_classes);
   if (d.limit > 0) train_set_ = std::make_shared<data::Subset>(train_set_, d.limit);
   train_set_->set_transforms(train_tf);
   data::LoaderOptions o;
