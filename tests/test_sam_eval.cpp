@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file_io.h"
+#include "data/coco_rle.h"
 #include "data/distance_transform.h"
+#include "data/image.h"
 #include "data/instances.h"
 #include "nn/module.h"
 #include "support/test_util.h"
@@ -171,4 +173,44 @@ TEST_CASE("evit eval --task sam prints the bucket table and writes per-instance 
                                     (dir / "nowhere").string());
   CHECK(rc2 != 0);
   CHECK_THAT(out2, Catch::Contains("nowhere"));
+}
+
+TEST_CASE("detector boxes come back with their masks in the COCO results format", "[sam]") {
+  const std::string shared = test::shared_data_dir();
+  if (shared.empty()) return test::skip(test::no_shared_data("the detections-to-masks check"));
+  const std::string root = shared + "/coco_val2017_samples";
+  const data::InstanceSet set = data::read_instances(root + "/annotations/instances_val2017.json");
+  auto model = zoo::make_efficientvit_sam("l0");
+  test::fill_deterministic(*model);
+  model->eval();
+  train::SamPredictor predictor(model);
+  // Two "detections" on the second image and one on the first, interleaved.
+  const auto& first = set.images[0];
+  const auto& second = set.images[1];
+  json dets = json::array({{{"image_id", second.id}, {"category_id", 1}, {"bbox", {10, 20, 100, 80}}, {"score", 0.9}},
+                           {{"image_id", first.id}, {"category_id", 3}, {"bbox", {200.5, 100, 50, 60}}, {"score", 0.5}},
+                           {{"image_id", second.id}, {"category_id", 1}, {"bbox", {300, 50, 120, 200}}, {"score", 0.7}}});
+  const json out = train::sam_masks_for_detections(predictor, set, root + "/val2017", dets);
+  REQUIRE(out.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    INFO("detection " << i);
+    CHECK(out[i].at("score") == dets[i].at("score"));
+    const json& seg = out[i].at("segmentation");
+    const auto& im = set.images[set.image_index(dets[i].at("image_id").get<int64_t>())];
+    CHECK(seg.at("size") == json({im.height, im.width}));
+    // The RLE is the predictor's best mask for the same box.
+    const data::Rle rle = data::rle_from_string(seg.at("counts").get<std::string>(), im.height, im.width, "test");
+    predictor.set_image(read_image(root + "/val2017/" + im.file));
+    const auto b = dets[i].at("bbox").get<std::vector<float>>();
+    const auto p = predictor.predict({{}, std::array<float, 4>{b[0], b[1], b[0] + b[2], b[1] + b[3]}}, true);
+    CHECK(data::rle_decode(rle) == p.mask(p.best()));
+  }
+  json bad = dets;
+  bad[1]["image_id"] = 123456789;
+  CHECK_THROWS_WITH(train::sam_masks_for_detections(predictor, set, root + "/val2017", bad),
+                    Catch::Contains("detections[1]") && Catch::Contains("123456789"));
+  bad = dets;
+  bad[2]["bbox"] = {1, 2, 3};
+  CHECK_THROWS_WITH(train::sam_masks_for_detections(predictor, set, root + "/val2017", bad),
+                    Catch::Contains("detections[2]") && Catch::Contains("bbox"));
 }

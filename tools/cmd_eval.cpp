@@ -30,7 +30,7 @@ struct EvalOptions {
   int64_t scale = 2;
   std::vector<std::string> overrides;
   // SAM
-  std::string annotations, prompt = "box", clicks = "1,3,5";
+  std::string annotations, prompt = "box", clicks = "1,3,5", detections;
   int64_t max_images = 0;
 };
 
@@ -71,10 +71,27 @@ int eval_sam(const EvalOptions& o) {
               set.images.size(), set.annotations.size(), image_root.c_str());
   std::fflush(stdout);
   std::unique_ptr<train::Progress> bar;
-  const train::SamEvalResult r = train::evaluate_sam(predictor, set, image_root, opt, [&](int64_t done, int64_t total) {
+  auto on_progress = [&](int64_t done, int64_t total) {
     if (!bar) bar = std::make_unique<train::Progress>(total, "eval");
     bar->update(done);
-  });
+  };
+  if (!o.detections.empty()) {
+    // Detector boxes: masks in the COCO results format, scored by COCOeval outside evit.
+    EVIT_CHECK(!o.output.empty(), "eval: --detections needs --output for the results file");
+    nlohmann::json dets;
+    try {
+      dets = nlohmann::json::parse(read_file(o.detections));
+    } catch (const nlohmann::json::exception& e) {
+      EVIT_THROW("eval: '", o.detections, "' is not valid JSON (", e.what(), ")");
+    }
+    const nlohmann::json results = train::sam_masks_for_detections(predictor, set, image_root, dets, on_progress);
+    if (bar) bar->finish();
+    write_file_atomic(o.output, results.dump() + "\n");
+    std::printf("wrote %zu detections with masks to %s (COCO results format; score with COCOeval, iouType segm)\n",
+                results.size(), o.output.c_str());
+    return 0;
+  }
+  const train::SamEvalResult r = train::evaluate_sam(predictor, set, image_root, opt, on_progress);
   if (bar) bar->finish();
   if (r.images_missing > 0)
     std::printf("note: %lld images of the annotation file are not in %s (evaluated the %lld that are)\n",
@@ -205,6 +222,8 @@ Runner add_eval_command(CLI::App& app) {
       ->check(CLI::IsMember({"box", "points", "point"}));
   cmd->add_option("--clicks", o->clicks, "sam with points: report the mIoU after these click counts (default 1,3,5)");
   cmd->add_option("--max-images", o->max_images, "sam: evaluate only the first N images found");
+  cmd->add_option("--detections", o->detections,
+                  "sam: detector boxes (COCO results JSON); writes them with masks to --output instead of scoring");
   cmd->add_option("--scale", o->scale, "Super-resolution factor")->check(CLI::Range(2, 4));
   cmd->add_option("--set", o->overrides, "Override a config value (repeatable)");
   cmd->add_option("--device", o->device, "Where the model runs: cpu, cuda or cuda:N (default cpu)");

@@ -1,6 +1,7 @@
 #include "train/sam_eval.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -144,6 +145,55 @@ SamEvalResult evaluate_sam(SamPredictor& predictor, const data::InstanceSet& set
   }
   for (size_t c = 0; c < r.columns.size(); ++c) r.scores.push_back(sam_bucket_scores(r.instances, c));
   return r;
+}
+
+nlohmann::json sam_masks_for_detections(SamPredictor& predictor, const data::InstanceSet& set,
+                                        const std::string& image_root, const nlohmann::json& detections,
+                                        const std::function<void(int64_t, int64_t)>& progress) {
+  EVIT_CHECK(detections.is_array(), "detections: expected a COCO results list");
+  // Detections per image, in input order; images in the order of their first detection.
+  std::vector<int64_t> order;
+  std::map<int64_t, std::vector<size_t>> by_image;
+  for (size_t i = 0; i < detections.size(); ++i) {
+    const nlohmann::json& d = detections[i];
+    EVIT_CHECK(d.is_object() && d.contains("image_id") && d["image_id"].is_number_integer(), "detections[", i,
+               "]: needs an integer \"image_id\"");
+    const int64_t id = d["image_id"].get<int64_t>();
+    try {
+      (void)set.image_index(id);
+    } catch (const Error&) {
+      EVIT_THROW("detections[", i, "]: image_id ", id, " is not in ", set.source);
+    }
+    const nlohmann::json& b = d.contains("bbox") ? d["bbox"] : nlohmann::json();
+    bool ok = b.is_array() && b.size() == 4;
+    for (size_t k = 0; ok && k < 4; ++k) ok = b[k].is_number() && std::isfinite(b[k].get<double>());
+    EVIT_CHECK(ok, "detections[", i, "]: \"bbox\" must be [x, y, width, height]");
+    if (by_image[id].empty()) order.push_back(id);
+    by_image[id].push_back(i);
+  }
+  nlohmann::json out = detections;
+  if (progress) progress(0, static_cast<int64_t>(order.size()));
+  for (size_t n = 0; n < order.size(); ++n) {
+    const data::InstanceImage& im = set.images[set.image_index(order[n])];
+    const std::string path = (fs::path(image_root) / im.file).string();
+    const Image image = read_image(path);
+    predictor.set_image(image);
+    std::vector<SamPrompt> prompts;
+    for (size_t i : by_image[order[n]]) {
+      const auto b = detections[i]["bbox"].get<std::vector<double>>();
+      prompts.push_back({{}, std::array<float, 4>{static_cast<float>(b[0]), static_cast<float>(b[1]),
+                                                  static_cast<float>(b[0] + b[2]), static_cast<float>(b[1] + b[3])}});
+    }
+    const std::vector<SamPrediction> preds = predictor.predict_batch(prompts, true);
+    for (size_t j = 0; j < preds.size(); ++j) {
+      const std::vector<uint8_t> mask = preds[j].mask(preds[j].best());
+      const data::Rle rle = data::rle_encode(mask.data(), image.height, image.width);
+      out[by_image[order[n]][j]]["segmentation"] = {{"size", {image.height, image.width}},
+                                                    {"counts", data::rle_to_string(rle)}};
+    }
+    if (progress) progress(static_cast<int64_t>(n) + 1, static_cast<int64_t>(order.size()));
+  }
+  return out;
 }
 
 std::string format_sam_table(const SamEvalResult& r) {

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "data/instances.h"
 #include "train/sam_predictor.h"
 
@@ -81,6 +83,16 @@ SamBucketScores sam_bucket_scores(const std::vector<SamInstanceScore>& instances
 SamEvalResult evaluate_sam(SamPredictor& predictor, const data::InstanceSet& set, const std::string& image_root,
                            const SamEvalOptions& options,
                            const std::function<void(int64_t, int64_t)>& progress = nullptr);
+
+// Masks for detector boxes, in the COCO results format (EfficientViT-SAM's box-from-detector
+// evaluation): `detections` is a COCO results list ([{"image_id", "category_id", "bbox": [x, y, w,
+// h], "score"}, ...]); each entry comes back with "segmentation": {"size": [h, w], "counts": RLE
+// string} of the mask its box prompts (multimask, highest predicted IoU), in the input order, for
+// pycocotools' or LVIS's COCOeval (segm). Entries whose image is not in `set` or whose box is not
+// four finite numbers are errors naming the entry.
+nlohmann::json sam_masks_for_detections(SamPredictor& predictor, const data::InstanceSet& set,
+                                        const std::string& image_root, const nlohmann::json& detections,
+                                        const std::function<void(int64_t, int64_t)>& progress = nullptr);
 
 // The per-bucket table, one row per column:
 //   prompt      all   small  medium   large   (instances: N / S / M / L)
