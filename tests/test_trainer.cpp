@@ -1,5 +1,6 @@
 // The trainer: exact resume, checkpoints, divergence detection, evaluation and config errors.
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "autograd/grad_mode.h"
@@ -211,4 +212,22 @@ TEST_CASE("classification trains with the reference loss (BCE on mixed soft targ
   bad["train"]["rand_augment"] = "rand-n2-q5";
   REQUIRE_THROWS_WITH(train::Trainer(train::load_config_text(bad.dump(), "cls config", train::training_config_schema())),
                       Catch::Contains("config.train.rand_augment") && Catch::Contains("'q5'"));
+}
+
+TEST_CASE("eval_at_start scores the starting weights and logs them as step 0", "[trainer]") {
+  std::string data = tiny_cityscapes("evit_trainer_data3");
+  std::string out = (fs::temp_directory_path() / "evit_trainer_eval0").string();
+  fs::remove_all(out);
+  auto cfg = seg_config(data, out, 2);
+  cfg["train"]["eval_at_start"] = true;
+  cfg["train"]["eval_every"] = 2;
+  train::Trainer t(cfg);
+  t.fit();
+  std::ifstream log(out + "/metrics.jsonl");
+  std::vector<int64_t> eval_steps;
+  for (std::string line; std::getline(log, line);) {
+    const auto rec = nlohmann::json::parse(line);
+    if (rec.contains("val/mIoU")) eval_steps.push_back(rec.at("step").get<int64_t>());
+  }
+  CHECK(eval_steps == std::vector<int64_t>{0, 2});
 }

@@ -1,7 +1,11 @@
 // `evit make-demo-data OUT [--photos DIR]`: the data of the README demo. Writes a procedurally
 // generated street-scene dataset in the Cityscapes layout (OUT/cityscapes, read by the real
 // Cityscapes loader) and, given a folder of photographs, splits them into OUT/photos/{train,val}
-// for the super-resolution demo (the held-out photos are listed in --val).
+// for the super-resolution demo (the held-out photos are listed in --val). For the SAM distillation
+// demo it fills OUT/sam/{train,val} with links to the images of --sam-images (the street scenes
+// when none is given) and writes OUT/sam/teacher.safetensors, a seeded sam-vit-demo teacher
+// (zoo/sam_vit.h): no released weights exist on these machines, so the demo distils from a
+// randomly initialised small teacher to show the machinery.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -10,8 +14,11 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/synthetic.h"
+#include "core/generator.h"
+#include "core/safetensors.h"
 #include "ops/shape.h"
 #include "tools/commands.h"
+#include "zoo/sam_vit.h"
 
 namespace fs = std::filesystem;
 
@@ -22,7 +29,34 @@ struct DemoDataOptions {
   std::vector<std::string> val = {"astronaut", "coffee"};
   std::vector<std::string> names;  // empty: every colour photo in the folder
   int64_t train = 64, val_count = 8, height = 256, width = 512;
+  std::string sam_images;  // "" = the street scenes
+  int64_t sam_val = 8;
 };
+
+// OUT/sam: the last `val` images held out, links to the images (copies where links fail), and the
+// demo teacher's weights under the released checkpoints' "image_encoder." keys.
+void write_sam_demo(const std::string& out, const std::vector<std::string>& images, int64_t val) {
+  const std::string dir = out + "/sam";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/train");
+  fs::create_directories(dir + "/val");
+  EVIT_CHECK(static_cast<int64_t>(images.size()) > val, "make-demo-data: ", images.size(),
+             " images for the SAM demo; need more than the ", val, " held out");
+  for (size_t i = 0; i < images.size(); ++i) {
+    const bool held_out = static_cast<int64_t>(i) >= static_cast<int64_t>(images.size()) - val;
+    const fs::path to = fs::path(dir) / (held_out ? "val" : "train") / fs::path(images[i]).filename();
+    std::error_code ec;
+    fs::create_symlink(fs::absolute(images[i]), to, ec);
+    if (ec) fs::copy_file(images[i], to);
+  }
+  manual_seed(2024);
+  zoo::SamViTEncoder teacher(zoo::sam_vit_config("sam-vit-demo"));
+  TensorMap weights;
+  for (const auto& [k, t] : teacher.state_dict()) weights["image_encoder." + k] = t;
+  save_safetensors(dir + "/teacher.safetensors", weights, {{"model", "sam-vit-demo (seeded random initialisation)"}});
+  std::printf("wrote %lld training and %lld held-out images for the SAM demo and its sam-vit-demo teacher to %s\n",
+              (long long)(images.size() - val), (long long)val, dir.c_str());
+}
 }  // namespace
 
 Runner add_demo_data_command(CLI::App& app) {
@@ -34,12 +68,23 @@ Runner add_demo_data_command(CLI::App& app) {
   cmd->add_option("--names", o->names, "Use only these photos (names without extension)");
   cmd->add_option("--train-frames", o->train, "Synthetic training frames")->capture_default_str();
   cmd->add_option("--val-frames", o->val_count, "Synthetic validation frames")->capture_default_str();
+  cmd->add_option("--sam-images", o->sam_images, "Folder of images for the SAM distillation demo (default: the street scenes)");
+  cmd->add_option("--sam-val", o->sam_val, "SAM demo images held out for evaluation")->capture_default_str();
   return [o] {
     const std::string cs = o->out + "/cityscapes";
     fs::remove_all(cs);
     data::write_synthetic_cityscapes(cs, o->train, o->val_count, o->height, o->width, 2024);
     std::printf("wrote %lld + %lld synthetic street scenes (%lldx%lld) to %s\n", (long long)o->train,
                 (long long)o->val_count, (long long)o->width, (long long)o->height, cs.c_str());
+    std::vector<std::string> sam_images;
+    if (!o->sam_images.empty()) {
+      sam_images = data::list_images(o->sam_images);
+    } else {
+      for (const char* split : {"train", "val"})
+        for (const auto& city : fs::directory_iterator(cs + "/leftImg8bit/" + split))
+          for (const std::string& f : data::list_images(city.path().string())) sam_images.push_back(f);
+    }
+    write_sam_demo(o->out, sam_images, o->sam_val);
     if (o->photos.empty()) return 0;
     const std::string ph = o->out + "/photos";
     fs::remove_all(ph);

@@ -30,10 +30,17 @@ if [ ! -d "$photos" ]; then
   fi
 fi
 
+# The SAM demo distils from the COCO sample images when ../shared/data is beside the repository,
+# else from the generated street scenes.
+coco=../shared/data/coco_val2017_samples/val2017
+sam_images=()
+if [ -d "$coco" ]; then sam_images=(--sam-images "$coco"); fi
+
 echo "== data"
 # Colour photographs only (the package also ships drawings, test charts and a truncated JPEG).
 $evit make-demo-data "$out/data" --photos "$photos" --val astronaut coffee \
-  --names astronaut coffee chelsea rocket motorcycle_left motorcycle_right hubble_deep_field ihc retina
+  --names astronaut coffee chelsea rocket motorcycle_left motorcycle_right hubble_deep_field ihc retina \
+  --sam-val 4 "${sam_images[@]}"
 
 echo "== segmentation: efficientvit-seg-b0 on synthetic street scenes"
 $evit train configs/demo_seg.json
@@ -54,6 +61,12 @@ $evit eval --task super_resolution --model efficientvit-sr-x2-w0.75 --scale 2 --
 $evit predict efficientvit-sr-x2-w0.75 --weights "$out/sr/checkpoint/eval_model.safetensors" \
   --input "$out/data/photos/val/coffee.png" --output "$out/sr/coffee"
 
+echo "== SAM: distilling efficientvit-sam-l0's image encoder from a small teacher (the machinery; see README)"
+$evit train configs/demo_sam.json
+sam_image=$(ls "$out"/data/sam/val/* | head -n 1)
+$evit predict efficientvit-sam-l0 --weights "$out/sam/checkpoint/model.safetensors" --input "$sam_image" \
+  --box 60,40,300,220 --points 180,130 --output "$out/sam/prediction"
+
 echo
 echo "Pictures:"
-ls -1 "$out"/seg/*.png "$out"/sr/*.png
+ls -1 "$out"/seg/*.png "$out"/sr/*.png "$out"/sam/*.png

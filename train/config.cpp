@@ -553,6 +553,8 @@ const Schema& training_config_schema() {
                   {"mesa_start", prob.default_value(0.25).doc("training progress at which MESA starts")},
                   {"reset_bn_batches", S::integer().min(0).default_value(0).doc(
                                            "re-estimate BatchNorm statistics on this many training batches before each evaluation")},
+                  {"eval_at_start", S::boolean().default_value(false).doc(
+                                        "evaluate the starting weights before the first step (a baseline, logged as step 0)")},
                   {"mixup_alpha", S::number().min(0).default_value(0.0)},
                   {"cutmix_alpha", S::number().min(0).default_value(0.0)},
                   {"threads", S::integer().min(0).default_value(0).doc("0: all cores")},

@@ -107,6 +107,7 @@ RunConfig parse_run_config(const json& cfg) {
     tc.mesa_weight = t.at("mesa_weight").get<double>();
     tc.mesa_start = t.at("mesa_start").get<double>();
     tc.reset_bn_batches = t.at("reset_bn_batches").get<int64_t>();
+    tc.eval_at_start = t.at("eval_at_start").get<bool>();
     tc.mixup_alpha = t.at("mixup_alpha").get<double>();
     tc.cutmix_alpha = t.at("cutmix_alpha").get<double>();
     tc.threads = t.at("threads").get<int>();

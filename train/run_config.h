@@ -83,6 +83,7 @@ struct TrainLoopConfig {
   std::string rand_augment;
   double mesa_weight = 0, mesa_start = 0;
   int64_t reset_bn_batches = 0;
+  bool eval_at_start = false;  // evaluate the starting weights before the first step (logged as step 0)
   double mixup_alpha = 0, cutmix_alpha = 0;
   int threads = 0;
   std::string device;  // cpu | cuda | cuda:N

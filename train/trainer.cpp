@@ -354,10 +354,20 @@ Metrics Trainer::fit() {
               (long long)total_steps_, (long long)steps_per_epoch_, (long long)model_->num_parameters(),
               val_set_->describe().c_str(), evaluation_weights_description().c_str());
   std::fflush(stdout);
+  Metrics last;
+  auto evaluate_and_log = [&] {
+    last = evaluate();
+    json rec = {{"step", step_}, {"epoch", epoch_}};
+    std::printf("eval at step %lld:", (long long)step_);
+    for (auto& [k, v] : last) rec[k] = v, std::printf("  %s %.4f", k.c_str(), v);
+    std::printf("\n");
+    std::fflush(stdout);
+    log(rec);
+  };
+  if (t.eval_at_start && step_ == 0) evaluate_and_log();
   Progress progress(total_steps_, "train");
   progress.set_done_before(step_);
   progress.update(step_);
-  Metrics last;
   while (step_ < total_steps_) {
     const double lr = schedule_->lr();
     loss_sum_ += train_one_step();
@@ -369,13 +379,7 @@ Metrics Trainer::fit() {
     }
     if (step_ % eval_every == 0 || step_ == total_steps_) {
       progress.finish();
-      last = evaluate();
-      json rec = {{"step", step_}, {"epoch", epoch_}};
-      std::printf("eval at step %lld:", (long long)step_);
-      for (auto& [k, v] : last) rec[k] = v, std::printf("  %s %.4f", k.c_str(), v);
-      std::printf("\n");
-      std::fflush(stdout);
-      log(rec);
+      evaluate_and_log();
     }
     if (step_ % ckpt_every == 0 || step_ == total_steps_) save_checkpoint(out_dir_ + "/checkpoint");
   }

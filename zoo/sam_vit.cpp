@@ -19,8 +19,12 @@ SamViTConfig sam_vit_config(const std::string& name) {
     c.embed_dim = 1024, c.depth = 24, c.heads = 16, c.global_blocks = {5, 11, 17, 23};
   } else if (n == "vit_b") {
     c.embed_dim = 768, c.depth = 12, c.heads = 12, c.global_blocks = {2, 5, 8, 11};
+  } else if (n == "vit_demo") {
+    // Not a released model: the ViT-B layout at width 32 and depth 2, so that the demo and tests
+    // can run the teacher side of distillation in seconds on a CPU.
+    c.embed_dim = 32, c.depth = 2, c.heads = 2, c.global_blocks = {1};
   } else {
-    EVIT_THROW("unknown SAM ViT encoder '", name, "' (known: sam-vit-h, sam-vit-l, sam-vit-b)");
+    EVIT_THROW("unknown SAM ViT encoder '", name, "' (known: sam-vit-h, sam-vit-l, sam-vit-b, and sam-vit-demo)");
   }
   return c;
 }

@@ -28,7 +28,8 @@ struct SamViTConfig {
   std::vector<int64_t> global_blocks{7, 15, 23, 31};
 };
 
-// "vit_h", "vit_l", "vit_b" (also accepted: "sam-vit-h", ...).
+// "vit_h", "vit_l", "vit_b" (also accepted: "sam-vit-h", ...), and "vit_demo": no released model but
+// a two-block, width-32 encoder with the same 1024 input and 256×64×64 output, for the demo.
 SamViTConfig sam_vit_config(const std::string& name);
 
 // ---- the functions the blocks are made of (exposed for their gradient checks) ----
