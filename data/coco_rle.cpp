@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "core/error.h"
 
@@ -17,6 +18,15 @@ constexpr int64_t kMaxPixels = int64_t{0xffffffff};  // counts are 32-bit, as in
 constexpr double kPolygonScale = 5;                   // the boundary walk's upsampling
 constexpr double kMaxCoordinate = 1e6;
 constexpr int64_t kMaxBoundaryPoints = int64_t{1} << 27;  // bounds the work a polygon may ask for
+
+// C's (int) conversion as the reference's x86-64 build performs it (cvttsd2si): truncation toward
+// zero, and INT_MIN for NaN or values out of range. A repeated polygon vertex gives a zero-length
+// segment whose slope is 0/0; the row computed from it is NaN (never used: the next point of the
+// walk is in the same column), and converting NaN with static_cast would be undefined behaviour.
+int c_int(double v) {
+  if (!(v > -2147483649.0 && v < 2147483648.0)) return std::numeric_limits<int>::min();
+  return static_cast<int>(v);
+}
 
 void check_size(int64_t h, int64_t w, const std::string& what) {
   EVIT_CHECK(h >= 0 && w >= 0 && (h == 0 || w <= kMaxPixels / h), what, ": mask size ", h, "x", w,
@@ -180,12 +190,12 @@ Rle rle_from_polygon(const std::vector<double>& xy, int64_t h, int64_t w, const 
     if (dx >= dy) {
       for (int d = 0; d <= dx; ++d) {
         const int t = flip ? dx - d : d;
-        visit(t + xs, static_cast<int>(ys + s * t + .5));
+        visit(t + xs, c_int(ys + s * t + .5));
       }
     } else {
       for (int d = 0; d <= dy; ++d) {
         const int t = flip ? dy - d : d;
-        visit(static_cast<int>(xs + s * t + .5), t + ys);
+        visit(c_int(xs + s * t + .5), t + ys);
       }
     }
   }
