@@ -56,7 +56,9 @@ TEST_CASE("SAM ViT encoders reproduce segment-anything (small, and ViT-B at redu
   auto enc = std::make_shared<zoo::SamViTEncoder>(small);
   Holder h1(enc);
   test::fill_deterministic(h1);
-  EVIT_REQUIRE_CLOSE(enc->forward(test::sine_input({1, 3, 128, 128})), g("encoder_small.y"), 1e-4, 1e-5);
+  // The output is LayerNorm-scaled (values of order 1) after four f32 blocks whose GEMMs round
+  // differently per build and kernel: an absolute 5e-5 is what that leaves near zero.
+  EVIT_REQUIRE_CLOSE(enc->forward(test::sine_input({1, 3, 128, 128})), g("encoder_small.y"), 1e-4, 5e-5);
 
   zoo::SamViTConfig b2 = zoo::sam_vit_config("sam-vit-b");
   b2.image_size = 256, b2.depth = 2, b2.global_blocks = {1};
