@@ -32,3 +32,13 @@ Tensor interpolate(const Tensor& x, const std::vector<int64_t>& size,
                    bool align_corners = false);
 
 }  // namespace evit
+
+namespace evit {
+
+// Bilinear samples of x [N, C, H, W] at points coords [N, P, 2] ((x, y) in [0, 1]², the image's
+// edges at 0 and 1) -> [N, C, P]: torch grid_sample(x, 2·coords − 1, "bilinear", "zeros",
+// align_corners=False) on an [N, P, 1, 2] grid (neighbours outside the map count as zero).
+// Differentiable in x; coords must not require grad. CPU and CUDA, f32 and f64.
+Tensor point_sample(const Tensor& x, const Tensor& coords);
+
+}  // namespace evit

@@ -27,3 +27,13 @@ EVIT_CUDA_KERNEL(interpolate_backward_cuda,
                       const InterpAxisCuda& tx, bool nearest));
 
 }  // namespace evit
+
+namespace evit {
+
+// point_sample (ops/resize/point_sample.cpp): x contiguous [N, C, H, W], coords contiguous
+// [N, P, 2] -> y [N, C, P]; the backward adds into the zeroed gx [N, C, H, W] plane by plane,
+// the points of a plane in order (deterministic, no atomics).
+EVIT_CUDA_KERNEL(point_sample_forward_cuda, void(const Tensor& x, const Tensor& coords, const Tensor& y));
+EVIT_CUDA_KERNEL(point_sample_backward_cuda, void(const Tensor& gy, const Tensor& coords, const Tensor& gx));
+
+}  // namespace evit
