@@ -70,7 +70,7 @@ Generator sample_generator(uint64_t seed, int64_t epoch, int64_t index) {
 Sample Dataset::get(int64_t index, Generator& rng) const {
   EVIT_CHECK(index >= 0 && index < size(), describe(), ": index ", index, " out of range [0, ", size(), ")");
   Sample s = load(index);
-  for (auto& t : transforms_) t(s, rng);
+  apply_transforms(s, rng);
   return s;
 }
 
@@ -266,6 +266,13 @@ std::string SRDataset::describe() const {
 
 Subset::Subset(std::shared_ptr<Dataset> base, int64_t limit)
     : base_(std::move(base)), n_(std::min(limit, base_->size())) {}
+
+Sample Subset::get(int64_t index, Generator& rng) const {
+  EVIT_CHECK(index >= 0 && index < n_, describe(), ": index ", index, " out of range [0, ", n_, ")");
+  Sample s = base_->get(index, rng);
+  apply_transforms(s, rng);
+  return s;
+}
 
 std::string Subset::describe() const { return base_->describe() + ", first " + std::to_string(n_); }
 

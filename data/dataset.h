@@ -20,6 +20,7 @@ struct Sample {
   Tensor input;   // f32 [3,H,W]; values in [0,1] until a Normalize transform runs
   Tensor target;  // segmentation: i64 [H,W] (255 = ignore); classification: i64 []; SR: f32 [3,sH,sW]
   std::string id; // the file the sample came from
+  Tensor aux;     // optional, task-specific, stacked like target (SAM fine-tuning: f32 [M, 4] boxes)
 };
 
 // A transform edits a sample in place, drawing randomness from `rng`.
@@ -34,9 +35,15 @@ class Dataset {
   // One line: what, where, how many.
   virtual std::string describe() const = 0;
 
-  // load() followed by the dataset's transforms.
-  Sample get(int64_t index, Generator& rng) const;
+  // load() followed by the dataset's transforms. Datasets whose raw sample is itself random
+  // (SAM fine-tuning draws masks per epoch) override it.
+  virtual Sample get(int64_t index, Generator& rng) const;
   void set_transforms(std::vector<Transform> t) { transforms_ = std::move(t); }
+
+ protected:
+  void apply_transforms(Sample& s, Generator& rng) const {
+    for (auto& t : transforms_) t(s, rng);
+  }
 
  private:
   std::vector<Transform> transforms_;
@@ -48,6 +55,8 @@ class Subset : public Dataset {
   Subset(std::shared_ptr<Dataset> base, int64_t limit);
   int64_t size() const override { return n_; }
   Sample load(int64_t index) const override { return base_->load(index); }
+  // The base's sample (its own randomness included), then this subset's transforms.
+  Sample get(int64_t index, Generator& rng) const override;
   std::string describe() const override;
 
  private:

@@ -7,19 +7,25 @@ namespace evit::data {
 Batch collate(std::vector<Sample> samples) {
   EVIT_CHECK(!samples.empty(), "collate: empty batch");
   Batch b;
-  std::vector<Tensor> in, tg;
+  std::vector<Tensor> in, tg, aux;
   for (auto& s : samples) {
     EVIT_CHECK(s.input.sizes() == samples[0].input.sizes(), "collate: sample '", s.id, "' has input ",
                s.input.desc(), " but '", samples[0].id, "' has ", samples[0].input.desc(),
                " (use a crop or resize transform so a batch has one shape)");
     EVIT_CHECK(s.target.sizes() == samples[0].target.sizes(), "collate: sample '", s.id, "' has target ",
                s.target.desc(), " but '", samples[0].id, "' has ", samples[0].target.desc());
+    EVIT_CHECK(s.aux.defined() == samples[0].aux.defined() &&
+                   (!s.aux.defined() || s.aux.sizes() == samples[0].aux.sizes()),
+               "collate: sample '", s.id, "' has aux ", s.aux.defined() ? s.aux.desc() : "none", " but '",
+               samples[0].id, "' has ", samples[0].aux.defined() ? samples[0].aux.desc() : "none");
     in.push_back(unsqueeze(s.input, 0));
     tg.push_back(unsqueeze(s.target, 0));
+    if (s.aux.defined()) aux.push_back(unsqueeze(s.aux, 0));
     b.ids.push_back(s.id);
   }
   b.input = cat(in, 0);
   b.target = cat(tg, 0);
+  if (!aux.empty()) b.aux = cat(aux, 0);
   return b;
 }
 

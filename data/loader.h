@@ -28,6 +28,7 @@ struct LoaderOptions {
 struct Batch {
   Tensor input;   // [B, ...]
   Tensor target;  // [B, ...]
+  Tensor aux;     // [B, ...] when the samples carry one
   std::vector<std::string> ids;
 };
 

@@ -80,7 +80,7 @@ TEST_CASE("malformed configs give the expected one-line error", "[config]") {
        "cfg.json: config: missing required field 'optimizer'"},
       {"task not allowed", [](json& c) { c["task"] = "clasification"; },
        "cfg.json: config.task: 'clasification' is not one of 'classification', 'segmentation', "
-       "'super_resolution', 'sam_distill' (did you mean 'classification'?)"},
+       "'super_resolution', 'sam_distill', 'sam_finetune' (did you mean 'classification'?)"},
       {"optimizer name", [](json& c) { c["optimizer"]["name"] = "adam"; },
        "cfg.json: config.optimizer.name: 'adam' is not one of 'adamw', 'sgd' (did you mean 'adamw'?)"},
       {"negative lr", [](json& c) { c["optimizer"]["lr"] = -0.1; },

@@ -161,8 +161,8 @@ TEST_CASE("epoch orders are permutations seeded by (seed, epoch)", "[data]") {
 
 TEST_CASE("collate names the sample whose shape differs", "[data]") {
   std::vector<data::Sample> s(2);
-  s[0] = {zeros({3, 4, 4}), zeros({4, 4}, DType::i64), "a.png"};
-  s[1] = {zeros({3, 5, 4}), zeros({5, 4}, DType::i64), "b.png"};
+  s[0] = {zeros({3, 4, 4}), zeros({4, 4}, DType::i64), "a.png", Tensor()};
+  s[1] = {zeros({3, 5, 4}), zeros({5, 4}, DType::i64), "b.png", Tensor()};
   REQUIRE_THROWS_WITH(data::collate(s), Catch::Contains("'b.png'") && Catch::Contains("[3,5,4]"));
 }
 

@@ -127,7 +127,7 @@ TEST_CASE("the protocols give the official model inputs on real samples", "[eval
   // compared pixel for pixel.
   auto run = [&](const std::string& c, const std::string& path, const data::Transform& tf, int max_level) {
     INFO(c << ": " << path);
-    data::Sample s{data::load_rgb(path), Tensor(), path};
+    data::Sample s{data::load_rgb(path), Tensor(), path, Tensor()};
     REQUIRE(size_of(c + ".source_size") == std::pair<int64_t, int64_t>{s.input.size(1), s.input.size(2)});
     const Diff decode = compare(chw_float_to_image(s.input), g(c + ".source"), stride);
     REQUIRE(decode.max == 0);

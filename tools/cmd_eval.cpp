@@ -180,9 +180,7 @@ int eval_config(const EvalOptions& o) {
   const auto& info = zoo::model_info(name);
   EVIT_CHECK(info.task == train::model_task(cfg.task), "eval: '", name, "' is a ", info.task,
              " model but the config's task is '", task, "'");
-  const int64_t classes = cfg.task == train::Task::super_resolution || cfg.task == train::Task::sam_distill
-                              ? 0
-                              : train::model_classes(cfg, val.num_classes);
+  const int64_t classes = train::task_has_classes(cfg.task) ? train::model_classes(cfg, val.num_classes) : 0;
   // --weights (or the checkpoint) is everything the model gets: model.pretrained is not loaded.
   auto model = zoo::create_model(name, classes);
   if (cfg.task == train::Task::super_resolution)

@@ -138,7 +138,7 @@ Runner add_predict_command(CLI::App& app) {
     Tensor img = data::load_rgb(o->input);
     if (info.task == "segmentation") {
       // The evaluation protocol of the model's dataset (docs/training.md), as `evit eval` runs it.
-      data::Sample s{img, Tensor(), o->input};
+      data::Sample s{img, Tensor(), o->input, Tensor()};
       Generator unused(0);
       std::string protocol = o->protocol;
       if (protocol.empty()) protocol = o->model.find("ade20k") != std::string::npos ? "ade20k" : "cityscapes";

@@ -483,7 +483,7 @@ const Schema& training_config_schema() {
     S data = S::object({
         {"root", S::string().required().min_size(1).doc("dataset folder")},
         {"dataset", S::string().required().min_size(1).doc("imagenet, cityscapes, ade20k, div2k, ffhq, synthetic, ...")},
-        {"crop", pos_int.max(8192).default_value(224).doc("training crop size (pixels); sam_distill: the student's input side (512 for L models, 1024 for XL)")},
+        {"crop", pos_int.max(8192).default_value(224).doc("training crop size (pixels); SAM tasks: the model's input side (512 for L models, 1024 for XL)")},
         {"eval_size", pos_int.max(8192).nullable().default_value(nullptr).doc("null: same as crop")},
         {"crop_ratio", S::number().min(0, true).max(1).default_value(0.95).doc(
                            "classification evaluation: resize to ceil(eval_size / crop_ratio), then centre-crop")},
@@ -504,6 +504,10 @@ const Schema& training_config_schema() {
         {"teacher", S::string().default_value("sam-vit-h").doc("sam_distill: the teacher encoder")},
         {"teacher_weights", S::string().default_value("").doc(
                                 "sam_distill: teacher weights; when given, images missing from the cache are embedded first")},
+        {"masks_per_image", pos_int.max(1024).default_value(64).doc(
+                                "sam_finetune: masks drawn per training image (repeated when the image has fewer)")},
+        {"val_masks", S::integer().min(0).default_value(16).doc(
+                          "SAM tasks: box mIoU scores the first N annotations of each validation image (0: all)")},
     });
     S optimizer = S::object({
         {"name", S::string().one_of({"adamw", "sgd"}).default_value("adamw")},
@@ -557,6 +561,10 @@ const Schema& training_config_schema() {
                                         "evaluate the starting weights before the first step (a baseline, logged as step 0)")},
                   {"mixup_alpha", S::number().min(0).default_value(0.0)},
                   {"cutmix_alpha", S::number().min(0).default_value(0.0)},
+                  {"multimask_prob", prob.default_value(0.5).doc(
+                                         "sam_finetune: chance that a step predicts three masks per prompt (else one), as the reference")},
+                  {"mask_points", pos_int.default_value(112 * 112).doc(
+                                      "sam_finetune: points per mask at which the loss is computed (PointRend sampling)")},
                   {"threads", S::integer().min(0).default_value(0).doc("0: all cores")},
                   {"device", S::string().default_value("cpu").doc("\"cpu\", \"cuda\" or \"cuda:N\"")},
                   {"amp", S::string().one_of({"off", "f16", "bf16"}).default_value("off").doc(
@@ -565,7 +573,7 @@ const Schema& training_config_schema() {
               })
                   .exactly_one_of({"epochs", "steps"});
     return S::object({
-        {"task", S::string().required().one_of({"classification", "segmentation", "super_resolution", "sam_distill"})},
+        {"task", S::string().required().one_of({"classification", "segmentation", "super_resolution", "sam_distill", "sam_finetune"})},
         {"model", model.required()},
         {"data", data.required()},
         {"optimizer", optimizer.required()},

@@ -15,6 +15,7 @@
 #include "train/metrics.h"
 #include "train/progress.h"
 #include "train/sam_distill.h"
+#include "train/sam_finetune.h"
 #include "train/sr_metrics.h"
 
 namespace fs = std::filesystem;
@@ -50,6 +51,11 @@ ValidationData validation_data(const RunConfig& cfg) {
   } else if (cfg.task == Task::sam_distill) {
     EVIT_CHECK(!d.embeddings.empty(), "config.data.embeddings: sam_distill needs the teacher-embedding cache folder");
     v.dataset = std::make_shared<SamDistillDataset>(sam_distill_split(d, "val"), d.embeddings, d.crop);
+  } else if (cfg.task == Task::sam_finetune) {
+    // Scored by its annotation files (sam_box_metrics), so the limit is the dataset's own.
+    v.dataset = std::make_shared<SamFinetuneDataset>(sam_distill_split(d, "val"), d.crop, d.masks_per_image, false,
+                                                     d.limit);
+    return v;
   } else {
     v.dataset = std::make_shared<data::SRDataset>(data::sr_hr_folder(root, "val"), d.scale, sr_lr_folder(d, "val"));
   }
@@ -93,11 +99,12 @@ EvalSpec eval_spec(const RunConfig& cfg, int64_t num_classes) {
     EVIT_THROW("config.train.device: ", e.what());
   }
   if (cfg.train.amp != "off") s.amp = cfg.train.amp == "f16" ? DType::f16 : DType::bf16;
+  s.sam_val_masks = cfg.data.val_masks;
   return s;
 }
 
 Evaluator::Evaluator(EvalSpec spec) : spec_(std::move(spec)) {
-  EVIT_CHECK(spec_.task == Task::super_resolution || spec_.task == Task::sam_distill || spec_.num_classes >= 1,
+  EVIT_CHECK(!task_has_classes(spec_.task) || spec_.num_classes >= 1,
              "evaluator: a ", task_name(spec_.task),
              " evaluation needs the number of classes");
 }
@@ -133,7 +140,17 @@ EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool prog
   model.eval();
   EvalReport r;
   if (spec_.task == Task::sam_distill) {
-    r.metrics = sam_distill_metrics(model, val, spec_.device);
+    r.metrics = sam_distill_metrics(model, val, spec_.device, spec_.sam_val_masks);
+    r.samples = val.size();
+    return r;
+  }
+  if (spec_.task == Task::sam_finetune) {
+    const auto* set = dynamic_cast<const SamFinetuneDataset*>(&val);
+    auto* sam = dynamic_cast<zoo::EfficientViTSam*>(&model);
+    EVIT_CHECK(set != nullptr && sam != nullptr,
+               "sam_finetune evaluation: needs an EfficientViT-SAM model and SA-1B validation data, got ",
+               val.describe());
+    r.metrics = sam_box_metrics(*sam, set->entries(), spec_.sam_val_masks);
     r.samples = val.size();
     return r;
   }

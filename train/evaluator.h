@@ -36,6 +36,7 @@ struct EvalSpec {
   int64_t scale = 2;           // super-resolution factor (the PSNR/SSIM border)
   Device device = kCPU;        // where the model runs; metrics are computed on the host
   std::optional<DType> amp;    // autocast compute dtype (CUDA), or none
+  int64_t sam_val_masks = 0;   // SAM tasks: annotations box-scored per validation image (0: all)
 };
 
 struct EvalReport {

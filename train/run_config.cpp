@@ -23,17 +23,22 @@ const char* task_name(Task t) {
     case Task::segmentation: return "segmentation";
     case Task::super_resolution: return "super_resolution";
     case Task::sam_distill: return "sam_distill";
+    case Task::sam_finetune: return "sam_finetune";
   }
   return "?";
 }
 
 Task parse_task(const std::string& name) {
-  for (Task t : {Task::classification, Task::segmentation, Task::super_resolution, Task::sam_distill})
+  for (Task t : {Task::classification, Task::segmentation, Task::super_resolution, Task::sam_distill, Task::sam_finetune})
     if (name == task_name(t)) return t;
-  EVIT_THROW("unknown task '", name, "' (classification, segmentation, super_resolution, sam_distill)");
+  EVIT_THROW("unknown task '", name, "' (classification, segmentation, super_resolution, sam_distill, sam_finetune)");
 }
 
-const char* model_task(Task t) { return t == Task::sam_distill ? "sam" : task_name(t); }
+const char* model_task(Task t) {
+  return t == Task::sam_distill || t == Task::sam_finetune ? "sam" : task_name(t);
+}
+
+bool task_has_classes(Task t) { return t == Task::classification || t == Task::segmentation; }
 
 RunConfig parse_run_config(const json& cfg) {
   RunConfig r;
@@ -62,6 +67,8 @@ RunConfig parse_run_config(const json& cfg) {
     dc.embeddings = d.at("embeddings").get<std::string>();
     dc.teacher = d.at("teacher").get<std::string>();
     dc.teacher_weights = d.at("teacher_weights").get<std::string>();
+    dc.masks_per_image = d.at("masks_per_image").get<int64_t>();
+    dc.val_masks = d.at("val_masks").get<int64_t>();
 
     const json& o = cfg.at("optimizer");
     OptimConfig& oc = r.optimizer;
@@ -110,6 +117,8 @@ RunConfig parse_run_config(const json& cfg) {
     tc.eval_at_start = t.at("eval_at_start").get<bool>();
     tc.mixup_alpha = t.at("mixup_alpha").get<double>();
     tc.cutmix_alpha = t.at("cutmix_alpha").get<double>();
+    tc.multimask_prob = t.at("multimask_prob").get<double>();
+    tc.mask_points = t.at("mask_points").get<int64_t>();
     tc.threads = t.at("threads").get<int>();
     tc.device = t.at("device").get<std::string>();
     tc.amp = t.at("amp").get<std::string>();

@@ -14,11 +14,13 @@
 
 namespace evit::train {
 
-enum class Task { classification, segmentation, super_resolution, sam_distill };
+enum class Task { classification, segmentation, super_resolution, sam_distill, sam_finetune };
 const char* task_name(Task t);   // "classification", ...
 Task parse_task(const std::string& name);  // throws naming the value
-// The model registry's task of the models a task trains ("sam" for sam_distill, else the task's name).
+// The model registry's task of the models a task trains ("sam" for the SAM tasks, else the task's name).
 const char* model_task(Task t);
+// Whether the task's models have a class count (classification, segmentation).
+bool task_has_classes(Task t);
 
 struct ModelConfig {
   std::string name;                    // zoo name
@@ -43,6 +45,9 @@ struct DataConfig {
   // sam_distill (docs/sam.md): the teacher-embedding cache, and the teacher that fills it when
   // its weights are given.
   std::string embeddings, teacher, teacher_weights;
+  // sam_finetune: masks drawn per training image; SAM tasks: box-scored annotations per validation
+  // image (0: all).
+  int64_t masks_per_image = 0, val_masks = 0;
 
   int64_t evaluation_size() const { return eval_size.value_or(crop); }
 };
@@ -85,6 +90,9 @@ struct TrainLoopConfig {
   int64_t reset_bn_batches = 0;
   bool eval_at_start = false;  // evaluate the starting weights before the first step (logged as step 0)
   double mixup_alpha = 0, cutmix_alpha = 0;
+  // sam_finetune: the chance of three masks per prompt (else one) and the loss's sampled points.
+  double multimask_prob = 0;
+  int64_t mask_points = 0;
   int threads = 0;
   std::string device;  // cpu | cuda | cuda:N
   std::string amp;     // off | f16 | bf16

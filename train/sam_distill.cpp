@@ -18,7 +18,7 @@ namespace evit::train {
 namespace fs = std::filesystem;
 
 SamDistillDataset::SamDistillDataset(const std::string& image_dir, const std::string& cache_dir, int64_t input_size)
-    : cache_dir_(cache_dir), input_size_(input_size) {
+    : image_dir_(image_dir), cache_dir_(cache_dir), input_size_(input_size) {
   EVIT_CHECK(fs::is_directory(image_dir), "sam_distill: image folder '", image_dir, "' does not exist");
   images_ = data::list_images(image_dir);
   EVIT_CHECK(!images_.empty(), "sam_distill: no PNG/JPEG images in '", image_dir, "'");
@@ -75,7 +75,7 @@ int64_t fill_embedding_cache(const RunConfig& cfg) {
   return st.written;
 }
 
-Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device device) {
+Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device device, int64_t box_masks_per_image) {
   auto* sam = dynamic_cast<zoo::EfficientViTSam*>(&model);
   EVIT_CHECK(sam != nullptr, "sam_distill evaluation: the model is not an EfficientViT-SAM model");
   // The model is owned elsewhere; the predictor only borrows it.
@@ -114,8 +114,11 @@ Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device 
       agreement += both_empty ? 100.0 : mask_iou_percent(a[k], b[k]);
     }
   }
-  return {{"val/embed_mse", mse / static_cast<double>(val.size())},
-          {"val/agreement_mIoU", agreement / static_cast<double>(std::max<int64_t>(pairs, 1))}};
+  Metrics m = {{"val/embed_mse", mse / static_cast<double>(val.size())},
+               {"val/agreement_mIoU", agreement / static_cast<double>(std::max<int64_t>(pairs, 1))}};
+  if (const auto* d = dynamic_cast<const SamDistillDataset*>(&val); d && has_sa1b_annotations(d->image_dir()))
+    m["val/box_mIoU"] = sam_box_miou_sa1b(predictor, data::list_sa1b(d->image_dir()), box_masks_per_image);
+  return m;
 }
 
 }  // namespace evit::train

@@ -27,8 +27,10 @@ class SamDistillDataset : public data::Dataset {
   int64_t size() const override { return static_cast<int64_t>(images_.size()); }
   data::Sample load(int64_t index) const override;
   std::string describe() const override;
+  const std::string& image_dir() const { return image_dir_; }
 
  private:
+  std::string image_dir_;
   std::vector<std::string> images_;
   std::string cache_dir_;
   int64_t input_size_;
@@ -46,6 +48,10 @@ int64_t fill_embedding_cache(const RunConfig& cfg);
 // 1024 prompt frame is decoded from the student's and from the teacher's embedding by the model's
 // own prompt encoder and mask decoder (multimask, the mask with the highest predicted IoU, 256²
 // logits > 0), and the two masks' IoUs are averaged (two empty masks count as agreeing fully).
-Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device device);
+// When the validation folder holds SA-1B annotations (sa_N.json), also "val/box_mIoU": the
+// student's masks for their boxes through the model's prompt encoder and mask decoder — SAM-ViT-H's,
+// as loaded for distillation — on the first `box_masks_per_image` annotations of each (0: all).
+Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device device,
+                            int64_t box_masks_per_image = 0);
 
 }  // namespace evit::train

@@ -223,4 +223,31 @@ std::string format_sam_table(const SamEvalResult& r) {
   return out;
 }
 
+double sam_box_miou_sa1b(SamPredictor& predictor, const std::vector<data::Sa1bEntry>& entries,
+                         int64_t masks_per_image) {
+  std::vector<SamInstanceScore> all;
+  for (const data::Sa1bEntry& e : entries) {
+    data::InstanceSet set = data::read_sa1b_image(e.json_path);
+    if (masks_per_image > 0 && static_cast<int64_t>(set.annotations.size()) > masks_per_image) {
+      set.annotations.resize(static_cast<size_t>(masks_per_image));
+      set.index();
+    }
+    const fs::path image(e.image_path);
+    set.images.at(0).file = image.filename().string();  // the image list_sa1b paired with the file
+    const SamEvalResult r = evaluate_sam(predictor, set, image.parent_path().string(), SamEvalOptions{});
+    all.insert(all.end(), r.instances.begin(), r.instances.end());
+  }
+  EVIT_CHECK(!all.empty(), "SAM box evaluation: the SA-1B annotations hold no mask of area >= 1");
+  return sam_bucket_scores(all, 0).miou.at("all");
+}
+
+bool has_sa1b_annotations(const std::string& dir) {
+  if (!fs::is_directory(dir)) return false;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("sa_", 0) == 0 && e.path().extension() == ".json") return true;
+  }
+  return false;
+}
+
 }  // namespace evit::train

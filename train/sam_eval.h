@@ -94,6 +94,14 @@ nlohmann::json sam_masks_for_detections(SamPredictor& predictor, const data::Ins
                                         const std::string& image_root, const nlohmann::json& detections,
                                         const std::function<void(int64_t, int64_t)>& progress = nullptr);
 
+// Box-prompt mIoU (percent, all instances) over SA-1B images, scoring the first `masks_per_image`
+// annotations of each (0: all); stage-2 training's validation metric.
+double sam_box_miou_sa1b(SamPredictor& predictor, const std::vector<data::Sa1bEntry>& entries,
+                         int64_t masks_per_image);
+
+// Whether a folder holds SA-1B annotation files (sa_N.json), so that box mIoU can be measured there.
+bool has_sa1b_annotations(const std::string& dir);
+
 // The per-bucket table, one row per column:
 //   prompt      all   small  medium   large   (instances: N / S / M / L)
 std::string format_sam_table(const SamEvalResult& r);

@@ -21,6 +21,7 @@
 #include "train/plot.h"
 #include "train/progress.h"
 #include "train/sam_distill.h"
+#include "train/sam_finetune.h"
 #include "nn/norm.h"
 #include "train/sr_metrics.h"
 #include "zoo/layers.h"
@@ -121,6 +122,11 @@ void Trainer::build_data() {
   } else if (task_ == Task::sam_distill) {
     // No augmentation: a flipped or cropped image would need the teacher's embedding of that view.
     train_set_ = std::make_shared<SamDistillDataset>(sam_distill_split(d, "train"), d.embeddings, crop);
+  } else if (task_ == Task::sam_finetune) {
+    // Masks, flips and prompts are drawn per sample and step (train/sam_finetune.h).
+    EVIT_CHECK(d.dataset == "sa1b", "config.data.dataset: sam_finetune reads SA-1B folders (\"sa1b\"), got '",
+               d.dataset, "'");
+    train_set_ = std::make_shared<SamFinetuneDataset>(sam_distill_split(d, "train"), crop, d.masks_per_image, true);
   } else {
     train_set_ = std::make_shared<data::SRDataset>(data::sr_hr_folder(root, "train"), d.scale, sr_lr_folder(d, "train"));
     train_tf = {data::sr_patch_crop(crop, d.scale), data::sr_flip_rotate()};
@@ -134,7 +140,7 @@ void Trainer::build_data() {
   if (auto* folders = dynamic_cast<data::ImageFolderDataset*>(train_set_.get()))
     EVIT_CHECK(folders->classes() == val.class_names, "classification data: train and val class folders differ under '", root,
                "'");
-  num_classes_ = task_ == Task::super_resolution || task_ == Task::sam_distill ? 0 : model_classes(rc_, val.num_classes);
+  num_classes_ = task_has_classes(task_) ? model_classes(rc_, val.num_classes) : 0;
   if (d.limit > 0) train_set_ = std::make_shared<data::Subset>(train_set_, d.limit);
   train_set_->set_transforms(train_tf);
   data::LoaderOptions o;
@@ -175,6 +181,13 @@ void Trainer::build_optimizer() {
 }
 
 optim::EMAOptions Trainer::ema_options() const { return {rc_.ema.decay, rc_.ema.warmup_steps}; }
+
+SamFinetuneOptions Trainer::sam_finetune_options() const {
+  SamFinetuneOptions o;
+  o.multimask_prob = rc_.train.multimask_prob;
+  o.loss.points = rc_.train.mask_points;
+  return o;
+}
 
 Tensor Trainer::on_device(const Tensor& t) const {
   if (!t.defined() || t.device() == device_) return t;
@@ -226,9 +239,23 @@ double Trainer::train_one_step() {
   input = on_device(input), target = on_device(target);  // after the host-side batch transforms
   std::optional<AutocastGuard> autocast;
   if (amp_) autocast.emplace(*amp_);
-  Tensor output = model_->forward(input);
-  Tensor loss = bce ? binary_cross_entropy_with_logits(output, target)
-                    : task_loss(task_, output, target, t.label_smoothing, rc_.data.ignore_index);
+  // SAM fine-tuning draws its prompts from a generator of the step, so a resumed run draws the same.
+  const auto forward_loss = [&] {
+    if (task_ == Task::sam_finetune) {
+      Generator g = data::sample_generator(t.seed ^ 0x73616d66ull, step_, 0);
+      return sam_finetune_batch_loss(dynamic_cast<zoo::EfficientViTSam&>(*model_), input, target, on_device(b.aux),
+                                     sam_finetune_options(), g);
+    }
+    return task_loss(task_, model_->forward(input), target, t.label_smoothing, rc_.data.ignore_index);
+  };
+  Tensor output, loss;  // output: the model's, where the loss comes from one (MESA reads it)
+  if (task_ == Task::sam_finetune) {
+    loss = forward_loss();
+  } else {
+    output = model_->forward(input);
+    loss = bce ? binary_cross_entropy_with_logits(output, target)
+               : task_loss(task_, output, target, t.label_smoothing, rc_.data.ignore_index);
+  }
   if (const double w = t.mesa_weight;
       w > 0 && task_ == Task::classification && static_cast<double>(step_) >= t.mesa_start * total_steps_) {
     // MESA (docs/training.md): distil from the EMA model's sigmoid outputs on the same batch.
@@ -253,7 +280,7 @@ double Trainer::train_one_step() {
     std::string where = "the forward ops all gave finite outputs; the loss itself is not finite";
     try {
       AnomalyGuard anomaly;
-      task_loss(task_, model_->forward(input), target, t.label_smoothing, rc_.data.ignore_index);
+      forward_loss();
     } catch (const Error& e) {
       where = e.what();
     }

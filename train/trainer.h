@@ -1,4 +1,5 @@
-// The config-driven trainer: classification, segmentation and super-resolution.
+// The config-driven trainer: classification, segmentation, super-resolution and the two SAM
+// training stages (sam_distill, sam_finetune).
 //
 //   Trainer t(load_config_file("configs/demo_seg.json", training_config_schema()));
 //   t.fit();            // trains to the configured length, evaluating and checkpointing
@@ -33,6 +34,7 @@
 #include "optim/sgd.h"
 #include "train/evaluator.h"
 #include "train/run_config.h"
+#include "train/sam_finetune.h"
 #include "zoo/models.h"
 
 namespace evit::train {
@@ -75,6 +77,7 @@ class Trainer {
   void reset_bn(zoo::Model& model, int64_t batches);
   Tensor on_device(const Tensor& t) const;
   optim::EMAOptions ema_options() const;
+  SamFinetuneOptions sam_finetune_options() const;
 
   RunConfig rc_;
   Task task_;
