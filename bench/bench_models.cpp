@@ -1,5 +1,6 @@
-// Whole-model timings: EfficientViT inference and training steps, the evit side of
-// bench/models_torch.py (same cases, names, warm-up, run count and timing rule).
+// Whole-model timings: EfficientViT inference and training steps, and the EfficientViT-SAM image
+// encoder (inference, and a stage-1 distillation step: MSE towards a teacher embedding), the evit
+// side of bench/models_torch.py (same cases, names, warm-up, run count and timing rule).
 //
 //   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [CASE_SUBSTRING]
 //
@@ -22,6 +23,7 @@
 #include "optim/adamw.h"
 #include "optim/grad_scaler.h"
 #include "zoo/models.h"
+#include "zoo/sam.h"
 
 using namespace evit;
 
@@ -29,10 +31,14 @@ namespace {
 constexpr int kWarmup = 3;
 constexpr int kRuns = 10;
 
+// What a case times: the model's forward (infer), a classification training step (train), or the
+// SAM image encoder alone, forward (sam_infer) or a distillation step (sam_distill).
+enum class Kind { infer, train, sam_infer, sam_distill };
+
 struct Case {
   const char* name;
   const char* model;
-  bool train;
+  Kind kind;
   int64_t n, h, w;
 };
 
@@ -55,7 +61,7 @@ void sync(const Setup& s) {
   if (s.device.is_cuda()) cuda::synchronize(s.device.index);
 }
 
-std::vector<double> time_infer(zoo::Model& m, const Case& c, Generator& gen, const Setup& s) {
+std::vector<double> time_infer(nn::Module& m, const Case& c, Generator& gen, const Setup& s) {
   m.eval();
   NoGradGuard no_grad;
   std::vector<double> times;
@@ -104,6 +110,26 @@ std::vector<double> time_train(zoo::Model& m, const Case& c, Generator& gen, con
   }
   return times;
 }
+
+// Stage-1 SAM distillation: the encoder's embedding against a random teacher embedding, MSE,
+// backward, AdamW (the sam_distill recipe's lr and weight decay) over the encoder's parameters.
+std::vector<double> time_sam_distill(nn::Module& encoder, const Case& c, Generator& gen, const Setup& s) {
+  encoder.train();
+  optim::AdamW opt({{encoder.named_parameters(), 1e-3, 0.1}});
+  std::vector<double> times;
+  for (int it = 0; it < kWarmup + kRuns; ++it) {
+    Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen).to(s.device);
+    Tensor target = randn({c.n, 256, 64, 64}, {}, &gen).to(s.device);
+    sync(s);
+    auto t0 = Clock::now();
+    opt.zero_grad();
+    mse_loss(encoder.forward(x), target).backward();
+    opt.step();
+    sync(s);
+    if (it >= kWarmup) times.push_back(ms_since(t0));
+  }
+  return times;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,25 +151,36 @@ int main(int argc, char** argv) {
   // CPU cases follow the CPU comparison of docs/performance.md; GPU cases use batch sizes that
   // keep an H100 busy (the GPU comparison of tools/gpu_check.sh).
   const std::vector<Case> cpu_cases = {
-      {"b0 infer bs1 224", "efficientvit-b0", false, 1, 224, 224},
-      {"b1 infer bs1 224", "efficientvit-b1", false, 1, 224, 224},
-      {"b0 train bs16 224", "efficientvit-b0", true, 16, 224, 224},
-      {"b1 train bs16 224", "efficientvit-b1", true, 16, 224, 224},
-      {"seg-b0 infer bs1 512x1024", "efficientvit-seg-b0-cityscapes", false, 1, 512, 1024},
-      {"seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", false, 1, 512, 1024},
+      {"b0 infer bs1 224", "efficientvit-b0", Kind::infer, 1, 224, 224},
+      {"b1 infer bs1 224", "efficientvit-b1", Kind::infer, 1, 224, 224},
+      {"b0 train bs16 224", "efficientvit-b0", Kind::train, 16, 224, 224},
+      {"b1 train bs16 224", "efficientvit-b1", Kind::train, 16, 224, 224},
+      {"seg-b0 infer bs1 512x1024", "efficientvit-seg-b0-cityscapes", Kind::infer, 1, 512, 1024},
+      {"seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", Kind::infer, 1, 512, 1024},
+      {"sam-l0 encoder infer bs1 512", "efficientvit-sam-l0", Kind::sam_infer, 1, 512, 512},
+      {"sam-xl0 encoder infer bs1 1024", "efficientvit-sam-xl0", Kind::sam_infer, 1, 1024, 1024},
+      {"sam-l0 distill step bs2 512", "efficientvit-sam-l0", Kind::sam_distill, 2, 512, 512},
   };
   const std::vector<Case> gpu_cases = {
-      {"b0 train bs64 224", "efficientvit-b0", true, 64, 224, 224},
-      {"b1 train bs64 224", "efficientvit-b1", true, 64, 224, 224},
-      {"seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", false, 1, 512, 1024},
-      {"seg-b1 infer bs8 512x1024", "efficientvit-seg-b1-cityscapes", false, 8, 512, 1024},
+      {"b0 train bs64 224", "efficientvit-b0", Kind::train, 64, 224, 224},
+      {"b1 train bs64 224", "efficientvit-b1", Kind::train, 64, 224, 224},
+      {"seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", Kind::infer, 1, 512, 1024},
+      {"seg-b1 infer bs8 512x1024", "efficientvit-seg-b1-cityscapes", Kind::infer, 8, 512, 1024},
   };
   Generator gen(7);
   for (const Case& c : setup.device.is_cuda() ? gpu_cases : cpu_cases) {
     if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
     auto model = zoo::create_model(c.model);
     model->to(setup.device);
-    auto times = c.train ? time_train(*model, c, gen, setup) : time_infer(*model, c, gen, setup);
+    std::vector<double> times;
+    if (c.kind == Kind::infer) {
+      times = time_infer(*model, c, gen, setup);
+    } else if (c.kind == Kind::train) {
+      times = time_train(*model, c, gen, setup);
+    } else {
+      auto& encoder = *dynamic_cast<zoo::EfficientViTSam&>(*model).image_encoder;
+      times = c.kind == Kind::sam_infer ? time_infer(encoder, c, gen, setup) : time_sam_distill(encoder, c, gen, setup);
+    }
     std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d}\n", c.name,
                 median(times), kRuns, get_num_threads());
     std::fflush(stdout);

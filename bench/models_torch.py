@@ -7,7 +7,9 @@ Prints one JSON line per case: {"case": name, "median_ms": t, "runs": n}. Timing
 bench/ops_torch.py): fresh random inputs (and labels) every iteration, made outside the timed
 region; WARMUP untimed iterations, then the median of RUNS timed ones. Inference runs in eval()
 under torch.no_grad(); a training step is train() forward, cross-entropy against random labels,
-backward and an AdamW step (zero_grad included). Thread settings: torch.set_num_threads(THREADS)
+backward and an AdamW step (zero_grad included). The SAM cases time the EfficientViT-SAM image
+encoder alone: inference, and a distillation step (MSE towards a random 256x64x64 embedding),
+with the official model code when EFFICIENTVIT_REPO names a checkout of it. Thread settings: torch.set_num_threads(THREADS)
 here; run with OMP_NUM_THREADS=THREADS OPENBLAS_NUM_THREADS=1 for a fair comparison (see
 bench/run_op_bench.sh).
 
@@ -41,6 +43,9 @@ CASES = [
     ("b1 train bs16 224", "efficientvit-b1", "train", 16, 224, 224),
     ("seg-b0 infer bs1 512x1024", "efficientvit-seg-b0-cityscapes", "infer", 1, 512, 1024),
     ("seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", "infer", 1, 512, 1024),
+    ("sam-l0 encoder infer bs1 512", "l0", "sam_infer", 1, 512, 512),
+    ("sam-xl0 encoder infer bs1 1024", "xl0", "sam_infer", 1, 1024, 1024),
+    ("sam-l0 distill step bs2 512", "l0", "sam_distill", 2, 512, 512),
 ]
 
 GPU_CASES = [
@@ -106,6 +111,38 @@ def time_train(model, n, h, w, device, amp, n_classes=1000):
     return times
 
 
+def sam_image_encoder(name):
+    """The EfficientViT-SAM image encoder: the official code's when EFFICIENTVIT_REPO names a
+    checkout of it (its PyPI dependencies installed), else the reference port's (same layers)."""
+    root = os.environ.get("EFFICIENTVIT_REPO")
+    if not root:
+        return ev.create_sam_image_encoder(name), "reference port"
+    sys.path.insert(0, root)
+    from efficientvit.sam_model_zoo import create_efficientvit_sam_model
+    return create_efficientvit_sam_model(f"efficientvit-sam-{name}", pretrained=False).image_encoder, "official"
+
+
+def time_sam_distill(encoder, n, h, w, device):
+    """Stage-1 SAM distillation: MSE of the encoder's embedding against a random teacher
+    embedding, backward, AdamW (lr 1e-3, weight decay 0.1) over the encoder's parameters."""
+    encoder.train()
+    opt = torch.optim.AdamW(encoder.parameters(), lr=1e-3, weight_decay=0.1)
+    times = []
+    for it in range(WARMUP + RUNS):
+        x = torch.randn(n, 3, h, w).to(device)
+        target = torch.randn(n, 256, 64, 64).to(device)
+        sync(device)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.mse_loss(encoder(x), target).backward()
+        opt.step()
+        sync(device)
+        t1 = time.perf_counter()
+        if it >= WARMUP:
+            times.append((t1 - t0) * 1e3)
+    return times
+
+
 def main():
     args = sys.argv[1:]
     device, amp = torch.device("cpu"), None
@@ -126,11 +163,20 @@ def main():
     for name, model_name, mode, n, h, w in (GPU_CASES if device.type == "cuda" else CASES):
         if only and only not in name:
             continue
-        model = ev.create_model(model_name).to(device)
-        if mode == "infer":
-            times = time_infer(model, n, h, w, device, amp)
+        if mode.startswith("sam_"):  # the EfficientViT-SAM image encoder alone
+            encoder, source = sam_image_encoder(model_name)
+            encoder = encoder.to(device)
+            print(f"{name}: {source} EfficientViT-SAM code", file=sys.stderr)
+            if mode == "sam_infer":
+                times = time_infer(encoder, n, h, w, device, amp)
+            else:
+                times = time_sam_distill(encoder, n, h, w, device)
         else:
-            times = time_train(model, n, h, w, device, amp)
+            model = ev.create_model(model_name).to(device)
+            if mode == "infer":
+                times = time_infer(model, n, h, w, device, amp)
+            else:
+                times = time_train(model, n, h, w, device, amp)
         print(json.dumps({"case": name, "median_ms": round(statistics.median(times), 3),
                           "runs": RUNS}), flush=True)
     return 0

@@ -18,5 +18,5 @@ MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_TOP_PA
   "$PYTHON" bench/models_torch.py "$threads" $only > "$out/torch.jsonl"
 torch_version=$("$PYTHON" -c "import torch; print(torch.__version__)")
 "$PYTHON" bench/print_table.py "$out/evit.jsonl" "$out/torch.jsonl" "$threads" "$torch_version" \
-  "inference: eval, no grad; training step: forward + cross-entropy + backward + AdamW"
+  "inference: eval, no grad; training step: forward + cross-entropy + backward + AdamW; SAM: the image encoder alone, distill step = MSE to a random embedding + backward + AdamW"
 rm -rf "$out"
