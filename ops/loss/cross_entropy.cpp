@@ -16,7 +16,7 @@
 #include "ops/loss.h"
 #include "ops/loss/common.h"
 #include "ops/loss/cuda_slots.h"
-#include "ops/softmax/vec_exp.h"
+#include "ops/vec_exp.h"
 
 namespace evit {
 namespace {
@@ -79,7 +79,7 @@ Units units_of(const CeGeom& G) {
 template <class T>
 void ce_row_exp_sums(const T* __restrict x, T* __restrict P, const T* w, int64_t C, T mx,
                      bool want_xw, double& s, double& xw) {
-  for (int64_t c = 0; c < C; ++c) P[c] = detail::vexp<T>(x[c] - mx);
+  for (int64_t c = 0; c < C; ++c) P[c] = vexp<T>(x[c] - mx);
   double acc[8] = {}, accw[8] = {};
   int64_t c = 0;
   for (; c + 8 <= C; c += 8)
@@ -120,7 +120,7 @@ void ce_unit_forward(const T* __restrict x, T* __restrict P, const T* w, int64_t
     for (int64_t c = 0; c < C; ++c) {
       const T* xr = x + c * st;
       T* pr = P + c * st;
-      for (int64_t i = 0; i < nb; ++i) e[i] = detail::vexp<T>(xr[i] - mx[i]);
+      for (int64_t i = 0; i < nb; ++i) e[i] = vexp<T>(xr[i] - mx[i]);
       for (int64_t i = 0; i < nb; ++i) {
         pr[i] = e[i];
         s[i] += static_cast<double>(e[i]);

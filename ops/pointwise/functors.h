@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "ops/pointwise/fast_exp.h"
+#include "ops/vec_exp.h"
 
 namespace evit::pointwise {
 // ---- relu
@@ -70,16 +70,16 @@ struct GeluTanhOp {
   static constexpr double kBeta = 0.79788456080286535588;  // sqrt(2/pi)
   static constexpr double kKappa = 0.044715;
   // 0.5 x (1 + tanh(u)) = x sigmoid(2u): the same function, computed through one exp that
-  // vectorises (fast_exp.h) and without the cancellation of 1 + tanh(u) for negative u.
+  // vectorises (ops/vec_exp.h) and without the cancellation of 1 + tanh(u) for negative u.
   template <class T> EVIT_HD T forward(T x) const {
     T u = T(kBeta) * (x + T(kKappa) * x * x * x);
-    return x / (T(1) + fast_exp(T(-2) * u));
+    return x / (T(1) + vexp(T(-2) * u));
   }
   // With s = sigmoid(2u): 0.5 (1 + tanh u) = s and 0.5 (1 - tanh² u) = 2 s (1 - s).
   template <class T> EVIT_HD T backward(T x, T, T g) const {
     T x2 = x * x;
     T u = T(kBeta) * (x + T(kKappa) * x2 * x);
-    T s = T(1) / (T(1) + fast_exp(T(-2) * u));
+    T s = T(1) / (T(1) + vexp(T(-2) * u));
     T du = T(kBeta) * (T(1) + T(3 * kKappa) * x2);
     return g * (s + T(2) * x * s * (T(1) - s) * du);
   }
@@ -90,9 +90,9 @@ struct SiluOp {
   static constexpr const char* name = "silu";
   static constexpr const char* backward_name = "SiluBackward";
   static constexpr bool uses_input = true, uses_output = false;
-  template <class T> EVIT_HD T forward(T x) const { return x / (T(1) + fast_exp(-x)); }
+  template <class T> EVIT_HD T forward(T x) const { return x / (T(1) + vexp(-x)); }
   template <class T> EVIT_HD T backward(T x, T, T g) const {
-    T s = T(1) / (T(1) + fast_exp(-x));
+    T s = T(1) / (T(1) + vexp(-x));
     return g * s * (T(1) + x * (T(1) - s));
   }
 };
@@ -102,7 +102,7 @@ struct SigmoidOp {
   static constexpr const char* name = "sigmoid";
   static constexpr const char* backward_name = "SigmoidBackward";
   static constexpr bool uses_input = false, uses_output = true;
-  template <class T> EVIT_HD T forward(T x) const { return T(1) / (T(1) + fast_exp(-x)); }
+  template <class T> EVIT_HD T forward(T x) const { return T(1) / (T(1) + vexp(-x)); }
   template <class T> EVIT_HD T backward(T, T y, T g) const { return g * y * (T(1) - y); }
 };
 

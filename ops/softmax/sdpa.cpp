@@ -14,7 +14,7 @@
 #include "core/parallel.h"
 #include "ops/softmax.h"
 #include "ops/softmax/cuda_slots.h"
-#include "ops/softmax/vec_exp.h"
+#include "ops/vec_exp.h"
 
 namespace evit {
 namespace {
@@ -61,7 +61,7 @@ void sdpa_forward(const Dims& D, const T* q, const T* kT, const T* v, T* P, T* o
         for (int64_t c = 0; c < D.d; ++c) axpy<T>(qi[c] * scale, kh + c * D.Nk, p, D.Nk);
         T mx = -INFINITY;
         for (int64_t j = 0; j < D.Nk; ++j) mx = std::max(mx, p[j]);
-        for (int64_t j = 0; j < D.Nk; ++j) p[j] = detail::vexp<T>(p[j] - mx);
+        for (int64_t j = 0; j < D.Nk; ++j) p[j] = vexp<T>(p[j] - mx);
         double s = 0;
         for (int64_t j = 0; j < D.Nk; ++j) s += static_cast<double>(p[j]);
         const T r = static_cast<T>(1.0 / s);

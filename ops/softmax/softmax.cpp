@@ -4,7 +4,7 @@
 // inner == 1 every row is contiguous and handled by one task; otherwise positions are processed
 // in blocks of kBlock along `inner`, vectorised across the block with the D loop outside (rows
 // are strided by `inner`). Each output depends on one row only, so any thread count gives the
-// same bits. Sums accumulate in f64; exp is the vectorisable detail::vexp (vec_exp.h).
+// same bits. Sums accumulate in f64; exp is the vectorisable vexp (ops/vec_exp.h).
 #include <algorithm>
 #include <cmath>
 
@@ -12,7 +12,7 @@
 #include "core/parallel.h"
 #include "ops/softmax.h"
 #include "ops/softmax/cuda_slots.h"
-#include "ops/softmax/vec_exp.h"
+#include "ops/vec_exp.h"
 
 namespace evit {
 namespace {
@@ -72,7 +72,7 @@ template <class T, Mode M>
 void forward_row(const T* __restrict x, T* __restrict y, int64_t D) {
   T mx = row_max(x, D);
   if (std::isinf(mx)) mx = mx > 0 ? mx : T(0);  // all -inf rows: avoid inf - inf
-  for (int64_t j = 0; j < D; ++j) y[j] = detail::vexp<T>(x[j] - mx);
+  for (int64_t j = 0; j < D; ++j) y[j] = vexp<T>(x[j] - mx);
   const double s = row_sum<T>(y, nullptr, D);
   if constexpr (M == Mode::softmax) {
     const T r = static_cast<T>(1.0 / s);
@@ -90,7 +90,7 @@ void backward_row(const T* __restrict y, const T* __restrict g, T* __restrict gx
     for (int64_t j = 0; j < D; ++j) gx[j] = y[j] * (g[j] - t);
   } else {
     const T t = static_cast<T>(row_sum<T>(g, nullptr, D));
-    for (int64_t j = 0; j < D; ++j) gx[j] = g[j] - detail::vexp<T>(y[j]) * t;
+    for (int64_t j = 0; j < D; ++j) gx[j] = g[j] - vexp<T>(y[j]) * t;
   }
 }
 
@@ -111,7 +111,7 @@ void forward_block(const T* __restrict x, T* __restrict y, const Layout& l, int6
     if (std::isinf(mx[i])) mx[i] = mx[i] > 0 ? mx[i] : T(0);
   T e[kBlock];
   for (int64_t c = 0; c < l.D; ++c) {
-    for (int64_t i = 0; i < nb; ++i) e[i] = detail::vexp<T>(x[c * st + i] - mx[i]);
+    for (int64_t i = 0; i < nb; ++i) e[i] = vexp<T>(x[c * st + i] - mx[i]);
     if constexpr (M == Mode::softmax)
       for (int64_t i = 0; i < nb; ++i) y[c * st + i] = e[i];
     for (int64_t i = 0; i < nb; ++i) s[i] += static_cast<double>(e[i]);
@@ -147,7 +147,7 @@ void backward_block(const T* __restrict y, const T* __restrict g, T* __restrict 
     for (int64_t i = 0; i < nb; ++i) {
       const int64_t p = c * st + i;
       if constexpr (M == Mode::softmax) gx[p] = y[p] * (g[p] - t[i]);
-      else gx[p] = g[p] - detail::vexp<T>(y[p]) * t[i];
+      else gx[p] = g[p] - vexp<T>(y[p]) * t[i];
     }
 }
 

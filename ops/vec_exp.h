@@ -1,24 +1,26 @@
-// exp for the pointwise functors, written so the compiler vectorises the loops that call it.
+// exp for inner loops that the compiler should vectorise: the pointwise activations (sigmoid,
+// SiLU, GELU in its tanh form), softmax, attention and cross-entropy.
 //
-// libm's expf/tanhf are opaque calls: a loop over them runs one element at a time, and in the
-// EfficientViT-L/SAM backbones, whose activation is GELU (tanh form), those calls took a third of
-// the forward time. For f32 on the host this is the classic range-reduced polynomial (Cephes'
-// expf coefficients): x = n·ln2 + r with |r| ≤ ln2/2, exp(r) by a degree-7 polynomial, 2^n put
-// into the exponent bits. Branch-free, so AVX2/AVX-512 loops run it 8 or 16 lanes at a time; the
-// relative error is within 2 ulp of the exact value over the whole range (tests/test_fast_exp.cpp
-// checks every 97th float against the f64 exp).
+// libm's expf is an opaque call, so a loop over it runs one element at a time (in the
+// EfficientViT-L/SAM backbones, whose activation is GELU, tanhf/expf calls took a third of the
+// forward time); std::exp on float does not vectorise without -ffast-math. For f32 on the host
+// this is the classic range-reduced polynomial (Cephes' expf coefficients): x = n·ln2 + r with
+// |r| ≤ ln2/2, exp(r) by a degree-7 polynomial, 2^n put into the exponent bits. Branch-free, so
+// AVX2/AVX-512 loops run it 8 or 16 lanes at a time; within 2 ulp of the exact value over the
+// whole f32 range, denormal results included (tests/test_vec_exp.cpp checks every 97th float
+// against the f64 exp).
 // f64 (the gradchecks) and device code keep the library exp.
 #pragma once
+#include <bit>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "core/error.h"
 
-namespace evit::pointwise {
+namespace evit {
 
-inline float exp_poly_f32(float x0) {
+inline float exp_f32(float x0) {
   // Beyond these the result is inf / 0 in f32 (ln of the largest float, ln of half the smallest
   // denormal); clamping keeps 2^n within [-150, 128]. Comparisons are false for NaN, so NaN
   // passes through (and comes out NaN).
@@ -39,28 +41,25 @@ inline float exp_poly_f32(float x0) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float er = p * (r * r) + r + 1.0f;
-  int32_t tbits;
-  std::memcpy(&tbits, &t, sizeof tbits);
-  const int32_t ni = tbits - 0x4B400000;  // n as an integer, in [-150, 128]
+  // n as an integer, in [-150, 128]:
+  const int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kShifter);
   // 2^n as two normal halves: 2^128 is beyond the exponent range and 2^-150 below it, yet
   // er · 2^n is still a float there (finite below kHi, denormal above kLo), rounded once.
   const int32_t h1 = ni >> 1, h2 = ni - h1;
   const uint32_t b1 = uint32_t(h1 + 127) << 23, b2 = uint32_t(h2 + 127) << 23;
-  float s1, s2;
-  std::memcpy(&s1, &b1, sizeof s1);
-  std::memcpy(&s2, &b2, sizeof s2);
+  const float s1 = std::bit_cast<float>(b1), s2 = std::bit_cast<float>(b2);
   const float e = er * s1 * s2;
   return x0 > kHi ? HUGE_VALF : (x0 < kLo ? 0.0f : e);
 }
 
-// exp(x) for a functor's element type T.
-template <class T> EVIT_HD T fast_exp(T x) {
+// exp(x) for an element type T.
+template <class T> EVIT_HD T vexp(T x) {
 #if defined(__CUDA_ARCH__)
   return std::exp(x);
 #else
-  if constexpr (std::is_same_v<T, float>) return exp_poly_f32(x);
+  if constexpr (std::is_same_v<T, float>) return exp_f32(x);
   else return std::exp(x);
 #endif
 }
 
-}  // namespace evit::pointwise
+}  // namespace evit
