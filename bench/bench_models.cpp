@@ -17,6 +17,7 @@
 #include "autograd/grad_mode.h"
 #include "core/cuda.h"
 #include "core/generator.h"
+#include "ops/linalg/gemm.h"
 #include "core/parallel.h"
 #include "ops/loss.h"
 #include "ops/autocast.h"
@@ -181,8 +182,8 @@ int main(int argc, char** argv) {
       auto& encoder = *dynamic_cast<zoo::EfficientViTSam&>(*model).image_encoder;
       times = c.kind == Kind::sam_infer ? time_infer(encoder, c, gen, setup) : time_sam_distill(encoder, c, gen, setup);
     }
-    std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d}\n", c.name,
-                median(times), kRuns, get_num_threads());
+    std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d, \"gemm\": \"%s\"}\n",
+                c.name, median(times), kRuns, get_num_threads(), detail::gemm_backend().c_str());
     std::fflush(stdout);
   }
   return 0;

@@ -14,6 +14,9 @@ evit, torch_, threads, version = load(sys.argv[1]), load(sys.argv[2]), sys.argv[
 what = sys.argv[5] if len(sys.argv) > 5 else "forward + backward"
 runs = next(iter(evit.values()))["runs"] if evit else 0
 print(f"threads: {threads}, PyTorch {version}, median of {runs} runs ({what}, fresh random inputs)")
+gemm = next(iter(evit.values())).get("gemm") if evit else None
+if gemm:
+    print(f"evit's CPU GEMM: {gemm}")
 print()
 print("| case | evit ms | PyTorch ms | evit / PyTorch |")
 print("|---|---:|---:|---:|")

@@ -12,14 +12,24 @@
 // - When C is too small for that many tiles but K is long (weight gradients: a small C summed
 //   over many pixels), K is cut into chunks of at least kMinKChunk. Chunk j > 0 writes its
 //   partial product to its own buffer, and the buffers are added to C in order 1, 2, ...
+//
+// The single-threaded calls go to oneDNN's sgemm for f32 when the build found it (EVIT_ONEDNN),
+// else to OpenBLAS; f64 always to OpenBLAS.
 #include "ops/linalg/gemm.h"
 
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
+#if EVIT_WITH_ONEDNN
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+#include "core/error.h"
 #include "core/parallel.h"
 
 namespace evit::detail {
@@ -43,9 +53,21 @@ void split_dim(int64_t n, int64_t most, int64_t& piece, int64_t& pieces) {
 
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+#if EVIT_WITH_ONEDNN
+  // oneDNN threads its GEMM through OpenMP with the calling thread's team size; every thread that
+  // calls it is set to one OpenMP thread (once), so each piece stays single-threaded.
+  thread_local const bool single_threaded = (omp_set_num_threads(1), true);
+  (void)single_threaded;
+  const dnnl_status_t status =
+      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, std::max<int64_t>(lda, 1), B,
+                 std::max<int64_t>(ldb, 1), beta, C, std::max<int64_t>(ldc, 1));
+  EVIT_CHECK(status == dnnl_success, "dnnl_sgemm failed (status ", static_cast<int>(status), ") for M=", M,
+             " N=", N, " K=", K, " lda=", lda, " ldb=", ldb, " ldc=", ldc);
+#else
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
               (blasint)N, (blasint)K, alpha, A, (blasint)std::max<int64_t>(lda, 1), B,
               (blasint)std::max<int64_t>(ldb, 1), beta, C, (blasint)std::max<int64_t>(ldc, 1));
+#endif
 }
 
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
@@ -101,6 +123,25 @@ void tiled_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
 }
 
 }  // namespace
+
+std::string gemm_backend() {
+#if EVIT_WITH_ONEDNN
+  const dnnl_version_t* v = dnnl_version();
+  std::string isa;
+  switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_avx2: isa = "AVX2"; break;
+    case dnnl_cpu_isa_avx512_core: isa = "AVX-512"; break;
+    case dnnl_cpu_isa_avx512_core_vnni: isa = "AVX-512 VNNI"; break;
+    case dnnl_cpu_isa_avx512_core_bf16: isa = "AVX-512 BF16"; break;
+    case dnnl_cpu_isa_avx512_core_amx: isa = "AVX-512 AMX"; break;
+    default: isa = "ISA " + std::to_string(static_cast<int>(dnnl_get_effective_cpu_isa()));
+  }
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
+         " (" + isa + "); f64: OpenBLAS " + openblas_get_corename();
+#else
+  return std::string("OpenBLAS ") + openblas_get_corename();
+#endif
+}
 
 GemmSplit gemm_split(int64_t M, int64_t N, int64_t K) {
   const int64_t macs = M * N * K;

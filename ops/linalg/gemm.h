@@ -1,17 +1,20 @@
-// Internal: typed row-major GEMM on OpenBLAS, shared by linalg and conv.
+// Internal: typed row-major GEMM on oneDNN (f32, when built with it) or OpenBLAS, shared by linalg
+// and conv.
 // C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C, row-major with leading dimensions.
 //
-// Determinism is ours, not OpenBLAS's. OpenBLAS only ever runs single-threaded; evit cuts C into
+// Determinism is ours, not the BLAS's. The BLAS only ever runs single-threaded; evit cuts C into
 // tiles (and, for long K with few tiles, K into chunks) whose boundaries are a function of
-// (M, N, K) alone, runs one single-threaded OpenBLAS call per piece on its own thread pool, and
-// adds the K chunks in a fixed order. The set of BLAS calls, and therefore every bit of the
-// result, is the same for 1 or 64 threads, on any CPU and with any OpenBLAS kernel choice
-// (threaded OpenBLAS results depend on its thread count and kernel: with the Haswell kernels
-// they differ between 1 and 2 threads even for short K).
+// (M, N, K) alone, runs one single-threaded BLAS call per piece on its own thread pool, and adds
+// the K chunks in a fixed order. The set of BLAS calls, and therefore every bit of the result, is
+// the same for 1 or 64 threads, on any CPU and with any kernel choice (threaded OpenBLAS results
+// depend on its thread count and kernel: with the Haswell kernels they differ between 1 and 2
+// threads even for short K). The bits do depend on the library and the kernels it picks (oneDNN
+// with AVX-512 and with AVX2 round differently), as they do in every framework.
 //
 // Safe to call inside a parallel_for body (the pieces then run inline, in the same order).
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace evit::detail {
 
@@ -28,5 +31,9 @@ struct GemmSplit {
   int64_t tasks() const { return tiles_m * tiles_n * k_chunks; }
 };
 GemmSplit gemm_split(int64_t M, int64_t N, int64_t K);
+
+// Which library and kernels run the single-threaded pieces, e.g. "oneDNN 2.6.3 (AVX-512); f64:
+// OpenBLAS Haswell" (printed by `evit info` and the benchmarks).
+std::string gemm_backend();
 
 }  // namespace evit::detail
