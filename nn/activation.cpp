@@ -13,7 +13,7 @@ std::shared_ptr<Module> GELU(const std::string& approximate) {
   EVIT_CHECK(approximate == "none" || approximate == "tanh", "GELU: approximate must be 'none' or ",
              "'tanh', got '", approximate, "'");
   if (approximate == "tanh")
-    return std::make_shared<Lambda>("GELU", [](const Tensor& x) { return gelu_tanh(x); });
+    return std::make_shared<Lambda>("GELU", [](const Tensor& x) { return gelu_tanh(x); }, "tanh");
   return std::make_shared<Lambda>("GELU", [](const Tensor& x) { return gelu(x); });
 }
 std::shared_ptr<Module> SiLU() { return std::make_shared<Lambda>("SiLU", [](const Tensor& x) { return silu(x); }); }

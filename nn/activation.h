@@ -8,14 +8,18 @@
 namespace evit::nn {
 
 // A parameter-less module applying a tensor function.
+// `variant` tells apart functions that share a type name (GELU's "tanh" approximation), for code
+// that rebuilds the function elsewhere (the ONNX export).
 class Lambda : public Module {
  public:
-  Lambda(std::string type_name, std::function<Tensor(const Tensor&)> fn)
-      : Module(std::move(type_name)), fn_(std::move(fn)) {}
+  Lambda(std::string type_name, std::function<Tensor(const Tensor&)> fn, std::string variant = "")
+      : Module(std::move(type_name)), fn_(std::move(fn)), variant_(std::move(variant)) {}
   Tensor forward(const Tensor& x) override { return fn_(x); }
+  const std::string& variant() const { return variant_; }
 
  private:
   std::function<Tensor(const Tensor&)> fn_;
+  std::string variant_;
 };
 
 std::shared_ptr<Module> ReLU();

@@ -21,6 +21,11 @@ class UpSample : public Module {
     return interpolate(x, {}, {factor_, factor_}, mode_, align_corners_);
   }
 
+  InterpolateMode mode() const { return mode_; }
+  const std::vector<int64_t>& size() const { return size_; }  // empty: by factor()
+  double factor() const { return factor_; }
+  bool align_corners() const { return align_corners_; }
+
  private:
   InterpolateMode mode_;
   std::vector<int64_t> size_;

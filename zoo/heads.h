@@ -38,6 +38,8 @@ class SegHead : public nn::Module {
   explicit SegHead(const SegHeadConfig& c);
   // Logits at stride head_stride from the backbone features.
   Tensor forward_features(const FeatureMap& f);
+  // The backbone features it reads, in the order of input_ops.
+  const std::vector<std::string>& fids() const { return fids_; }
 
  private:
   std::vector<std::string> fids_;

@@ -17,6 +17,7 @@ class LiteMLA : public nn::Module {
   Tensor forward(const Tensor& x) override;
   int64_t heads() const { return heads_; }
   int64_t dim() const { return dim_; }
+  double eps() const { return eps_; }
 
  private:
   int64_t heads_, dim_;

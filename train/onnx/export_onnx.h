@@ -1,0 +1,44 @@
+// ONNX export of evit's models for deployment (ONNX Runtime, TensorRT): each module writes its
+// own nodes from its BatchNorm-folded weights (train/onnx/onnx_emitter.h), the graph goes through
+// the ONNX checker and strict shape inference, and the bytes are returned for writing.
+//
+// Graph interfaces follow the official EfficientViT exports: `input` [batch, 3, H, W] -> `output`
+// (classification logits, segmentation logits at stride 8, or the super-resolved image). The
+// batch is a number or the symbolic dimension "batch"; H and W are fixed at export.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "train/onnx/onnx_graph.h"
+#include "zoo/models.h"
+
+namespace evit::train {
+
+struct OnnxExportOptions {
+  int64_t opset = 0;              // 0: the family's default (11, as the official exports)
+  int64_t height = 0, width = 0;  // 0: the task's default input size
+  int64_t batch = 1;              // 0: dynamic
+  bool half = false;              // f16 weights and activations (LiteMLA's attention stays f32)
+};
+
+// The opsets evit writes: 11 (what the official classification/segmentation exports use) up to
+// 17, the newest the ONNX library it builds with knows.
+inline constexpr int64_t kOnnxMinOpset = 11, kOnnxMaxOpset = 17;
+
+struct OnnxExportResult {
+  std::string bytes;       // the .onnx file
+  OnnxCheckReport report;  // checker + shape inference
+  Tensor example_input;    // the input the emitters ran on ([max(batch,1), 3, H, W], f32)
+  Tensor example_output;   // evit's output for it (what the graph must reproduce)
+};
+
+// Exports `model` (put in eval mode; its weights are not changed). `name` is the registry name,
+// used in errors and the graph name. Throws naming the option at fault for an unsupported opset,
+// input size or batch, and naming the module for a module type without an emitter.
+OnnxExportResult export_onnx(zoo::Model& model, const std::string& name, const OnnxExportOptions& options);
+
+// The input size a task's export uses when none is given: 224x224 (classification), 512x1024
+// (Cityscapes segmentation), 512x512 (ADE20K segmentation), 256x256 (super-resolution input).
+std::pair<int64_t, int64_t> default_onnx_input_size(const std::string& model_name);
+
+}  // namespace evit::train
