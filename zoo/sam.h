@@ -34,6 +34,8 @@ class SamNeck : public nn::Module {
  public:
   explicit SamNeck(const SamNeckConfig& c);
   Tensor forward_features(const FeatureMap& f);
+  // The backbone features it reads, in the order of input_ops.
+  const std::vector<std::string>& fids() const { return fids_; }
 
  private:
   std::vector<std::string> fids_;

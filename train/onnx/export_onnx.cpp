@@ -12,6 +12,7 @@
 #include "train/onnx/onnx_nn.h"
 #include "zoo/backbone.h"
 #include "zoo/heads.h"
+#include "zoo/sam.h"
 #include "zoo/sr.h"
 
 namespace evit::train {
@@ -44,11 +45,12 @@ std::map<std::string, OnnxValue> emit_backbone(zoo::Backbone& backbone, const st
   return f;
 }
 
-OnnxValue emit_seg_head(zoo::SegHead& head, const std::string& path, const std::map<std::string, OnnxValue>& f,
-                        OnnxEmitter& e) {
+// The DAG heads (segmentation head, SAM neck): per feature an input op, summed, then `middle`
+// and the first output op.
+OnnxValue emit_dag_head(nn::Module& head, const std::vector<std::string>& fids, const std::string& path,
+                        const std::map<std::string, OnnxValue>& f, OnnxEmitter& e) {
   auto input_ops = head.child("input_ops")->named_children();
-  const auto& fids = head.fids();
-  EVIT_CHECK(input_ops.size() == fids.size(), "ONNX export: segmentation head has ", input_ops.size(),
+  EVIT_CHECK(input_ops.size() == fids.size(), "ONNX export: head '", path, "' has ", input_ops.size(),
              " input ops for ", fids.size(), " features");
   OnnxValue sum;
   for (size_t i = 0; i < fids.size(); ++i) {
@@ -86,11 +88,18 @@ OnnxValue emit_model(zoo::Model& model, const std::string& name, const OnnxValue
   }
   if (auto* seg = dynamic_cast<zoo::EfficientViTSeg*>(&model)) {
     auto f = emit_backbone(*seg->backbone, "backbone", x, e);
-    return emit_seg_head(*seg->head, "head", f, e);
+    return emit_dag_head(*seg->head, seg->head->fids(), "head", f, e);
   }
   if (auto* sr = dynamic_cast<zoo::EfficientViTSR*>(&model)) return emit_sr(*sr, x, e);
+  if (auto* sam = dynamic_cast<zoo::EfficientViTSam*>(&model)) {
+    // The image encoder: backbone -> neck (features resized to 64x64 and fused) -> LayerNorm2d.
+    auto& encoder = *sam->image_encoder;
+    auto f = emit_backbone(*encoder.backbone, "image_encoder.backbone", x, e);
+    OnnxValue y = emit_dag_head(*encoder.neck, encoder.neck->fids(), "image_encoder.neck", f, e);
+    return e.emit(*encoder.norm, "image_encoder.norm", y);
+  }
   EVIT_THROW("ONNX export: model '", name, "' (", model.type_name(),
-             ") has no ONNX export; exported are the classification, segmentation and EfficientViT-SR models");
+             ") has no ONNX export; exported are the classification, segmentation, EfficientViT-SR and SAM models");
 }
 
 // Restores the model's mode when the export ends, however it ends.
@@ -113,12 +122,18 @@ std::pair<int64_t, int64_t> default_onnx_input_size(const std::string& model_nam
   if (info.task == "segmentation") return ends_with(model_name, "-ade20k") ? std::pair<int64_t, int64_t>{512, 512}
                                                                           : std::pair<int64_t, int64_t>{512, 1024};
   if (info.task == "super_resolution") return {256, 256};
+  if (info.task == "sam") {
+    const int64_t side = model_name.find("-xl") != std::string::npos ? 1024 : 512;
+    return {side, side};
+  }
   return {224, 224};
 }
 
 OnnxExportResult export_onnx(zoo::Model& model, const std::string& name, const OnnxExportOptions& options) {
   const auto& info = zoo::model_info(name);
-  const int64_t opset = options.opset == 0 ? kOnnxMinOpset : options.opset;
+  const bool sam = info.task == "sam";
+  // The official exports: opset 11 for classification and segmentation, 17 for SAM.
+  const int64_t opset = options.opset != 0 ? options.opset : sam ? kOnnxMaxOpset : kOnnxMinOpset;
   EVIT_CHECK(opset >= kOnnxMinOpset && opset <= kOnnxMaxOpset, "ONNX export of '", name, "': opset ", opset,
              " is not supported (evit writes opsets ", kOnnxMinOpset, " to ", kOnnxMaxOpset, ")");
   auto [height, width] = default_onnx_input_size(name);
@@ -127,6 +142,11 @@ OnnxExportResult export_onnx(zoo::Model& model, const std::string& name, const O
              options.batch);
   EVIT_CHECK(height > 0 && width > 0 && height <= 8192 && width <= 8192, "ONNX export of '", name, "': input size ",
              height, "x", width, " is out of range (1 to 8192 per side)");
+  if (sam) {
+    const int64_t side = dynamic_cast<zoo::EfficientViTSam&>(model).image_size();
+    EVIT_CHECK(height == side && width == side, "ONNX export of '", name, "': the image encoder takes ", side, "x",
+               side, " (the longest side resized to ", side, " and padded square), not ", height, "x", width);
+  }
   if (info.task == "classification" || info.task == "segmentation")
     EVIT_CHECK(height % 32 == 0 && width % 32 == 0, "ONNX export of '", name, "': input size ", height, "x", width,
                " must be a multiple of 32 on both sides (the backbone downsamples by 32",
@@ -140,21 +160,23 @@ OnnxExportResult export_onnx(zoo::Model& model, const std::string& name, const O
 
   Generator gen(20261204);
   const int64_t example_batch = std::max<int64_t>(options.batch, 1);
-  OnnxValue x{"input", rand({example_batch, 3, height, width}, {}, &gen), type};
+  // Interface names of the official exports.
+  const std::string input_name = sam ? "input_image" : "input", output_name = sam ? "image_embeddings" : "output";
+  OnnxValue x{input_name, rand({example_batch, 3, height, width}, {}, &gen), type};
   const int64_t batch_dim = options.batch == 0 ? -1 : options.batch;
   auto dim_params = [&](size_t rank) {
     std::vector<std::string> p(rank);
     if (options.batch == 0) p[0] = "batch";
     return p;
   };
-  graph.add_input({"input", type, {batch_dim, 3, height, width}, dim_params(4)});
+  graph.add_input({input_name, type, {batch_dim, 3, height, width}, dim_params(4)});
 
   OnnxValue y = emit_model(model, name, x, e);
-  if (y.name == x.name) y = e.unary("Identity", x, x.example, "output");
-  graph.rename_value(y.name, "output");
+  if (y.name == x.name) y = e.unary("Identity", x, x.example, output_name);
+  graph.rename_value(y.name, output_name);
   std::vector<int64_t> out_dims = y.example.sizes();
   out_dims[0] = batch_dim;
-  graph.add_output({"output", type, out_dims, dim_params(out_dims.size())});
+  graph.add_output({output_name, type, out_dims, dim_params(out_dims.size())});
 
   OnnxExportResult r;
   r.report = graph.check();

@@ -3,8 +3,10 @@
 // the ONNX checker and strict shape inference, and the bytes are returned for writing.
 //
 // Graph interfaces follow the official EfficientViT exports: `input` [batch, 3, H, W] -> `output`
-// (classification logits, segmentation logits at stride 8, or the super-resolved image). The
-// batch is a number or the symbolic dimension "batch"; H and W are fixed at export.
+// (classification logits, segmentation logits at stride 8, or the super-resolved image), and for
+// the SAM models the image encoder, `input_image` [batch, 3, S, S] -> `image_embeddings`
+// [batch, 256, 64, 64] (S = 512 for L0-L2, 1024 for XL0/XL1). The batch is a number or the
+// symbolic dimension "batch"; H and W are fixed at export.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,7 +17,7 @@
 namespace evit::train {
 
 struct OnnxExportOptions {
-  int64_t opset = 0;              // 0: the family's default (11, as the official exports)
+  int64_t opset = 0;              // 0: the official exports' (11; 17 for SAM)
   int64_t height = 0, width = 0;  // 0: the task's default input size
   int64_t batch = 1;              // 0: dynamic
   bool half = false;              // f16 weights and activations (LiteMLA's attention stays f32)
@@ -38,7 +40,8 @@ struct OnnxExportResult {
 OnnxExportResult export_onnx(zoo::Model& model, const std::string& name, const OnnxExportOptions& options);
 
 // The input size a task's export uses when none is given: 224x224 (classification), 512x1024
-// (Cityscapes segmentation), 512x512 (ADE20K segmentation), 256x256 (super-resolution input).
+// (Cityscapes segmentation), 512x512 (ADE20K segmentation), 256x256 (super-resolution input),
+// the encoder's input side for SAM.
 std::pair<int64_t, int64_t> default_onnx_input_size(const std::string& model_name);
 
 }  // namespace evit::train
