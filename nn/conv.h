@@ -33,6 +33,7 @@ class ConvTranspose2d : public Module {
  public:
   explicit ConvTranspose2d(const ConvTranspose2dOptions& o, Generator* gen = nullptr);
   Tensor forward(const Tensor& x) override;
+  const ConvTranspose2dOptions& options() const { return o_; }
   Tensor weight, bias;
 
  private:

@@ -14,6 +14,7 @@
 #include "autograd/grad_mode.h"
 #include "core/file_io.h"
 #include "core/safetensors.h"
+#include "ops/ops.h"
 #include "train/export.h"
 #include "train/onnx/export_onnx.h"
 #include "zoo/sam.h"
@@ -114,6 +115,7 @@ struct RuntimeCase {
   const char* model;
   int64_t height, width, opset;
   bool half;
+  bool sam_decoder = false;
 };
 const RuntimeCase kRuntimeCases[] = {
     {"b0", "efficientvit-b0", 224, 224, 11, false},
@@ -124,6 +126,7 @@ const RuntimeCase kRuntimeCases[] = {
     {"sr_x2", "efficientvit-sr-x2", 24, 40, 11, false},
     {"b0_half", "efficientvit-b0", 224, 224, 17, true},
     {"sam_l0_encoder", "efficientvit-sam-l0", 512, 512, 17, false},
+    {"sam_l0_decoder", "efficientvit-sam-l0", 0, 0, 17, false, true},
 };
 
 double max_abs(const Tensor& t) {
@@ -134,8 +137,9 @@ double max_abs(const Tensor& t) {
 
 }  // namespace
 
-// With EVIT_ONNX_DUMP=DIR set, writes each case's graph (CASE.onnx) and evit's input and output
-// (CASE.safetensors) for tools/reference/check_onnx.py instead of checking.
+// With EVIT_ONNX_DUMP=DIR set, writes each case's graph (CASE.onnx) and its inputs and evit's
+// outputs (CASE.safetensors: "in:NAME", "out:NAME") for tools/reference/check_onnx.py instead of
+// checking.
 TEST_CASE("ONNX Runtime running the exported graphs reproduces evit's forward", "[onnx]") {
   const char* dump = std::getenv("EVIT_ONNX_DUMP");
   for (const RuntimeCase& c : kRuntimeCases) {
@@ -143,29 +147,78 @@ TEST_CASE("ONNX Runtime running the exported graphs reproduces evit's forward", 
     auto model = deterministic_model(c.model);
     train::OnnxExportOptions o;
     o.height = c.height, o.width = c.width, o.opset = c.opset, o.half = c.half, o.batch = 0;
+    o.sam_decoder = c.sam_decoder;
     const auto r = train::export_onnx(*model, c.model, o);
-    const Tensor x = test::sine_input({2, 3, c.height, c.width});
-    NoGradGuard no_grad;
-    const Tensor y = is_sam(c.model) ? dynamic_cast<zoo::EfficientViTSam&>(*model).image_embedding(x)
-                                     : model->forward(x);
+    // Image graphs run on the sine input at batch 2; the decoder on the export's example prompts.
+    TensorMap inputs = r.example_inputs, outputs = r.example_outputs;
+    if (!c.sam_decoder) {
+      const Tensor x = test::sine_input({2, 3, c.height, c.width});
+      NoGradGuard no_grad;
+      inputs = {{r.report.inputs.at(0).name, x}};
+      outputs = {{r.report.outputs.at(0).name, is_sam(c.model)
+                                                   ? dynamic_cast<zoo::EfficientViTSam&>(*model).image_embedding(x)
+                                                   : model->forward(x)}};
+    }
+    const auto digest = static_cast<int64_t>(r.report.structure_digest);
     if (dump != nullptr) {
       write_file_atomic(std::string(dump) + "/" + c.name + ".onnx", r.bytes);
-      const auto digest = static_cast<int64_t>(r.report.structure_digest);
-      save_safetensors(std::string(dump) + "/" + c.name + ".safetensors",
-                       {{"input", x}, {"output", y}, {"digest", from_vector(std::vector<int64_t>{digest}, {1})}},
+      TensorMap files{{"digest", from_vector(std::vector<int64_t>{digest}, {1})}};
+      for (auto& [k, v] : inputs) files["in:" + k] = v;
+      for (auto& [k, v] : outputs) files["out:" + k] = v;
+      save_safetensors(std::string(dump) + "/" + c.name + ".safetensors", files,
                        {{"model", c.model}, {"half", c.half ? "true" : "false"}});
       continue;
     }
     // The golden was made from this very graph: same nodes, attributes and weight shapes.
     const auto golden_digest = test::golden_tensor("onnx_runtime", std::string(c.name) + ".digest");
     INFO("the exported graph changed since tools/reference/check_onnx.py made the goldens: rerun it");
-    REQUIRE(golden_digest.to_vector<int64_t>().at(0) == static_cast<int64_t>(r.report.structure_digest));
-    const Tensor ort = test::golden_tensor("onnx_runtime", std::string(c.name) + ".output");
-    // f32: within 1e-4 of the output's scale (measured: 4e-7 to 4e-6). f16: weights and activations
-    // rounded to 11 bits through the whole network: 5e-3 of the scale (measured: 1e-3).
-    const double scale = max_abs(y);
-    EVIT_REQUIRE_CLOSE(ort, y, 0.0, (c.half ? 5e-3 : 1e-4) * scale);
+    REQUIRE(golden_digest.to_vector<int64_t>().at(0) == digest);
+    for (auto& [name, y] : outputs) {
+      INFO(name);
+      const Tensor ort = test::golden_tensor("onnx_runtime", std::string(c.name) + "." + name);
+      // f32: within 1e-4 of the output's scale (measured: 4e-7 to 4e-6). f16: weights and
+      // activations rounded to 11 bits through the whole network: 5e-3 of the scale (measured 1e-3).
+      EVIT_REQUIRE_CLOSE(ort, y, 0.0, (c.half ? 5e-3 : 1e-4) * max_abs(y));
+    }
   }
+}
+
+TEST_CASE("the ONNX SAM decoder graph computes what evit's prompt encoder and mask decoder do", "[onnx]") {
+  auto model = deterministic_model("efficientvit-sam-l0");
+  auto& sam = dynamic_cast<zoo::EfficientViTSam&>(*model);
+  train::OnnxExportOptions o;
+  o.sam_decoder = true;
+  const auto r = train::export_onnx(*model, "efficientvit-sam-l0", o);
+  REQUIRE(r.report.opset == 17);
+  REQUIRE(r.report.inputs.size() == 3);
+  CHECK(r.report.inputs[0].name == "image_embeddings");
+  CHECK(r.report.inputs[1].name == "point_coords");
+  CHECK(r.report.inputs[1].dim_params == std::vector<std::string>{"batch_size", "num_points", ""});
+  CHECK(r.report.inputs[2].name == "point_labels");
+  REQUIRE(r.report.outputs.size() == 2);
+  CHECK(r.report.outputs[0].name == "masks");
+  CHECK(r.report.outputs[0].dims == std::vector<int64_t>{-1, 4, 256, 256});
+  CHECK(r.report.outputs[1].name == "iou_predictions");
+  CHECK(r.report.outputs[1].dims == std::vector<int64_t>{-1, 4});
+  // The example prompt sets through evit's own predictor path: set 0 two clicks, set 1 a click
+  // and a box; mask 0 is the single-mask output, 1..3 the multimask ones.
+  NoGradGuard no_grad;
+  const Tensor embedding = r.example_inputs.at("image_embeddings");
+  const std::vector<std::vector<zoo::SamPoint>> points{{{300.5f, 200.25f, 1}, {600.f, 700.f, 0}}, {{512.f, 400.f, 1}}};
+  const std::vector<std::optional<std::array<float, 4>>> boxes{std::nullopt, std::array<float, 4>{100, 150, 800, 900}};
+  for (int64_t s = 0; s < 2; ++s) {
+    INFO("prompt set " << s);
+    auto [single_masks, single_iou] = sam.predict(embedding, points[s], boxes[s], false);
+    auto [multi_masks, multi_iou] = sam.predict(embedding, points[s], boxes[s], true);
+    const Tensor masks = cat({single_masks, multi_masks}, 1), iou = cat({single_iou, multi_iou}, 1);
+    EVIT_REQUIRE_CLOSE(slice(r.example_outputs.at("masks"), 0, s, s + 1), masks, 1e-4, 1e-5);
+    EVIT_REQUIRE_CLOSE(slice(r.example_outputs.at("iou_predictions"), 0, s, s + 1), iou, 1e-4, 1e-5);
+  }
+  train::OnnxExportOptions half = o;
+  half.half = true;
+  REQUIRE_THROWS_WITH(train::export_onnx(*model, "efficientvit-sam-l0", half), Catch::Contains("f32"));
+  auto b0 = deterministic_model("efficientvit-b0");
+  REQUIRE_THROWS_WITH(train::export_onnx(*b0, "efficientvit-b0", o), Catch::Contains("for SAM models"));
 }
 
 TEST_CASE("ONNX LiteMLA takes the linear and the quadratic form where evit does", "[onnx]") {

@@ -1,7 +1,8 @@
 // `evit export MODEL --weights W --output OUT`: deployment files, by the output's extension.
 //   OUT.safetensors  BN-folded weights (--fold-bn false keeps the norms)
-//   OUT.onnx         an ONNX graph (--opset, --input-size HxW, --batch N|dynamic, --half), checked
-//                    by the ONNX checker and strict shape inference before it is written
+//   OUT.onnx         an ONNX graph (--opset, --input-size HxW, --batch N|dynamic, --half; SAM:
+//                    --sam-part encoder|decoder), checked by the ONNX checker and strict shape
+//                    inference before it is written
 #include <cstdio>
 #include <memory>
 
@@ -22,7 +23,7 @@ struct ExportOptions {
   bool fold_bn = true;
   int64_t classes = 0;
   int64_t opset = 0;
-  std::string input_size, batch = "1";
+  std::string input_size, batch = "1", sam_part = "encoder";
   bool half = false;
 };
 
@@ -69,20 +70,24 @@ int export_onnx_file(const ExportOptions& o, zoo::Model& model) {
   if (!o.input_size.empty()) std::tie(eo.height, eo.width) = parse_input_size(o.input_size);
   eo.batch = parse_batch(o.batch);
   eo.half = o.half;
+  EVIT_CHECK(o.sam_part == "encoder" || o.sam_part == "decoder", "--sam-part: expected encoder or decoder, got '",
+             o.sam_part, "'");
+  eo.sam_decoder = o.sam_part == "decoder";
   const train::OnnxExportResult r = train::export_onnx(model, o.model, eo);
   write_file_atomic(o.output, r.bytes);
-  const auto& in = r.report.inputs.at(0);
-  const auto& out = r.report.outputs.at(0);
-  auto dims = [](const train::OnnxTensorInfo& t) {
+  auto values = [](const std::vector<train::OnnxTensorInfo>& list) {
     std::string s;
-    for (size_t i = 0; i < t.dims.size(); ++i)
-      s += (i ? "x" : "") + (t.dims[i] >= 0 ? std::to_string(t.dims[i]) : t.dim_params[i]);
+    for (const auto& t : list) {
+      s += (s.empty() ? "" : ", ") + t.name + " ";
+      for (size_t i = 0; i < t.dims.size(); ++i)
+        s += (i ? "x" : "") + (t.dims[i] >= 0 ? std::to_string(t.dims[i]) : t.dim_params[i]);
+    }
     return s;
   };
-  std::printf("wrote %s: opset %lld, %lld nodes, %lld parameters (%s), %s %s -> %s %s\n", o.output.c_str(),
+  std::printf("wrote %s: opset %lld, %lld nodes, %lld parameters (%s), %s -> %s\n", o.output.c_str(),
               static_cast<long long>(r.report.opset), static_cast<long long>(r.report.nodes),
-              static_cast<long long>(r.report.parameters), train::onnx_type_name(in.type), in.name.c_str(),
-              dims(in).c_str(), out.name.c_str(), dims(out).c_str());
+              static_cast<long long>(r.report.parameters), train::onnx_type_name(r.report.inputs.at(0).type),
+              values(r.report.inputs).c_str(), values(r.report.outputs).c_str());
   std::printf("ONNX checker and strict shape inference: passed; graph digest %016llx; ops:",
               static_cast<unsigned long long>(r.report.structure_digest));
   for (const auto& [op, n] : r.report.op_counts) std::printf(" %s %lld", op.c_str(), static_cast<long long>(n));
@@ -106,6 +111,9 @@ Runner add_export_command(CLI::App& app) {
                   "ONNX: input HxW (default 224x224 classification, 512x1024 Cityscapes, 512x512 ADE20K, 256x256 SR)");
   cmd->add_option("--batch", o->batch, "ONNX: batch size, or 'dynamic' (default 1)");
   cmd->add_flag("--half", o->half, "ONNX: f16 weights and activations (LiteMLA attention kept in f32)");
+  cmd->add_option("--sam-part", o->sam_part,
+                  "ONNX, SAM models: 'encoder' (input_image -> image_embeddings, default) or 'decoder' (prompt "
+                  "encoder + mask decoder: image_embeddings, point_coords, point_labels -> masks, iou_predictions)");
   return [o] {
     const bool onnx = ends_with(o->output, ".onnx");
     EVIT_CHECK(onnx || ends_with(o->output, ".safetensors"), "--output '", o->output,

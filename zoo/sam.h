@@ -93,6 +93,8 @@ class PromptEncoder : public nn::Module {
                                     const Tensor& mask = Tensor());
   // Dense positional encoding of the image embedding grid: [1, 256, 64, 64].
   Tensor dense_pe() const;
+  int64_t input_size() const { return input_size_; }          // the prompt frame's side (1024)
+  int64_t embedding_size() const { return embedding_size_; }  // the embedding grid's side (64)
 
   std::shared_ptr<PositionEmbeddingRandom> pe_layer;
 
@@ -110,6 +112,7 @@ class SamAttention : public nn::Module {
  public:
   SamAttention(int64_t dim, int64_t heads, int64_t downsample_rate = 1);
   Tensor forward(const Tensor& q, const Tensor& k, const Tensor& v);
+  int64_t heads() const { return heads_; }
 
  private:
   int64_t heads_;
@@ -132,6 +135,7 @@ class TwoWayAttentionBlock : public nn::Module {
   // (queries, keys) -> updated (queries, keys).
   std::pair<Tensor, Tensor> forward(const Tensor& queries, const Tensor& keys, const Tensor& query_pe,
                                     const Tensor& key_pe);
+  bool skip_first_layer_pe() const { return skip_first_layer_pe_; }
 
  private:
   bool skip_first_layer_pe_;
@@ -162,6 +166,7 @@ class MaskDecoder : public nn::Module {
   // (masks 1..3), else 1 (mask 0).
   std::pair<Tensor, Tensor> forward(const Tensor& image_embedding, const Tensor& image_pe,
                                     const Tensor& sparse, const Tensor& dense, bool multimask);
+  int64_t num_mask_tokens() const { return num_mask_tokens_; }
 
  private:
   int64_t num_mask_tokens_;

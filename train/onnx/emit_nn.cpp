@@ -32,6 +32,22 @@ OnnxValue emit_conv2d(nn::Module& m, const std::string& path, const OnnxValue& x
   return emit_onnx_conv(e, path, x, conv.options(), conv.weight, conv.bias, conv.forward(x.example));
 }
 
+OnnxValue emit_conv_transpose2d(nn::Module& m, const std::string& path, const OnnxValue& x, OnnxEmitter& e) {
+  auto& conv = dynamic_cast<nn::ConvTranspose2d&>(m);
+  const auto& o = conv.options();
+  EVIT_CHECK(o.output_padding == 0, "ONNX export: ConvTranspose2d '", path, "' has output padding ", o.output_padding,
+             ", which the export does not write");
+  const int64_t k = o.kernel_size;
+  std::vector<std::string> inputs{x.name, e.weight(path + ".weight", conv.weight)};
+  if (conv.bias.defined()) inputs.push_back(e.weight(path + ".bias", conv.bias));
+  return e.node("ConvTranspose", inputs, conv.forward(x.example), x.type, path,
+                {{"kernel_shape", std::vector<int64_t>{k, k}},
+                 {"strides", std::vector<int64_t>{o.stride, o.stride}},
+                 {"pads", std::vector<int64_t>{o.padding, o.padding, o.padding, o.padding}},
+                 {"dilations", std::vector<int64_t>{o.dilation, o.dilation}},
+                 {"group", o.groups}});
+}
+
 OnnxValue emit_linear(nn::Module& m, const std::string& path, const OnnxValue& x, OnnxEmitter& e) {
   auto& linear = dynamic_cast<nn::Linear&>(m);
   EVIT_CHECK(x.example.dim() == 2, "ONNX export: Linear '", path, "' gets ", x.example.desc(),
@@ -149,6 +165,7 @@ OnnxValue emit_chain(nn::Module& m, const std::string& path, const OnnxValue& x,
 
 const OnnxEmitterRegistrar registrars[] = {
     {typeid(nn::Conv2d), emit_conv2d},
+    {typeid(nn::ConvTranspose2d), emit_conv_transpose2d},
     {typeid(nn::Linear), emit_linear},
     {typeid(nn::BatchNorm2d), emit_batch_norm},
     {typeid(nn::LayerNorm), emit_layer_norm},

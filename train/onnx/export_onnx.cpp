@@ -8,6 +8,7 @@
 #include "nn/container.h"
 #include "ops/pointwise.h"
 #include "ops/shape.h"
+#include "train/onnx/emit_sam_decoder.h"
 #include "train/onnx/onnx_emitter.h"
 #include "train/onnx/onnx_nn.h"
 #include "zoo/backbone.h"
@@ -142,7 +143,7 @@ OnnxExportResult export_onnx(zoo::Model& model, const std::string& name, const O
              options.batch);
   EVIT_CHECK(height > 0 && width > 0 && height <= 8192 && width <= 8192, "ONNX export of '", name, "': input size ",
              height, "x", width, " is out of range (1 to 8192 per side)");
-  if (sam) {
+  if (sam && !options.sam_decoder) {
     const int64_t side = dynamic_cast<zoo::EfficientViTSam&>(model).image_size();
     EVIT_CHECK(height == side && width == side, "ONNX export of '", name, "': the image encoder takes ", side, "x",
                side, " (the longest side resized to ", side, " and padded square), not ", height, "x", width);
@@ -157,8 +158,29 @@ OnnxExportResult export_onnx(zoo::Model& model, const std::string& name, const O
   const OnnxType type = options.half ? OnnxType::f16 : OnnxType::f32;
   OnnxGraph graph(name, opset);
   OnnxEmitter e(graph, type);
-
   Generator gen(20261204);
+
+  if (options.sam_decoder) {
+    auto* sam_model = dynamic_cast<zoo::EfficientViTSam*>(&model);
+    EVIT_CHECK(sam_model != nullptr, "ONNX export of '", name, "': the decoder graph is for SAM models");
+    // Two prompt sets of three: two clicks and a padding point; a click and a box.
+    SamDecoderInputs in;
+    in.embeddings = mul(randn({1, 256, 64, 64}, {}, &gen), 0.5);
+    in.coords = from_vector(std::vector<float>{300.5f, 200.25f, 600.f, 700.f, 0.f, 0.f,  //
+                                               512.f, 400.f, 100.f, 150.f, 800.f, 900.f},
+                            {2, 3, 2});
+    in.labels = from_vector(std::vector<float>{1, 0, -1, 1, 2, 3}, {2, 3});
+    const SamDecoderOutputs out = emit_sam_decoder(*sam_model, e, in);
+    OnnxExportResult r;
+    r.report = graph.check();
+    r.bytes = graph.serialize();
+    r.example_inputs = {{"image_embeddings", in.embeddings}, {"point_coords", in.coords}, {"point_labels", in.labels}};
+    r.example_outputs = {{"masks", out.masks}, {"iou_predictions", out.iou}};
+    r.example_input = in.embeddings;
+    r.example_output = out.masks;
+    return r;
+  }
+
   const int64_t example_batch = std::max<int64_t>(options.batch, 1);
   // Interface names of the official exports.
   const std::string input_name = sam ? "input_image" : "input", output_name = sam ? "image_embeddings" : "output";
@@ -183,6 +205,8 @@ OnnxExportResult export_onnx(zoo::Model& model, const std::string& name, const O
   r.bytes = graph.serialize();
   r.example_input = x.example;
   r.example_output = y.example;
+  r.example_inputs = {{input_name, x.example}};
+  r.example_outputs = {{output_name, y.example}};
   return r;
 }
 

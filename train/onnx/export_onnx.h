@@ -21,6 +21,10 @@ struct OnnxExportOptions {
   int64_t height = 0, width = 0;  // 0: the task's default input size
   int64_t batch = 1;              // 0: dynamic
   bool half = false;              // f16 weights and activations (LiteMLA's attention stays f32)
+  // SAM models: the prompt encoder + mask decoder graph instead of the image encoder's
+  // (train/onnx/emit_sam_decoder.cpp: image_embeddings, point_coords, point_labels -> masks,
+  // iou_predictions, with a dynamic number of prompt sets and points; f32).
+  bool sam_decoder = false;
 };
 
 // The opsets evit writes: 11 (what the official classification/segmentation exports use) up to
@@ -30,8 +34,10 @@ inline constexpr int64_t kOnnxMinOpset = 11, kOnnxMaxOpset = 17;
 struct OnnxExportResult {
   std::string bytes;       // the .onnx file
   OnnxCheckReport report;  // checker + shape inference
-  Tensor example_input;    // the input the emitters ran on ([max(batch,1), 3, H, W], f32)
-  Tensor example_output;   // evit's output for it (what the graph must reproduce)
+  // The inputs the emitters ran on and evit's outputs for them (what the graph must reproduce),
+  // by graph input / output name.
+  TensorMap example_inputs, example_outputs;
+  Tensor example_input, example_output;  // the first of each (image graphs have one)
 };
 
 // Exports `model` (put in eval mode; its weights are not changed). `name` is the registry name,
