@@ -47,23 +47,6 @@ def write_safetensors(path, tensors, metadata=None):
     os.replace(tmp, path)
 
 
-def read_safetensors(path):
-    """The tensors and metadata of a safetensors file (the dtypes in _DTYPES)."""
-    by_name = {v: k for k, v in _DTYPES.items()}
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        dtype = by_name[info["dtype"]]
-        t = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype if dtype != torch.bool else torch.uint8)
-        tensors[name] = t.reshape(info["shape"]).to(dtype)
-    return tensors, meta
-
-
 class Golden:
     """Collects tensors for one family and writes them with the torch version as metadata."""
 
