@@ -4,13 +4,17 @@
 //
 //   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [CASE_SUBSTRING]
 //
-// Output: one JSON line per case {"case": name, "median_ms": t, "runs": n}. On CUDA the inputs
+// Output: one JSON line per case {"case": name, "median_ms": t, "runs": n, "peak_mib": m}, m the
+// peak resident memory of the case over the process's resident memory when the case began (CPU
+// only; run one case per process, as `bench/run_model_bench.sh 2 "b1 train"` does, for a figure
+// that no earlier case's cached blocks lower). On CUDA the inputs
 // are made on the host and copied before the timed region, and every timed iteration ends with
 // a device synchronize, so a time covers all the GPU work of that iteration.
 #include <algorithm>
 #include <optional>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -131,6 +135,18 @@ std::vector<double> time_sam_distill(nn::Module& encoder, const Case& c, Generat
   }
   return times;
 }
+// A field of /proc/self/status in MiB ("VmRSS": resident now, "VmHWM": the resident peak since
+// the last reset_peak_rss()); -1 where the file is not there.
+double status_mib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
+  return -1;
+}
+
+// Starts a new resident peak at the current resident size (Linux: "5" to clear_refs).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,6 +187,8 @@ int main(int argc, char** argv) {
   Generator gen(7);
   for (const Case& c : setup.device.is_cuda() ? gpu_cases : cpu_cases) {
     if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
+    reset_peak_rss();
+    const double baseline_mib = status_mib("VmRSS");
     auto model = zoo::create_model(c.model);
     model->to(setup.device);
     std::vector<double> times;
@@ -182,8 +200,10 @@ int main(int argc, char** argv) {
       auto& encoder = *dynamic_cast<zoo::EfficientViTSam&>(*model).image_encoder;
       times = c.kind == Kind::sam_infer ? time_infer(encoder, c, gen, setup) : time_sam_distill(encoder, c, gen, setup);
     }
-    std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d, \"gemm\": \"%s\"}\n",
-                c.name, median(times), kRuns, get_num_threads(), detail::gemm_backend().c_str());
+    const double peak_mib = status_mib("VmHWM") - baseline_mib;
+    std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d, \"gemm\": \"%s\", "
+                "\"peak_mib\": %.1f}\n",
+                c.name, median(times), kRuns, get_num_threads(), detail::gemm_backend().c_str(), peak_mib);
     std::fflush(stdout);
   }
   return 0;

@@ -3,8 +3,9 @@ the PyTorch side of the evit model benchmarks.
 
     /usr/bin/python3 bench/models_torch.py THREADS [CASE_SUBSTRING] [--device cuda] [--amp f16|bf16]
 
-Prints one JSON line per case: {"case": name, "median_ms": t, "runs": n}. Timing rule (same as
-bench/ops_torch.py): fresh random inputs (and labels) every iteration, made outside the timed
+Prints one JSON line per case: {"case": name, "median_ms": t, "runs": n, "peak_mib": m} (m: the
+case's peak resident memory over the resident memory when it began, as bench_models reports it).
+Timing rule (same as bench/ops_torch.py): fresh random inputs (and labels) every iteration, made outside the timed
 region; WARMUP untimed iterations, then the median of RUNS timed ones. Inference runs in eval()
 under torch.no_grad(); a training step is train() forward, cross-entropy against random labels,
 backward and an AdamW step (zero_grad included). The SAM cases time the EfficientViT-SAM image
@@ -143,6 +144,21 @@ def time_sam_distill(encoder, n, h, w, device):
     return times
 
 
+def status_mib(field):
+    """A field of /proc/self/status in MiB: VmRSS (resident now), VmHWM (its peak since the last reset)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    return -1.0
+
+
+def reset_peak_rss():
+    """Starts a new resident peak at the current resident size (Linux: "5" to clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def main():
     args = sys.argv[1:]
     device, amp = torch.device("cpu"), None
@@ -163,6 +179,8 @@ def main():
     for name, model_name, mode, n, h, w in (GPU_CASES if device.type == "cuda" else CASES):
         if only and only not in name:
             continue
+        reset_peak_rss()
+        baseline_mib = status_mib("VmRSS")
         if mode.startswith("sam_"):  # the EfficientViT-SAM image encoder alone
             encoder, source = sam_image_encoder(model_name)
             encoder = encoder.to(device)
@@ -177,8 +195,8 @@ def main():
                 times = time_infer(model, n, h, w, device, amp)
             else:
                 times = time_train(model, n, h, w, device, amp)
-        print(json.dumps({"case": name, "median_ms": round(statistics.median(times), 3),
-                          "runs": RUNS}), flush=True)
+        print(json.dumps({"case": name, "median_ms": round(statistics.median(times), 3), "runs": RUNS,
+                          "peak_mib": round(status_mib("VmHWM") - baseline_mib, 1)}), flush=True)
     return 0
 
 

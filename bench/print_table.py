@@ -18,10 +18,14 @@ gemm = next(iter(evit.values())).get("gemm") if evit else None
 if gemm:
     print(f"evit's CPU GEMM: {gemm}")
 print()
-print("| case | evit ms | PyTorch ms | evit / PyTorch |")
-print("|---|---:|---:|---:|")
+print("| case | evit ms | PyTorch ms | evit / PyTorch | evit peak MiB | PyTorch peak MiB | memory ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for name, r in evit.items():
     t = torch_.get(name)
     ratio = f"{r['median_ms'] / t['median_ms']:.2f}" if t else "n/a"
     tms = f"{t['median_ms']:.2f}" if t else "n/a"
-    print(f"| {name} | {r['median_ms']:.2f} | {tms} | {ratio} |")
+    # Peak resident memory over each process's resident memory when the case began.
+    em, tm = r.get("peak_mib"), t.get("peak_mib") if t else None
+    mem = f"{em / tm:.2f}" if em is not None and tm else "n/a"
+    print(f"| {name} | {r['median_ms']:.2f} | {tms} | {ratio} | {em if em is not None else 'n/a'} | "
+          f"{tm if tm is not None else 'n/a'} | {mem} |")
