@@ -27,32 +27,7 @@ struct ExportOptions {
   bool half = false;
 };
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 #ifdef EVIT_WITH_ONNX
-// "HxW" or "S" (square).
-std::pair<int64_t, int64_t> parse_input_size(const std::string& text) {
-  const auto x = text.find('x');
-  try {
-    size_t used = 0;
-    if (x == std::string::npos) {
-      const int64_t s = std::stoll(text, &used);
-      if (used == text.size()) return {s, s};
-    } else {
-      const int64_t h = std::stoll(text.substr(0, x), &used);
-      if (used == x) {
-        const std::string rest = text.substr(x + 1);
-        const int64_t w = std::stoll(rest, &used);
-        if (used == rest.size()) return {h, w};
-      }
-    }
-  } catch (const std::exception&) {
-  }
-  EVIT_THROW("--input-size: expected HxW or S (e.g. 512x1024 or 224), got '", text, "'");
-}
-
 int64_t parse_batch(const std::string& text) {
   if (text == "dynamic") return 0;
   try {
@@ -67,7 +42,7 @@ int64_t parse_batch(const std::string& text) {
 int export_onnx_file(const ExportOptions& o, zoo::Model& model) {
   train::OnnxExportOptions eo;
   eo.opset = o.opset;
-  if (!o.input_size.empty()) std::tie(eo.height, eo.width) = parse_input_size(o.input_size);
+  if (!o.input_size.empty()) std::tie(eo.height, eo.width) = parse_size_option("--input-size", o.input_size, true);
   eo.batch = parse_batch(o.batch);
   eo.half = o.half;
   EVIT_CHECK(o.sam_part == "encoder" || o.sam_part == "decoder", "--sam-part: expected encoder or decoder, got '",
@@ -115,8 +90,8 @@ Runner add_export_command(CLI::App& app) {
                   "ONNX, SAM models: 'encoder' (input_image -> image_embeddings, default) or 'decoder' (prompt "
                   "encoder + mask decoder: image_embeddings, point_coords, point_labels -> masks, iou_predictions)");
   return [o] {
-    const bool onnx = ends_with(o->output, ".onnx");
-    EVIT_CHECK(onnx || ends_with(o->output, ".safetensors"), "--output '", o->output,
+    const bool onnx = o->output.ends_with(".onnx");
+    EVIT_CHECK(onnx || o->output.ends_with(".safetensors"), "--output '", o->output,
                "': the extension picks the format; use .safetensors or .onnx");
     const auto& info = zoo::model_info(o->model);
     auto model = zoo::create_model(o->model, info.task == "super_resolution" ? 0 : o->classes);

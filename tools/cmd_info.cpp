@@ -17,19 +17,7 @@ struct InfoOptions {
 };
 
 Shape parse_hw(const std::string& s) {
-  auto x = s.find('x');
-  EVIT_CHECK(x != std::string::npos, "--input: expected HxW (e.g. 512x1024), got '", s, "'");
-  int64_t h = 0, w = 0;
-  try {
-    size_t used_h = 0, used_w = 0;
-    h = std::stoll(s.substr(0, x), &used_h);
-    w = std::stoll(s.substr(x + 1), &used_w);
-    if (used_h != x || used_w != s.size() - x - 1) throw std::invalid_argument(s);
-  } catch (...) {
-    EVIT_THROW("--input: expected HxW (e.g. 512x1024), got '", s, "'");
-  }
-  EVIT_CHECK(h > 0 && w > 0, "--input: height and width must be positive, got '", s, "'");
-  check_image_pixels(h, w, "--input " + s);  // the activations of a larger input would not fit
+  const auto [h, w] = parse_size_option("--input", s, false);
   return {1, 3, h, w};
 }
 }  // namespace

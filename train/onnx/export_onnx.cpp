@@ -19,10 +19,6 @@
 namespace evit::train {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // The backbone's named features, as forward_features names them: the B series' stem is
 // "stage0" and its stages "stage1".."stage4"; the L series' stages are "stage0".."stage4".
 std::map<std::string, OnnxValue> emit_backbone(zoo::Backbone& backbone, const std::string& path,
@@ -120,7 +116,7 @@ class EvalScope {
 
 std::pair<int64_t, int64_t> default_onnx_input_size(const std::string& model_name) {
   const auto& info = zoo::model_info(model_name);
-  if (info.task == "segmentation") return ends_with(model_name, "-ade20k") ? std::pair<int64_t, int64_t>{512, 512}
+  if (info.task == "segmentation") return model_name.ends_with("-ade20k") ? std::pair<int64_t, int64_t>{512, 512}
                                                                           : std::pair<int64_t, int64_t>{512, 1024};
   if (info.task == "super_resolution") return {256, 256};
   if (info.task == "sam") {
