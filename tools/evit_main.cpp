@@ -2,8 +2,23 @@
 #include <iostream>
 #include <map>
 
+#include "core/dist/communicator.h"
 #include "core/error.h"
 #include "tools/commands.h"
+
+namespace {
+// Reports an error; in a job of several ranks it stops them all, so that none waits forever for a
+// message from this one.
+int fail(const char* what) {
+  evit::dist::Communicator* job = evit::dist::world_if_started();
+  if (job && job->size() > 1) {
+    std::cerr << "error on " << job->describe() << ": " << what << "\nstopping every rank of the job" << std::endl;
+    job->abort(1);
+  }
+  std::cerr << "error: " << what << "\n";
+  return 1;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"evit: EfficientViT training, evaluation and export without Python"};
@@ -21,12 +36,8 @@ int main(int argc, char** argv) {
   try {
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();
-  } catch (const evit::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
+    return fail(e.what());
   }
   return 0;
 }

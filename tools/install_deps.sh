@@ -2,7 +2,8 @@
 # Installs the Debian packages evit builds with, if any are missing (needs root or sudo).
 set -euo pipefail
 packages=(cmake g++ make pkg-config libopenblas-dev nlohmann-json3-dev catch2 libcli11-dev
-          libpng-dev libjpeg62-turbo-dev libdnnl-dev libonnx-dev libprotobuf-dev gnuplot-nox)
+          libpng-dev libjpeg62-turbo-dev libdnnl-dev libonnx-dev libprotobuf-dev openmpi-bin libopenmpi-dev
+          gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

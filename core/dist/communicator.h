@@ -1,0 +1,75 @@
+// Communicator: the ranks of a data-parallel job and the few messages they exchange.
+//
+// evit never moves training data between processes itself: an MPI library (Open MPI, MPICH)
+// carries the bytes; this interface is the small part of it the trainer needs. Every rank
+// calls the same operations in the same order. The reductions built on it (core/dist/tree_reduce.h)
+// fix the order of every floating-point sum, so results do not depend on the number of ranks.
+//
+//   dist::Communicator& comm = dist::world();   // MPI's ranks under mpirun, else one process
+//   if (comm.rank() == 0) write_checkpoint(...);
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace evit::dist {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // This rank's index among the ranks on its machine (picks its GPU: cuda:<local rank>).
+  virtual int local_rank() const = 0;
+  // Sends `bytes` bytes to `peer` and receives as many from it; both ranks call it with each other
+  // as the peer, and neither waits on the other's receive to send (no deadlock).
+  virtual void exchange(int peer, const void* send, void* recv, size_t bytes) = 0;
+  // Rank `root`'s `bytes` bytes at `data` copied to every rank's `data`.
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;
+  virtual void barrier() = 0;
+  // Ends every rank of the job with `code`: an error on one rank must not leave the others
+  // waiting for a message that never comes.
+  [[noreturn]] virtual void abort(int code) = 0;
+  // "1 process", "MPI rank 1 of 4 (Open MPI v4.1.4)", ... for logs and errors.
+  virtual std::string describe() const = 0;
+};
+
+// The one-rank communicator of a process not launched as part of a job: exchanges with itself
+// are copies, broadcasts and barriers do nothing.
+class SingleProcess final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  int local_rank() const override { return 0; }
+  void exchange(int peer, const void* send, void* recv, size_t bytes) override;
+  void broadcast(void*, size_t, int root) override;
+  void barrier() override {}
+  [[noreturn]] void abort(int code) override;
+  std::string describe() const override { return "1 process"; }
+};
+
+// True when this process was started by an MPI launcher (mpirun, mpiexec, srun): its environment
+// names a rank and a job size.
+bool launched_by_mpi_launcher();
+
+// Whether this build has MPI support (CMake's EVIT_DIST found an MPI library).
+bool mpi_available();
+
+// The job this process belongs to: on first use, MPI is initialised when the process was started
+// by a launcher, and a single process otherwise (a plain run needs no MPI at all). Fails with a
+// clear message when a launcher started it but this build has no MPI.
+Communicator& world();
+
+// world() if something has called it already, else null (error paths use it to stop a job
+// without starting MPI).
+Communicator* world_if_started();
+
+// Replaces world() (tests run several in-process ranks on threads; see in_process_group.h).
+// Returns the previous communicator.
+std::shared_ptr<Communicator> set_world(std::shared_ptr<Communicator> comm);
+
+// Creates the MPI communicator (only in builds with MPI; world() calls it).
+std::shared_ptr<Communicator> make_mpi_world();
+
+}  // namespace evit::dist

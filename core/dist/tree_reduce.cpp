@@ -1,0 +1,75 @@
+#include "core/dist/tree_reduce.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/copy.h"
+#include "core/error.h"
+
+namespace evit::dist {
+
+bool is_power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
+
+void add_into(std::span<float> a, std::span<const float> b) {
+  EVIT_CHECK(a.size() == b.size(), "pairwise sum: leaves of ", a.size(), " and ", b.size(), " values");
+  for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+}
+
+void PairwiseSum::add(std::vector<float> leaf) {
+  if (!stack_.empty())
+    EVIT_CHECK(leaf.size() == stack_.back().second.size(), "pairwise sum: leaf ", count_, " has ", leaf.size(),
+               " values, the earlier ones ", stack_.back().second.size());
+  stack_.emplace_back(0, std::move(leaf));
+  ++count_;
+  // Two complete subtrees of the same height become one of the next height: the left (earlier)
+  // one accumulates the right.
+  while (stack_.size() >= 2 && stack_[stack_.size() - 2].first == stack_.back().first) {
+    auto right = std::move(stack_.back());
+    stack_.pop_back();
+    add_into(stack_.back().second, right.second);
+    ++stack_.back().first;
+  }
+}
+
+std::vector<float> PairwiseSum::take() {
+  EVIT_CHECK(is_power_of_two(count_) && stack_.size() == 1, "pairwise sum: ", count_,
+             " leaves do not make a complete binary tree (a power of two is needed)");
+  std::vector<float> sum = std::move(stack_.back().second);
+  stack_.clear();
+  count_ = 0;
+  return sum;
+}
+
+void tree_allreduce_sum(Communicator& comm, std::span<float> values, int64_t bucket_elements) {
+  const int size = comm.size(), rank = comm.rank();
+  EVIT_CHECK(is_power_of_two(size), "tree all-reduce: the job has ", size,
+             " ranks; the fixed summation tree needs a power of two (1, 2, 4, 8, ...)");
+  if (size == 1 || values.empty()) return;
+  const size_t bucket = static_cast<size_t>(std::max<int64_t>(1, bucket_elements));
+  std::vector<float> received(std::min(bucket, values.size()));
+  for (size_t begin = 0; begin < values.size(); begin += bucket) {
+    std::span<float> part = values.subspan(begin, std::min(bucket, values.size() - begin));
+    for (int distance = 1; distance < size; distance *= 2) {
+      comm.exchange(rank ^ distance, part.data(), received.data(), part.size_bytes());
+      add_into(part, std::span<const float>(received.data(), part.size()));
+    }
+  }
+}
+
+void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, int root) {
+  if (comm.size() == 1) return;
+  for (const Tensor& t : tensors) {
+    EVIT_CHECK(t.is_contiguous(), "broadcast: tensors must be contiguous");
+    const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
+    if (t.device().is_cpu()) {
+      comm.broadcast(t.raw_data(), bytes, root);
+    } else {
+      // MPI reaches host memory everywhere; CUDA tensors go through a host copy.
+      Tensor host = t.to(kCPU).contiguous();
+      comm.broadcast(host.raw_data(), bytes, root);
+      copy_elements(t, host);
+    }
+  }
+}
+
+}  // namespace evit::dist

@@ -1,0 +1,51 @@
+// Sums in one fixed pairwise tree, whatever the number of ranks.
+//
+// A data-parallel step has K leaves (its micro-batches, K a power of two) in a fixed global order.
+// Their sum is always the balanced binary tree ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + ...).
+// Rank r of W (W a power of two dividing K) holds the contiguous leaves [r·K/W, (r+1)·K/W): it
+// sums them with a PairwiseSum, which builds exactly that block's subtree, and
+// tree_allreduce_sum() then joins the ranks' partial sums by recursive doubling: at level d rank r
+// adds the partial sum of rank r xor 2^d. That completes the same tree, so every rank ends with the
+// same bits as one process summing all K leaves, and changing W changes no bit of the result.
+// (IEEE addition is commutative bit for bit: the two partners of a level get the same sum.)
+#pragma once
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "core/dist/communicator.h"
+#include "core/tensor.h"
+
+namespace evit::dist {
+
+// Leaves added one at a time, in order, summed as a balanced binary tree: equal-sized subtrees
+// merge as soon as both are complete (a binary counter), so at most log2(count) + 1 partial sums
+// are held at once.
+class PairwiseSum {
+ public:
+  // Adds the next leaf; every leaf has the same length.
+  void add(std::vector<float> leaf);
+  int64_t count() const { return count_; }
+  // The sum of all leaves; their number must be a power of two (a complete tree).
+  std::vector<float> take();
+
+ private:
+  std::vector<std::pair<int, std::vector<float>>> stack_;  // (tree height, partial sum)
+  int64_t count_ = 0;
+};
+
+// Elementwise `a += b` (the one addition the trees use).
+void add_into(std::span<float> a, std::span<const float> b);
+
+// Sums `values` across the ranks of `comm` by recursive doubling; every rank gets the result.
+// comm.size() must be a power of two. Large buffers go in buckets of `bucket_elements`, which
+// bounds the receive buffer and changes no bit.
+void tree_allreduce_sum(Communicator& comm, std::span<float> values, int64_t bucket_elements = int64_t{1} << 22);
+
+// Copies rank `root`'s values of `tensors` (contiguous, any device) to every rank, in place.
+void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, int root = 0);
+
+bool is_power_of_two(int64_t n);
+
+}  // namespace evit::dist
