@@ -36,6 +36,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   EVIT_CHECK(dataset_->size() > 0, "DataLoader: ", dataset_->describe(), " is empty");
   EVIT_CHECK(!(o_.drop_last && dataset_->size() < o_.batch_size), "DataLoader: ", dataset_->describe(),
              " has fewer samples than one batch of ", o_.batch_size, " and drop_last is set");
+  EVIT_CHECK(o_.shards >= 1 && o_.shard >= 0 && o_.shard < o_.shards, "DataLoader: shard ", o_.shard, " of ",
+             o_.shards, " does not exist");
 }
 
 DataLoader::~DataLoader() { stop_workers(); }
@@ -58,8 +60,15 @@ std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
 }
 
 Batch DataLoader::load_batch(int64_t b) const {
-  const int64_t begin = b * o_.batch_size;
-  const int64_t end = std::min<int64_t>(begin + o_.batch_size, static_cast<int64_t>(order_.size()));
+  int64_t begin = b * o_.batch_size;
+  int64_t end = std::min<int64_t>(begin + o_.batch_size, static_cast<int64_t>(order_.size()));
+  if (o_.shards > 1) {
+    const int64_t part = (end - begin) / o_.shards;
+    EVIT_CHECK(part * o_.shards == end - begin, "DataLoader: a batch of ", end - begin, " samples does not split into ",
+               o_.shards, " equal parts");
+    begin += part * o_.shard;
+    end = begin + part;
+  }
   std::vector<Sample> samples;
   for (int64_t k = begin; k < end; ++k) {
     Generator g = sample_generator(o_.seed, epoch_, order_[k]);

@@ -23,6 +23,10 @@ struct LoaderOptions {
   int workers = 2;        // 0 = load on the calling thread
   int prefetch = 2;       // batches per worker allowed ahead of the consumer
   uint64_t seed = 0;
+  // Data-parallel ranks: each batch is cut into `shards` equal contiguous parts and this loader
+  // loads only part `shard` (the batch size must divide evenly). The order and every sample's
+  // random transforms stay those of the whole batch.
+  int shard = 0, shards = 1;
 };
 
 struct Batch {

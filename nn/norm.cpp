@@ -16,6 +16,14 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_)
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
+  if (is_training() && batch_statistics) {
+    // Momentum 1 makes the "running" update store exactly this batch's statistics.
+    Tensor mean = zeros_like(running_mean), var = ones_like(running_var);
+    Tensor y = batch_norm(x, weight, bias, mean, var, true, 1.0, eps);
+    batch_statistics->push_back(mean);
+    batch_statistics->push_back(var);
+    return y;
+  }
   if (is_training()) {
     NoGradGuard g;
     add_(num_batches_tracked, 1.0);

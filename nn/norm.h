@@ -1,5 +1,6 @@
 // Normalisation layers with PyTorch's parameter and buffer names.
 #pragma once
+#include <vector>
 #include "nn/module.h"
 
 namespace evit::nn {
@@ -13,6 +14,11 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override;
   double eps, momentum;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+  // When set (data-parallel steps split into micro-batches), a training forward appends its batch
+  // mean and unbiased variance here and leaves running_mean, running_var and num_batches_tracked
+  // alone: the trainer averages the statistics of the step's micro-batches over all ranks and
+  // updates the running ones once per step (train/data_parallel.h).
+  std::vector<Tensor>* batch_statistics = nullptr;
 };
 
 // LayerNorm over the last dim (features), affine.

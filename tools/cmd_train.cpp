@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "core/dist/communicator.h"
 #include "tools/commands.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -37,6 +38,7 @@ Runner add_train_command(CLI::App& app) {
     auto cfg = train::load_config_file(o->config, train::training_config_schema(), overrides);
     train::Trainer trainer(cfg);
     train::Metrics m = trainer.fit();
+    if (dist::world().rank() != 0) return 0;  // rank 0 reports for the job
     std::printf("done: %lld steps; run folder %s\n", (long long)trainer.step(),
                 trainer.config().output_dir.c_str());
     for (auto& [k, v] : m) std::printf("%s: %.4f\n", k.c_str(), v);

@@ -488,6 +488,10 @@ const Schema& training_config_schema() {
         {"crop_ratio", S::number().min(0, true).max(1).default_value(0.95).doc(
                            "classification evaluation: resize to ceil(eval_size / crop_ratio), then centre-crop")},
         {"batch_size", pos_int.default_value(128)},
+        {"micro_batches", pos_int.max(65536).default_value(1).doc(
+                              "splits each global batch into this many fixed micro-batches (a power of two): "
+                              "the weights after N steps are then bitwise the same on 1, 2, 4, ... ranks "
+                              "(docs/distributed.md)")},
         {"workers", S::integer().min(0).max(256).default_value(4).doc("loader threads (0: load in the training thread)")},
         {"ignore_index", S::integer().default_value(255)},
         {"scale", S::integer().one_of({2, 3, 4}).default_value(2).doc("super-resolution factor")},

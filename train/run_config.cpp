@@ -55,6 +55,7 @@ RunConfig parse_run_config(const json& cfg) {
     dc.eval_size = optional_field<int64_t>(d, "eval_size");
     dc.crop_ratio = d.at("crop_ratio").get<double>();
     dc.batch_size = d.at("batch_size").get<int64_t>();
+    dc.micro_batches = d.at("micro_batches").get<int64_t>();
     dc.workers = d.at("workers").get<int>();
     dc.ignore_index = d.at("ignore_index").get<int64_t>();
     dc.scale = d.at("scale").get<int64_t>();

@@ -33,7 +33,8 @@ struct DataConfig {
   int64_t crop = 0;
   std::optional<int64_t> eval_size;  // classification evaluation size (none: crop)
   double crop_ratio = 0;             // classification evaluation: resize to ceil(size / ratio)
-  int64_t batch_size = 0;
+  int64_t batch_size = 0;      // the global batch, over all ranks
+  int64_t micro_batches = 1;   // fixed micro-batches per global batch (docs/distributed.md)
   int workers = 0;
   int64_t ignore_index = 0;  // segmentation
   int64_t scale = 0;         // super-resolution factor

@@ -47,7 +47,8 @@ Tensor task_loss(Task task, const Tensor& output, const Tensor& target, double l
   return l1_loss(output, target);
 }
 
-Trainer::Trainer(const json& config) : rc_(parse_run_config(config)), task_(rc_.task), out_dir_(rc_.output_dir) {
+Trainer::Trainer(const json& config, dist::Communicator* comm)
+    : rc_(parse_run_config(config)), comm_(comm ? comm : &dist::world()), task_(rc_.task), out_dir_(rc_.output_dir) {
   const TrainLoopConfig& t = rc_.train;
   if (t.threads > 0) set_num_threads(t.threads);
   manual_seed(t.seed);  // model init and dropout draw from the default generator
@@ -64,6 +65,12 @@ Trainer::Trainer(const json& config) : rc_(parse_run_config(config)), task_(rc_.
   evaluator_ = std::make_unique<Evaluator>(eval_spec(rc_, num_classes_));
   if (!rc_.model.pretrained.empty()) model_->load(rc_.model.pretrained, false);
   device_ = evaluator_->spec().device;
+  if (device_.is_cuda() && comm_->size() > 1 && t.device == "cuda") {
+    // One GPU per rank: "cuda" without an index means the rank's own, cuda:<local rank>.
+    const int gpus = cuda::device_count();
+    EVIT_CHECK(gpus > 0, "config.train.device = \"cuda\" but no CUDA GPU is visible to ", comm_->describe());
+    device_ = Device(DeviceType::cuda, comm_->local_rank() % gpus);
+  }
   if (const std::string& a = t.amp; a != "off") {
     EVIT_CHECK(device_.is_cuda(), "config.train.amp = \"", a, "\" needs train.device = \"cuda\" (mixed precision is a CUDA feature)");
     amp_ = a == "f16" ? DType::f16 : DType::bf16;
@@ -71,11 +78,17 @@ Trainer::Trainer(const json& config) : rc_(parse_run_config(config)), task_(rc_.
     if (*amp_ == DType::f16) scaler_ = std::make_unique<optim::GradScaler>();
   }
   model_->to(device_);  // before the optimizer and EMA, so their state is made on the device
+  if (rc_.data.micro_batches > 1 || comm_->size() > 1)
+    data_parallel_ = std::make_unique<DataParallelStep>(*model_, *comm_, rc_.data.micro_batches);
   build_optimizer();
+  if (t.resume) load_checkpoint(*t.resume);
+  // Every rank starts from rank 0's weights (a pretrained file or checkpoint read differently on
+  // one machine must not split the job).
+  if (data_parallel_) data_parallel_->broadcast_model();
+  if (!is_main_rank()) return;  // rank 0 alone writes the run folder
   fs::create_directories(out_dir_);
   write_file_atomic(out_dir_ + "/config.json", rc_.json.dump(2) + "\n");  // fails now on a read-only folder
   if (t.resume) {
-    load_checkpoint(*t.resume);
     // Keep the log up to the checkpoint; later entries belong to the interrupted run's future.
     std::vector<std::string> kept;
     std::ifstream in(out_dir_ + "/metrics.jsonl");
@@ -148,6 +161,16 @@ void Trainer::build_data() {
   o.workers = d.workers;
   o.drop_last = d.drop_last && train_set_->size() >= o.batch_size;
   o.seed = rc_.train.seed;
+  if (const int64_t k = d.micro_batches; k > 1 || comm_->size() > 1) {
+    // Micro-batch steps (train/data_parallel.h): every global batch is whole and splits evenly.
+    EVIT_CHECK(o.batch_size % k == 0, "config.data.batch_size = ", o.batch_size, " does not split into data.micro_batches = ",
+               k, " equal micro-batches");
+    EVIT_CHECK(o.drop_last, "config.data.drop_last must be true when training in micro-batches or on several ranks "
+               "(a partial last batch would not split into equal micro-batches); the training set has ",
+               train_set_->size(), " samples for batches of ", o.batch_size);
+    o.shard = comm_->rank();
+    o.shards = comm_->size();
+  }
   loader_ = std::make_unique<data::DataLoader>(train_set_, o);
   steps_per_epoch_ = loader_->batches_per_epoch();
 }
@@ -206,56 +229,42 @@ void Trainer::next_batch(data::Batch& b) {
   }
 }
 
-double Trainer::train_one_step() {
+Trainer::PreparedBatch Trainer::prepare(const data::Batch& b, int64_t micro_batch) const {
   const TrainLoopConfig& t = rc_.train;
-  data::Batch b;
-  next_batch(b);
-  model_->train();
   Tensor input = b.input, target = b.target;
   if (const auto& sizes = rc_.data.multires_sizes; task_ == Task::classification && !sizes.empty()) {
-    // Multi-resolution training (docs/training.md): one size per batch, drawn from a generator seeded
+    // Multi-resolution training (docs/training.md): one size per step, drawn from a generator seeded
     // by the step so that a resumed run draws the same sizes.
     Generator g = data::sample_generator(t.seed ^ 0x6d756c7469ull, step_, 0);
     const int64_t size = sizes[g.next_u64() % sizes.size()];
     if (input.size(2) != size || input.size(3) != size)
       input = interpolate(input, {size, size}, {}, InterpolateMode::bicubic, false);
   }
-  const bool bce = task_ == Task::classification && t.loss == "bce";
-  if (task_ == Task::classification && (bce || t.mixup_alpha > 0 || t.cutmix_alpha > 0)) {
-    // Soft targets: smoothed one-hot, then mixup or cutmix (docs/training.md).
-    Generator g = data::sample_generator(t.seed ^ 0x6d6978ull, step_, 0);
+  if (task_ == Task::classification && (t.loss == "bce" || t.mixup_alpha > 0 || t.cutmix_alpha > 0)) {
+    // Soft targets: smoothed one-hot, then mixup or cutmix (docs/training.md) within the
+    // (micro-)batch, with λ and partners keyed by the step and the micro-batch's global index.
+    Generator g = data::sample_generator(t.seed ^ 0x6d6978ull, step_, micro_batch);
     auto mixed = data::mix_batch(input, target, num_classes_, t.mixup_alpha, t.cutmix_alpha, t.label_smoothing, g);
     input = mixed.input, target = mixed.soft_target;
   }
-  if (const double p = t.drop_path; p > 0) {
-    // Stochastic depth grows with training progress: 0 during warmup, p at the end (docs/training.md).
-    const int64_t warm = schedule_->options().warmup_steps;
-    const double progress = total_steps_ > warm ? std::max(0.0, double(step_ - warm) / double(total_steps_ - warm)) : 1.0;
-    zoo::set_drop_path(*model_, p, t.drop_path_skip, progress);
-  }
-  const double lr = schedule_->lr();
-  optimizer_->set_lr(lr);
-  optimizer_->zero_grad();
-  input = on_device(input), target = on_device(target);  // after the host-side batch transforms
+  // After the host-side batch transforms.
+  return {on_device(input), on_device(target), on_device(b.aux), micro_batch};
+}
+
+Tensor Trainer::forward_loss(const PreparedBatch& p) {
+  const TrainLoopConfig& t = rc_.train;
   std::optional<AutocastGuard> autocast;
   if (amp_) autocast.emplace(*amp_);
-  // SAM fine-tuning draws its prompts from a generator of the step, so a resumed run draws the same.
-  const auto forward_loss = [&] {
-    if (task_ == Task::sam_finetune) {
-      Generator g = data::sample_generator(t.seed ^ 0x73616d66ull, step_, 0);
-      return sam_finetune_batch_loss(dynamic_cast<zoo::EfficientViTSam&>(*model_), input, target, on_device(b.aux),
-                                     sam_finetune_options(), g);
-    }
-    return task_loss(task_, model_->forward(input), target, t.label_smoothing, rc_.data.ignore_index);
-  };
-  Tensor output, loss;  // output: the model's, where the loss comes from one (MESA reads it)
   if (task_ == Task::sam_finetune) {
-    loss = forward_loss();
-  } else {
-    output = model_->forward(input);
-    loss = bce ? binary_cross_entropy_with_logits(output, target)
-               : task_loss(task_, output, target, t.label_smoothing, rc_.data.ignore_index);
+    // SAM fine-tuning draws its prompts from a generator of the step, so a resumed run draws the same.
+    Generator g = data::sample_generator(t.seed ^ 0x73616d66ull, step_, p.micro_batch);
+    return sam_finetune_batch_loss(dynamic_cast<zoo::EfficientViTSam&>(*model_), p.input, p.target, p.aux,
+                                   sam_finetune_options(), g);
   }
+  const Tensor output = model_->forward(p.input);
+  Tensor loss = t.loss == "bce" && task_ == Task::classification
+                    ? binary_cross_entropy_with_logits(output, p.target)
+                    : task_loss(task_, output, p.target, t.label_smoothing, rc_.data.ignore_index);
   if (const double w = t.mesa_weight;
       w > 0 && task_ == Task::classification && static_cast<double>(step_) >= t.mesa_start * total_steps_) {
     // MESA (docs/training.md): distil from the EMA model's sigmoid outputs on the same batch.
@@ -269,25 +278,75 @@ double Trainer::train_one_step() {
       NoGradGuard no_grad;
       ema_->copy_to(*ema_model_);
       ema_model_->eval();
-      soft = sigmoid(ema_model_->forward(input));
+      soft = sigmoid(ema_model_->forward(p.input));
     }
     loss = add(loss, mul(binary_cross_entropy_with_logits(output, soft), w));
   }
-  autocast.reset();  // backward uses the precision each op chose in the forward
-  const double value = loss.item<double>();
-  if (!std::isfinite(value)) {
-    // Replay this batch's forward in anomaly mode to name the op where the values broke.
-    std::string where = "the forward ops all gave finite outputs; the loss itself is not finite";
+  return loss;  // backward uses the precision each op chose in the forward
+}
+
+void Trainer::throw_diverged(double loss, double lr, const PreparedBatch* culprit) {
+  // Replay the batch's forward in anomaly mode to name the op where the values broke.
+  std::string where = "the loss of a micro-batch on another rank was not finite";
+  if (culprit) {
+    where = "the forward ops all gave finite outputs; the loss itself is not finite";
     try {
       AnomalyGuard anomaly;
-      forward_loss();
+      forward_loss(*culprit);
     } catch (const Error& e) {
       where = e.what();
     }
-    EVIT_THROW("training diverged at step ", step_ + 1, " (epoch ", epoch_, "): the loss is ", value, " with lr ", lr,
-               "; ", where, ". Lower optimizer.lr or enable gradient clipping.");
   }
-  (scaler_ ? scaler_->scale(loss) : loss).backward();
+  EVIT_THROW("training diverged at step ", step_ + 1, " (epoch ", epoch_, "): the loss is ", loss, " with lr ", lr, "; ",
+             where, ". Lower optimizer.lr or enable gradient clipping.");
+}
+
+double Trainer::train_one_step() {
+  const TrainLoopConfig& t = rc_.train;
+  data::Batch b;
+  next_batch(b);
+  model_->train();
+  if (const double p = t.drop_path; p > 0) {
+    // Stochastic depth grows with training progress: 0 during warmup, p at the end (docs/training.md).
+    const int64_t warm = schedule_->options().warmup_steps;
+    const double progress = total_steps_ > warm ? std::max(0.0, double(step_ - warm) / double(total_steps_ - warm)) : 1.0;
+    zoo::set_drop_path(*model_, p, t.drop_path_skip, progress);
+  }
+  const double lr = schedule_->lr();
+  optimizer_->set_lr(lr);
+  optimizer_->zero_grad();
+  double value = 0;
+  if (!data_parallel_) {
+    const PreparedBatch batch = prepare(b, 0);
+    const Tensor loss = forward_loss(batch);
+    value = loss.item<double>();
+    if (!std::isfinite(value)) throw_diverged(value, lr, &batch);
+    (scaler_ ? scaler_->scale(loss) : loss).backward();
+  } else {
+    // Micro-batches (train/data_parallel.h): this rank's contiguous block of the global batch.
+    DataParallelStep& dp = *data_parallel_;
+    const int64_t local = dp.local_micro_batches(), size = b.input.size(0) / local;
+    std::optional<PreparedBatch> culprit;
+    dp.begin_step();
+    for (int64_t j = 0; j < local; ++j) {
+      const int64_t index = dp.first_micro_batch() + j;
+      data::Batch part;
+      part.input = slice(b.input, 0, j * size, (j + 1) * size).contiguous();
+      part.target = slice(b.target, 0, j * size, (j + 1) * size).contiguous();
+      if (b.aux.defined()) part.aux = slice(b.aux, 0, j * size, (j + 1) * size).contiguous();
+      // Dropout and drop path draw from the default generator: keyed by the step and the
+      // micro-batch, never by how many draws other ranks made before.
+      default_generator() = data::sample_generator(t.seed ^ 0x64726f70ull, step_, index);
+      PreparedBatch batch = prepare(part, index);
+      const Tensor loss = forward_loss(batch);
+      const double v = loss.item<double>();
+      if (!std::isfinite(v) && !culprit) culprit = batch;
+      (scaler_ ? scaler_->scale(loss) : loss).backward();
+      dp.end_micro_batch(v);
+    }
+    value = dp.finish_step();  // the same on every rank, so all ranks stop together on divergence
+    if (!std::isfinite(value)) throw_diverged(value, lr, culprit ? &*culprit : nullptr);
+  }
   // Clipping sees true gradients: a loss scaler divides its scale out first.
   if (scaler_) scaler_->unscale_(*optimizer_);
   if (t.grad_clip) {
@@ -375,13 +434,24 @@ Metrics Trainer::fit() {
   const int64_t eval_every = t.eval_every * unit;
   const int64_t ckpt_every = t.checkpoint_every * unit;
   const int64_t log_every = t.log_every;
+  const bool main_rank = is_main_rank();
+  Metrics last;
+  if (!main_rank) {
+    // Other ranks train in step with rank 0, which alone logs, evaluates and checkpoints.
+    while (step_ < total_steps_) train_one_step();
+    return last;
+  }
   std::printf("training %s on %s: %lld steps (%lld per epoch), %lld parameters\n"
               "evaluating on %s with the %s\n",
               rc_.model.name.c_str(), train_set_->describe().c_str(),
               (long long)total_steps_, (long long)steps_per_epoch_, (long long)model_->num_parameters(),
               val_set_->describe().c_str(), evaluation_weights_description().c_str());
+  if (data_parallel_)
+    std::printf("data-parallel: %s; each global batch of %lld in %lld micro-batches of %lld, %lld per rank\n",
+                comm_->describe().c_str(), (long long)rc_.data.batch_size, (long long)data_parallel_->micro_batches(),
+                (long long)(rc_.data.batch_size / data_parallel_->micro_batches()),
+                (long long)data_parallel_->local_micro_batches());
   std::fflush(stdout);
-  Metrics last;
   auto evaluate_and_log = [&] {
     last = evaluate();
     json rec = {{"step", step_}, {"epoch", epoch_}};
@@ -421,6 +491,7 @@ Metrics Trainer::fit() {
 }
 
 void Trainer::save_checkpoint(const std::string& dir) {
+  if (!is_main_rank()) return;  // every rank holds the same state; one writes it
   CheckpointParts parts{model_.get(), optimizer_.get(), schedule_.get(), ema_.get(), scaler_.get(), nullptr};
   // What evaluate() scores, so `evit eval` on this checkpoint gives the training-time number.
   if (ema_ || rc_.train.reset_bn_batches > 0) parts.eval_model = &evaluation_model();

@@ -16,6 +16,11 @@
 //   config.json            the resolved config
 // A resumed run (train.resume = a checkpoint folder) continues bitwise exactly where the
 // checkpoint left off. A non-finite loss stops training with the step and the values named.
+//
+// Under an MPI launcher (`mpirun -n 4 evit train ...`) every rank builds a Trainer on the same
+// config; with data.micro_batches > 1 or more than one rank each step runs as fixed micro-batches
+// (train/data_parallel.h), so the weights do not depend on the number of ranks. Rank 0 alone
+// writes the run folder and evaluates.
 #pragma once
 #include <map>
 #include <memory>
@@ -32,6 +37,8 @@
 #include "optim/grad_scaler.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "core/dist/communicator.h"
+#include "train/data_parallel.h"
 #include "train/evaluator.h"
 #include "train/run_config.h"
 #include "train/sam_finetune.h"
@@ -43,7 +50,8 @@ class Trainer {
  public:
   // `config` must be validated with training_config_schema() (defaults filled in); it is parsed
   // into a RunConfig once.
-  explicit Trainer(const nlohmann::json& config);
+  // `comm`: the job's ranks (null: dist::world(), MPI's ranks under mpirun, else one process).
+  explicit Trainer(const nlohmann::json& config, dist::Communicator* comm = nullptr);
   ~Trainer();
 
   // Trains until the configured number of steps; returns the last evaluation's metrics.
@@ -69,9 +77,18 @@ class Trainer {
   Task task() const { return task_; }
 
  private:
+  // A (micro-)batch after the host-side transforms, on the training device.
+  struct PreparedBatch {
+    Tensor input, target, aux;
+    int64_t micro_batch = 0;  // its global index within the step (keys its random draws)
+  };
   void build_data();
   void build_optimizer();
   double train_one_step();
+  PreparedBatch prepare(const data::Batch& b, int64_t micro_batch) const;
+  Tensor forward_loss(const PreparedBatch& batch);
+  [[noreturn]] void throw_diverged(double loss, double lr, const PreparedBatch* culprit);
+  bool is_main_rank() const { return comm_->rank() == 0; }
   void log(const nlohmann::json& record) const;
   void next_batch(data::Batch& b);
   void reset_bn(zoo::Model& model, int64_t batches);
@@ -80,6 +97,8 @@ class Trainer {
   SamFinetuneOptions sam_finetune_options() const;
 
   RunConfig rc_;
+  dist::Communicator* comm_;
+  std::unique_ptr<DataParallelStep> data_parallel_;  // micro-batch steps, when K·W > 1
   Task task_;
   std::string out_dir_;
   std::shared_ptr<zoo::Model> model_;

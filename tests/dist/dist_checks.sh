@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Multi-process checks of data-parallel training, run by ctest when evit is built with MPI:
+#   tests/dist/dist_checks.sh EVIT EVIT_TESTS MPIRUN WORK_DIR
+# 1. the [mpi] collective test on 2 ranks over shared memory and on 4 (oversubscribed) over TCP
+#    on the loopback;
+# 2. EfficientViT-B0 at 64 px, global batch 8 in 4 micro-batches, 3 steps with drop path, mixup,
+#    cutmix, RandAugment and EMA: model, EMA and optimizer files byte for byte equal on 1, 2 and
+#    4 ranks;
+# 3. a run checkpointed on 2 ranks and resumed on 4 equals one checkpointed and resumed on 1;
+# 4. a rank killed mid-run ends the job with a message within a bounded time, and the last
+#    checkpoint resumes.
+set -euo pipefail
+evit=$1 tests=$2 mpirun=$3 work=$4
+rm -rf "$work"
+mkdir -p "$work"
+
+# Open MPI in containers, as root: allow root, no cross-process memory attach (often forbidden by
+# the container's ptrace policy), the ob1 messaging layer, processes not pinned to cores, and
+# waiting ranks yield the CPU to the others.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_pml=ob1 OMPI_MCA_mpi_yield_when_idle=1
+shm=(--bind-to none --mca btl self,vader)
+tcp=(--bind-to none --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo)
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo; echo "== $*"; }
+
+step "collectives on 2 ranks (shared memory) and 4 ranks (TCP on the loopback)"
+"$mpirun" -n 2 "${shm[@]}" "$tests" "[mpi]" || fail "the [mpi] test failed on 2 ranks"
+"$mpirun" -n 4 "${tcp[@]}" "$tests" "[mpi]" || fail "the [mpi] test failed on 4 ranks"
+
+step "training data"
+EVIT_DIST_DATA="$work/data" "$tests" "[dist_data]" > /dev/null
+cat > "$work/config.json" <<JSON
+{
+  "task": "classification",
+  "model": {"name": "efficientvit-b0"},
+  "data": {"root": "$work/data", "dataset": "imagenet", "crop": 64, "batch_size": 8, "micro_batches": 4,
+           "workers": 1},
+  "optimizer": {"lr": 0.002, "weight_decay": 0.05},
+  "schedule": {"warmup_steps": 0, "total_steps": 3},
+  "ema": {"enabled": true, "decay": 0.9, "warmup_steps": 0},
+  "train": {"steps": 3, "threads": 1, "drop_path": 0.2, "mixup_alpha": 0.8, "cutmix_alpha": 1.0,
+            "rand_augment": "rand-n2-m9-mstd0.5", "label_smoothing": 0.1, "eval_every": 3,
+            "checkpoint_every": 1, "log_every": 1},
+  "output_dir": "$work/unused"
+}
+JSON
+train() {  # train RANKS OUTPUT [more evit train arguments]
+  local ranks=$1 out=$2
+  shift 2
+  if [ "$ranks" = 1 ]; then
+    "$evit" train "$work/config.json" --set output_dir="$out" "$@" > "$out.log" 2>&1
+  else
+    "$mpirun" -n "$ranks" "${tcp[@]}" "$evit" train "$work/config.json" --set output_dir="$out" "$@" > "$out.log" 2>&1
+  fi || { cat "$out.log"; fail "training on $ranks ranks failed"; }
+}
+same_state() {  # same_state RUN_A RUN_B: the checkpoints' weights, EMA and optimizer state
+  for f in model.safetensors ema.safetensors optimizer.safetensors; do
+    cmp "$1/checkpoint/$f" "$2/checkpoint/$f" || fail "$f differs between $1 and $2"
+  done
+}
+
+step "3 steps on 1, 2 and 4 ranks"
+for w in 1 2 4; do
+  train $w "$work/w$w"
+  grep -q '"loss"' "$work/w$w/metrics.jsonl" || fail "no loss logged on $w ranks"
+done
+grep -q "data-parallel: MPI rank 0 of 4" "$work/w4.log" || { cat "$work/w4.log"; fail "the 4-rank run did not say so"; }
+same_state "$work/w1" "$work/w2"
+same_state "$work/w1" "$work/w4"
+cmp <(grep -o '"loss":[^,]*' "$work/w1/metrics.jsonl") <(grep -o '"loss":[^,]*' "$work/w4/metrics.jsonl") ||
+  fail "logged losses differ between 1 and 4 ranks"
+echo "weights, EMA and optimizer state bitwise equal on 1, 2 and 4 ranks"
+
+step "checkpointed on 2 ranks, resumed on 4 = checkpointed and resumed on 1"
+train 1 "$work/r1" --set train.steps=2
+train 1 "$work/r1" --set train.steps=3 --resume "$work/r1/checkpoint"
+train 2 "$work/r24" --set train.steps=2
+train 4 "$work/r24" --set train.steps=3 --resume "$work/r24/checkpoint"
+same_state "$work/r1" "$work/r24"
+echo "resumed at another rank count bitwise"
+
+step "a killed rank stops the job"
+kill_run="$work/killed"
+"$mpirun" -n 2 "${shm[@]}" "$evit" train "$work/config.json" --set output_dir="$kill_run" --set train.steps=100000 \
+  > "$kill_run.log" 2>&1 &
+launcher=$!
+for _ in $(seq 600); do
+  [ -f "$kill_run/checkpoint/trainer.json" ] && break
+  sleep 0.2
+done
+[ -f "$kill_run/checkpoint/trainer.json" ] || { cat "$kill_run.log"; fail "the run wrote no checkpoint"; }
+victim=""
+for pid in $(pgrep -f "output_dir=$kill_run" || true); do
+  if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then victim=$pid; fi
+done
+[ -n "$victim" ] || fail "rank 1's process was not found"
+started=$(date +%s)
+kill -9 "$victim"
+code=0
+timeout 120 tail --pid="$launcher" -f /dev/null || fail "the job did not end within 120 s of rank 1's death"
+wait "$launcher" || code=$?
+elapsed=$(( $(date +%s) - started ))
+[ "$code" -ne 0 ] || fail "the job exited with status 0 after rank 1 was killed"
+grep -qi "signal 9\|killed" "$kill_run.log" || { cat "$kill_run.log"; fail "no message names the killed rank"; }
+echo "job ended in ${elapsed} s with status $code:"
+grep -i "signal 9\|killed" "$kill_run.log" | head -3
+done_steps=$(grep -o '"step": *[0-9]*' "$kill_run/checkpoint/trainer.json" | grep -o '[0-9]*$')
+train 2 "$kill_run" --set train.steps=$((done_steps + 1)) --resume "$kill_run/checkpoint"
+echo "the last checkpoint (step $done_steps) resumed"
+echo
+echo "dist_checks: all passed"

@@ -1,0 +1,259 @@
+// Data-parallel building blocks: the fixed pairwise summation tree, the all-reduce over an
+// in-process group of ranks (no MPI needed), the micro-batch step, and loader sharding. The
+// multi-process checks (mpirun with 2 and 4 ranks, bitwise training runs, a killed rank) are in
+// tests/dist/dist_checks.sh; the test tagged [mpi] here also runs under mpirun there.
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "autograd/grad_mode.h"
+#include "core/dist/communicator.h"
+#include "core/dist/in_process_group.h"
+#include "core/dist/tree_reduce.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "nn/container.h"
+#include "nn/conv.h"
+#include "nn/norm.h"
+#include "ops/ops.h"
+#include "support/test_util.h"
+#include "train/data_parallel.h"
+
+namespace fs = std::filesystem;
+using namespace evit;
+
+namespace {
+
+// K leaves of n values whose sum depends on the order of the additions: magnitudes from 1e-3 to
+// 1e8 with both signs, so that small terms vanish against large ones in some orders and not others.
+std::vector<std::vector<float>> order_sensitive_leaves(int k, int n, uint64_t seed) {
+  Generator g(seed);
+  std::vector<std::vector<float>> leaves(static_cast<size_t>(k), std::vector<float>(static_cast<size_t>(n)));
+  for (auto& leaf : leaves)
+    for (auto& v : leaf) {
+      const double u = g.uniform_double();
+      const double magnitude = std::pow(10.0, -3.0 + 11.0 * g.uniform_double());
+      v = static_cast<float>((u < 0.5 ? -1.0 : 1.0) * magnitude);
+    }
+  return leaves;
+}
+
+// The balanced tree written out recursively: the definition PairwiseSum must match.
+std::vector<float> recursive_tree(const std::vector<std::vector<float>>& leaves, size_t begin, size_t end) {
+  if (end - begin == 1) return leaves[begin];
+  const size_t mid = begin + (end - begin) / 2;
+  std::vector<float> a = recursive_tree(leaves, begin, mid), b = recursive_tree(leaves, mid, end);
+  for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+  return a;
+}
+
+Tensor square_mean(const Tensor& y) { return mean(mul(y, y)); }
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Rank `rank` of `size`: sums its contiguous block of the leaves pairwise, then all-reduces.
+std::vector<float> rank_sum(dist::Communicator& comm, const std::vector<std::vector<float>>& leaves,
+                            int64_t bucket = int64_t{1} << 22) {
+  const size_t per_rank = leaves.size() / static_cast<size_t>(comm.size());
+  dist::PairwiseSum sum;
+  for (size_t j = 0; j < per_rank; ++j) sum.add(leaves[static_cast<size_t>(comm.rank()) * per_rank + j]);
+  std::vector<float> v = sum.take();
+  dist::tree_allreduce_sum(comm, v, bucket);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("pairwise sums follow one balanced tree, whatever order would give", "[dist]") {
+  // 1e8 + 1 rounds back to 1e8 in f32: left to right gives 1, the tree ((1e8 + 1) + (-1e8 + 1)) 0.
+  dist::PairwiseSum sum;
+  for (float v : {1e8f, 1.0f, -1e8f, 1.0f}) sum.add({v});
+  REQUIRE(sum.take() == std::vector<float>{0.0f});
+  float left_to_right = 0;
+  for (float v : {1e8f, 1.0f, -1e8f, 1.0f}) left_to_right += v;
+  REQUIRE(left_to_right == 1.0f);  // the order matters for these values
+
+  auto leaves = order_sensitive_leaves(16, 257, 3);
+  for (auto& leaf : leaves) sum.add(leaf);
+  REQUIRE(same_bits(sum.take(), recursive_tree(leaves, 0, leaves.size())));
+
+  sum.add({1.0f});
+  sum.add({2.0f});
+  sum.add({3.0f});
+  REQUIRE_THROWS_WITH(sum.take(), Catch::Contains("3 leaves") && Catch::Contains("power of two"));
+}
+
+TEST_CASE("the tree all-reduce gives every rank one process's bits on 1, 2, 4 and 8 ranks", "[dist]") {
+  const auto leaves = order_sensitive_leaves(8, 1000, 11);
+  const std::vector<float> reference = recursive_tree(leaves, 0, leaves.size());
+  std::vector<float> sequential = leaves[0];
+  for (size_t k = 1; k < leaves.size(); ++k)
+    for (size_t i = 0; i < sequential.size(); ++i) sequential[i] += leaves[k][i];
+  REQUIRE_FALSE(same_bits(sequential, reference));  // another order would be caught
+  for (int w : {1, 2, 4, 8}) {
+    auto ranks = dist::in_process_group(w);
+    std::vector<std::vector<float>> results(static_cast<size_t>(w));
+    std::vector<std::thread> threads;
+    // Buckets of 97 values: the last one partial, to show bucketing changes no bit.
+    for (int r = 0; r < w; ++r)
+      threads.emplace_back([&, r] { results[static_cast<size_t>(r)] = rank_sum(*ranks[static_cast<size_t>(r)], leaves, 97); });
+    for (auto& t : threads) t.join();
+    for (int r = 0; r < w; ++r) {
+      INFO("world " << w << ", rank " << r);
+      REQUIRE(same_bits(results[static_cast<size_t>(r)], reference));
+    }
+  }
+}
+
+TEST_CASE("the tree all-reduce over this job's ranks equals one process's sum", "[dist][mpi]") {
+  // Under plain ctest this is a one-rank job; tests/dist/dist_checks.sh runs it with mpirun -n 2
+  // and -n 4 over shared memory and TCP.
+  dist::Communicator& comm = dist::world();
+  const auto leaves = order_sensitive_leaves(8, 1 << 12, 5);
+  REQUIRE(same_bits(rank_sum(comm, leaves, 1000), recursive_tree(leaves, 0, leaves.size())));
+  std::vector<float> four;
+  for (float v : {1e8f, 1.0f, -1e8f, 1.0f}) four.push_back(v);
+  std::vector<std::vector<float>> singles;
+  for (float v : four) singles.push_back({v});
+  REQUIRE(rank_sum(comm, singles) == std::vector<float>{0.0f});
+  Tensor t = full({3}, comm.rank() == 0 ? 7.0 : -1.0);
+  dist::broadcast_tensors(comm, {t});
+  REQUIRE(t.to_vector<float>() == std::vector<float>{7, 7, 7});
+  comm.barrier();
+}
+
+TEST_CASE("the fixed tree needs a power-of-two job and rank 0's tensors reach every rank", "[dist]") {
+  auto three = dist::in_process_group(3);
+  std::vector<float> v{1.0f};
+  REQUIRE_THROWS_WITH(dist::tree_allreduce_sum(*three[0], v), Catch::Contains("3 ranks") && Catch::Contains("power of two"));
+
+  auto ranks = dist::in_process_group(4);
+  std::vector<Tensor> tensors;
+  for (int r = 0; r < 4; ++r) tensors.push_back(full({2, 3}, static_cast<double>(r + 1)));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 4; ++r)
+    threads.emplace_back([&, r] { dist::broadcast_tensors(*ranks[static_cast<size_t>(r)], {tensors[static_cast<size_t>(r)]}); });
+  for (auto& t : threads) t.join();
+  for (auto& t : tensors) REQUIRE(t.to_vector<float>() == std::vector<float>(6, 1.0f));
+}
+
+TEST_CASE("a micro-batch step averages gradients in the tree and updates BatchNorm once", "[dist]") {
+  test::ThreadCountGuard threads;
+  auto make = [] {
+    Generator g(4);
+    return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+        std::make_shared<nn::Conv2d>(nn::Conv2dOptions{3, 4, 3, 1, 1}, &g), std::make_shared<nn::BatchNorm2d>(4)});
+  };
+  auto model = make(), reference = make();
+  model->train();
+  reference->train();
+  Generator g(9);
+  const Tensor x = randn({8, 3, 5, 5}, {}, &g);
+  dist::SingleProcess one;
+  train::DataParallelStep step(*model, one, 4);
+  REQUIRE(step.local_micro_batches() == 4);
+  step.begin_step();
+  std::vector<double> losses;
+  for (int k = 0; k < 4; ++k) {
+    Tensor loss = square_mean(model->forward(slice(x, 0, 2 * k, 2 * k + 2)));
+    losses.push_back(loss.item<double>());
+    loss.backward();
+    step.end_micro_batch(losses.back());
+  }
+  const double loss = step.finish_step();
+
+  // The same micro-batches one by one on the reference copy, summed in the tree by hand.
+  auto* bn = dynamic_cast<nn::BatchNorm2d*>((*reference)[1].get());
+  std::vector<std::vector<float>> grads, means;
+  const Tensor weight = reference->parameters()[0];
+  for (int k = 0; k < 4; ++k) {
+    fill_(bn->running_mean, 0.0);
+    const double momentum = bn->momentum;
+    bn->momentum = 1.0;  // the running mean becomes this micro-batch's mean
+    square_mean(reference->forward(slice(x, 0, 2 * k, 2 * k + 2))).backward();
+    bn->momentum = momentum;
+    grads.push_back(weight.grad().to_vector<float>());
+    means.push_back(bn->running_mean.to_vector<float>());
+    weight.set_grad(Tensor());
+  }
+  std::vector<float> expected = recursive_tree(grads, 0, 4);
+  for (auto& v : expected) v *= 0.25f;
+  REQUIRE(same_bits(model->parameters()[0].grad().to_vector<float>(), expected));
+  std::vector<float> mean_stat = recursive_tree(means, 0, 4);
+  auto* trained_bn = dynamic_cast<nn::BatchNorm2d*>((*model)[1].get());
+  const auto running = trained_bn->running_mean.to_vector<float>();
+  for (size_t c = 0; c < running.size(); ++c) REQUIRE(running[c] == Approx(0.1 * mean_stat[c] * 0.25).epsilon(1e-6));
+  REQUIRE(trained_bn->num_batches_tracked.item<double>() == 1.0);  // once per step, not per micro-batch
+  REQUIRE(loss == Approx(((losses[0] + losses[1]) + (losses[2] + losses[3])) / 4).epsilon(1e-6));
+
+  auto four = dist::in_process_group(4);
+  REQUIRE_THROWS_WITH(train::DataParallelStep(*model, one, 3), Catch::Contains("micro_batches = 3") &&
+                                                                     Catch::Contains("power of two"));
+  REQUIRE_THROWS_WITH(train::DataParallelStep(*model, *four[0], 2),
+                      Catch::Contains("micro_batches = 2") && Catch::Contains("4 ranks"));
+}
+
+TEST_CASE("loader shards cut every batch into the ranks' contiguous parts", "[dist][data]") {
+  fs::path root = fs::temp_directory_path() / "evit_dist_shards";
+  fs::remove_all(root);
+  for (int c = 0; c < 2; ++c) {
+    fs::create_directories(root / "train" / ("c" + std::to_string(c)));
+    for (int i = 0; i < 6; ++i) {
+      Image img(8, 8, 3);
+      for (auto& v : img.data) v = static_cast<uint8_t>(40 * c + 7 * i);
+      encode_png((root / "train" / ("c" + std::to_string(c)) / ("i" + std::to_string(i) + ".png")).string(), img);
+    }
+  }
+  auto set = std::make_shared<data::ImageFolderDataset>(root.string(), "train");
+  data::LoaderOptions o;
+  o.batch_size = 4;
+  o.drop_last = true;
+  o.workers = 0;
+  o.seed = 3;
+  data::DataLoader whole(set, o);
+  whole.start_epoch(1);
+  std::vector<data::DataLoader*> parts;
+  std::vector<std::unique_ptr<data::DataLoader>> owners;
+  for (int s = 0; s < 2; ++s) {
+    o.shard = s, o.shards = 2;
+    owners.push_back(std::make_unique<data::DataLoader>(set, o));
+    owners.back()->start_epoch(1);
+  }
+  data::Batch all, a, b;
+  int batches = 0;
+  while (whole.next(all)) {
+    REQUIRE(owners[0]->next(a));
+    REQUIRE(owners[1]->next(b));
+    REQUIRE(test::bitwise_equal(cat({a.input, b.input}, 0), all.input));
+    REQUIRE(test::bitwise_equal(cat({a.target, b.target}, 0), all.target));
+    ++batches;
+  }
+  REQUIRE(batches == 3);
+  o.batch_size = 3;
+  data::DataLoader odd(set, o);
+  odd.start_epoch(0);
+  REQUIRE_THROWS_WITH(odd.next(a), Catch::Contains("3 samples") && Catch::Contains("2 equal parts"));
+}
+
+TEST_CASE("writes the image folders of the multi-process training checks", "[.][dist_data]") {
+  // Run by tests/dist/dist_checks.sh with EVIT_DIST_DATA set: two classes of 8 images at 72 px.
+  const char* out = std::getenv("EVIT_DIST_DATA");
+  REQUIRE(out != nullptr);
+  Generator g(21);
+  for (const char* split : {"train", "val"})
+    for (int c = 0; c < 2; ++c) {
+      fs::path dir = fs::path(out) / split / (c ? "n002" : "n001");
+      fs::create_directories(dir);
+      for (int i = 0; i < 8; ++i) {
+        Image img(72, 72, 3);
+        for (size_t p = 0; p < img.data.size(); ++p)
+          img.data[p] = static_cast<uint8_t>((c ? 150 : 60) + (p % 3) * 20 + g.next_u64() % 50);
+        encode_png((dir / ("img" + std::to_string(i) + ".png")).string(), img);
+      }
+    }
+}

@@ -1,0 +1,67 @@
+// Data-parallel training steps whose result does not depend on the number of ranks.
+//
+// The global batch B (data.batch_size) is the contract. Each step splits it into K fixed
+// micro-batches of B/K samples (data.micro_batches; K a power of two, divisible by the world size
+// W). Rank r loads and runs the contiguous micro-batches [r·K/W, (r+1)·K/W) of the one global
+// sample order, so which sample lands in which micro-batch never depends on W. For every
+// micro-batch the rank runs forward and backward and takes the gradients, the BatchNorm batch
+// statistics and the loss as one leaf; the K leaves are summed in one fixed pairwise tree, inside
+// the rank and across ranks (core/dist/tree_reduce.h), and scaled by 1/K (exact: K is a power of
+// two). So every rank holds the same bits as one process running all K micro-batches, and
+// optimizer, EMA, clipping and loss scaling — fed identical inputs — stay identical everywhere.
+//
+//   DataParallelStep dp(model, comm, K);
+//   dp.begin_step();
+//   for (int64_t j = 0; j < dp.local_micro_batches(); ++j) {
+//     ... forward micro-batch dp.first_micro_batch() + j, backward ...
+//     dp.end_micro_batch(loss);
+//   }
+//   double loss = dp.finish_step();   // gradients now in .grad, running statistics updated
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/dist/communicator.h"
+#include "core/dist/tree_reduce.h"
+#include "nn/module.h"
+#include "nn/norm.h"
+
+namespace evit::train {
+
+class DataParallelStep {
+ public:
+  // Checks K against the world size; `model` must outlive this object.
+  DataParallelStep(nn::Module& model, dist::Communicator& comm, int64_t micro_batches);
+
+  int64_t micro_batches() const { return k_; }
+  int64_t local_micro_batches() const { return k_ / comm_.size(); }
+  int64_t first_micro_batch() const { return comm_.rank() * local_micro_batches(); }
+  dist::Communicator& communicator() const { return comm_; }
+
+  // Before the step's first micro-batch: BatchNorm layers start collecting batch statistics
+  // instead of updating their running ones.
+  void begin_step();
+  // After a micro-batch's backward: takes its gradients (leaving .grad empty for the next one),
+  // its BatchNorm statistics and its loss.
+  void end_micro_batch(double loss);
+  // After the rank's last micro-batch: sums the leaves over all ranks, writes the mean gradient
+  // into .grad (left empty for a parameter no micro-batch reached), updates every BatchNorm's
+  // running statistics once from the mean of the micro-batch statistics, and returns the step's
+  // loss: the mean of the micro-batch losses (the same on every rank).
+  double finish_step();
+
+  // Copies rank 0's parameters and buffers to every rank (at the start of training).
+  void broadcast_model();
+
+ private:
+  nn::Module& model_;
+  dist::Communicator& comm_;
+  int64_t k_;
+  std::vector<Tensor> params_;             // trainable parameters, in reverse registration order
+  std::vector<nn::BatchNorm2d*> norms_;    // every BatchNorm, in module order
+  std::vector<std::vector<Tensor>> statistics_;  // per BatchNorm: [mean, var] of each micro-batch
+  int64_t leaf_size_ = 0;
+  dist::PairwiseSum sum_;
+};
+
+}  // namespace evit::train
