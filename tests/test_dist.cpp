@@ -63,7 +63,7 @@ std::vector<float> rank_sum(dist::Communicator& comm, const std::vector<std::vec
   dist::PairwiseSum sum;
   for (size_t j = 0; j < per_rank; ++j) sum.add(leaves[static_cast<size_t>(comm.rank()) * per_rank + j]);
   std::vector<float> v = sum.take();
-  dist::tree_allreduce_sum(comm, v, bucket);
+  dist::tree_allreduce_sum(comm, std::span<float>(v), bucket);
   return v;
 }
 
@@ -130,7 +130,7 @@ TEST_CASE("the tree all-reduce over this job's ranks equals one process's sum", 
 TEST_CASE("the fixed tree needs a power-of-two job and rank 0's tensors reach every rank", "[dist]") {
   auto three = dist::in_process_group(3);
   std::vector<float> v{1.0f};
-  REQUIRE_THROWS_WITH(dist::tree_allreduce_sum(*three[0], v), Catch::Contains("3 ranks") && Catch::Contains("power of two"));
+  REQUIRE_THROWS_WITH(dist::tree_allreduce_sum(*three[0], std::span<float>(v)), Catch::Contains("3 ranks") && Catch::Contains("power of two"));
 
   auto ranks = dist::in_process_group(4);
   std::vector<Tensor> tensors;

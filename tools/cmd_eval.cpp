@@ -10,6 +10,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "ops/shape.h"
+#include "core/dist/communicator.h"
 #include "tools/commands.h"
 #include "train/config.h"
 #include "train/sr_metrics.h"
@@ -189,10 +190,16 @@ int eval_config(const EvalOptions& o) {
   model->load(weights, true);
   const train::Evaluator ev(train::eval_spec(cfg, classes));
   model->to(ev.spec().device);
-  std::printf("evaluating %s\n  weights: %s (%s)\n  data: %s\n", name.c_str(), weights.c_str(), which.c_str(),
-              val.dataset->describe().c_str());
-  std::fflush(stdout);
-  const train::EvalReport r = ev.run(*model, *val.dataset, true, "eval");
+  // Under mpirun the ranks share the images out (docs/distributed.md); rank 0 reports.
+  dist::Communicator& job = dist::world();
+  if (job.rank() == 0) {
+    std::printf("evaluating %s\n  weights: %s (%s)\n  data: %s\n", name.c_str(), weights.c_str(), which.c_str(),
+                val.dataset->describe().c_str());
+    if (job.size() > 1) std::printf("  sharded over %d ranks (%s)\n", job.size(), job.describe().c_str());
+    std::fflush(stdout);
+  }
+  const train::EvalReport r = ev.run(*model, *val.dataset, true, "eval", &job);
+  if (job.rank() != 0) return 0;
   std::printf("%s", r.table(val.class_names).c_str());
   if (!o.output.empty()) {
     nlohmann::json j = r.to_json();

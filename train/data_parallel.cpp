@@ -92,7 +92,7 @@ double DataParallelStep::finish_step() {
              local_micro_batches(), " expected");
   for (auto* bn : norms_) bn->batch_statistics = nullptr;
   std::vector<float> sum = sum_.take();
-  dist::tree_allreduce_sum(comm_, sum);
+  dist::tree_allreduce_sum(comm_, std::span<float>(sum));
   const float scale = 1.0f / static_cast<float>(k_);  // exact: K is a power of two
   int64_t offset = 0;
   std::vector<int64_t> starts;

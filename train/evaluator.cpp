@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "autograd/grad_mode.h"
+#include "core/dist/tree_reduce.h"
 #include "core/error.h"
 #include "core/limits.h"
 #include "data/eval_transforms.h"
@@ -134,11 +135,14 @@ Tensor Evaluator::segment(zoo::Model& model, const Tensor& input, int64_t out_h,
   return squeeze(argmax(logits, 1), 0);
 }
 
-EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool progress, const std::string& label) const {
+EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool progress, const std::string& label,
+                          dist::Communicator* job) const {
   EVIT_CHECK(val.size() > 0, "evaluation: the validation set is empty (", val.describe(), ")");
   NoGradGuard no_grad;
   model.eval();
   EvalReport r;
+  const int ranks = job ? job->size() : 1, rank = job ? job->rank() : 0;
+  if (rank != 0 && (spec_.task == Task::sam_distill || spec_.task == Task::sam_finetune)) return r;
   if (spec_.task == Task::sam_distill) {
     r.metrics = sam_distill_metrics(model, val, spec_.device, spec_.sam_val_masks);
     r.samples = val.size();
@@ -159,10 +163,12 @@ EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool prog
   std::optional<SegConfusion> conf;
   if (spec_.task == Task::segmentation) conf.emplace(spec_.num_classes, spec_.ignore_index);
   TopKAccuracy topk;
-  double psnr_sum = 0, ssim_sum = 0;
+  // Super-resolution: the per-image scores, summed in image order at the end.
+  std::vector<double> psnr, ssim;
+  if (spec_.task == Task::super_resolution) psnr.assign(static_cast<size_t>(val.size()), 0.0), ssim = psnr;
   std::optional<Progress> bar;
-  if (progress) bar.emplace(val.size(), label);
-  for (int64_t i = 0; i < val.size(); ++i) {
+  if (progress && rank == 0) bar.emplace(val.size(), label);
+  for (int64_t i = rank; i < val.size(); i += ranks) {
     Generator unused(0);  // evaluation transforms draw nothing
     data::Sample s = val.get(i, unused);
     if (spec_.task == Task::segmentation) {
@@ -178,11 +184,19 @@ EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool prog
       EVIT_CHECK(sr.sizes() == s.target.sizes(), "evaluation: the model turns ", s.id, " into ", sr.desc(),
                  " but its HR image is ", s.target.desc(), " (is the model's scale ", spec_.scale, "?)");
       SrScore sc = score_sr_rgb(sr, s.target, spec_.scale);
-      psnr_sum += sc.psnr, ssim_sum += sc.ssim;
+      psnr[static_cast<size_t>(i)] = sc.psnr, ssim[static_cast<size_t>(i)] = sc.ssim;
     }
-    if (bar) bar->update(i + 1);
+    if (bar) bar->update(std::min(i + ranks, val.size()));
   }
   if (bar) bar->finish();
+  if (ranks > 1) {
+    // Each image's score is non-zero on one rank only: the sum over ranks is a gather, exact.
+    if (conf) conf->sum_over(*job);
+    else if (spec_.task == Task::classification) topk.sum_over(*job);
+    else dist::tree_allreduce_sum(*job, std::span<double>(psnr)), dist::tree_allreduce_sum(*job, std::span<double>(ssim));
+  }
+  double psnr_sum = 0, ssim_sum = 0;
+  for (size_t i = 0; i < psnr.size(); ++i) psnr_sum += psnr[i], ssim_sum += ssim[i];
   r.samples = val.size();
   if (conf) {
     r.metrics["val/mIoU"] = conf->miou();

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/device.h"
+#include "core/dist/communicator.h"
 #include "data/dataset.h"
 #include "train/run_config.h"
 #include "zoo/models.h"
@@ -55,8 +56,14 @@ class Evaluator {
 
   // Scores `model` (switched to eval mode; gradients off) on every sample of `val` in order. With
   // `progress`, a progress bar labelled `label` is drawn on stdout.
+  // With `job` (the ranks of a data-parallel job, all calling run() together), classification,
+  // segmentation and super-resolution evaluations are sharded: rank r scores the samples
+  // i ≡ r (mod W) and the ranks add up exact integer counts (top-k hits, the confusion counts) or
+  // gather the per-image PSNR/SSIM and sum them in image order, so every rank gets the
+  // single-process numbers bit for bit. SAM evaluations run on rank 0 alone (the others return
+  // no metrics). Only rank 0 draws the progress bar.
   EvalReport run(zoo::Model& model, const data::Dataset& val, bool progress = false,
-                 const std::string& label = "eval") const;
+                 const std::string& label = "eval", dist::Communicator* job = nullptr) const;
 
   // The model's raw output for one prepared input [C,H,W] (a batch of one), on the host.
   Tensor forward(zoo::Model& model, const Tensor& input) const;

@@ -1,8 +1,10 @@
 #include "train/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "core/dist/tree_reduce.h"
 #include "core/parallel.h"
 
 namespace evit::train {
@@ -98,6 +100,17 @@ void SegConfusion::merge(const SegConfusion& o) {
   }
 }
 
+void SegConfusion::sum_over(dist::Communicator& comm) {
+  std::vector<int64_t> counts = inter_;
+  counts.insert(counts.end(), pred_.begin(), pred_.end());
+  counts.insert(counts.end(), gt_.begin(), gt_.end());
+  dist::tree_allreduce_sum(comm, std::span<int64_t>(counts));
+  const auto c = static_cast<std::ptrdiff_t>(num_classes_);
+  std::copy(counts.begin(), counts.begin() + c, inter_.begin());
+  std::copy(counts.begin() + c, counts.begin() + 2 * c, pred_.begin());
+  std::copy(counts.begin() + 2 * c, counts.end(), gt_.begin());
+}
+
 std::vector<int64_t> SegConfusion::union_counts() const {
   std::vector<int64_t> u(static_cast<size_t>(num_classes_));
   for (int64_t c = 0; c < num_classes_; ++c) u[c] = pred_[c] + gt_[c] - inter_[c];
@@ -178,6 +191,12 @@ void TopKAccuracy::merge(const TopKAccuracy& o) {
   n_ += o.n_;
   correct1_ += o.correct1_;
   correct5_ += o.correct5_;
+}
+
+void TopKAccuracy::sum_over(dist::Communicator& comm) {
+  std::vector<int64_t> counts{n_, correct1_, correct5_};
+  dist::tree_allreduce_sum(comm, std::span<int64_t>(counts));
+  n_ = counts[0], correct1_ = counts[1], correct5_ = counts[2];
 }
 
 double TopKAccuracy::top1() const { return n_ == 0 ? kNaN : 100.0 * static_cast<double>(correct1_) / n_; }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dist/communicator.h"
 #include "core/tensor.h"
 
 namespace evit::train {
@@ -25,6 +26,9 @@ class SegConfusion {
   void update(const Tensor& pred, const Tensor& label);
   // Adds another accumulator's counts (same class count and ignore index).
   void merge(const SegConfusion& other);
+  // Adds up the counts of every rank of `comm` (each counted its share of the images): exact
+  // integer sums, so every rank then holds the counts of the whole set.
+  void sum_over(dist::Communicator& comm);
   void reset();
 
   int64_t num_classes() const { return num_classes_; }
@@ -57,6 +61,7 @@ class TopKAccuracy {
   // wrong. k is capped at C.
   void update(const Tensor& scores, const Tensor& target);
   void merge(const TopKAccuracy& other);
+  void sum_over(dist::Communicator& comm);  // as SegConfusion::sum_over
   void reset() { n_ = correct1_ = correct5_ = 0; }
 
   int64_t count() const { return n_; }

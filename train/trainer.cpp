@@ -400,7 +400,7 @@ std::string Trainer::evaluation_weights_description() const {
   return w;
 }
 
-Metrics Trainer::evaluate() { return evaluator_->run(evaluation_model(), *val_set_).metrics; }
+Metrics Trainer::evaluate() { return evaluator_->run(evaluation_model(), *val_set_, false, "eval", comm_).metrics; }
 
 void Trainer::reset_bn(zoo::Model& model, int64_t batches) {
   // Before evaluation, re-estimate every BatchNorm's running statistics on training batches
@@ -434,26 +434,28 @@ Metrics Trainer::fit() {
   const int64_t eval_every = t.eval_every * unit;
   const int64_t ckpt_every = t.checkpoint_every * unit;
   const int64_t log_every = t.log_every;
+  // Every rank trains and evaluates (its share of the validation set); rank 0 alone prints, logs
+  // and checkpoints.
   const bool main_rank = is_main_rank();
-  Metrics last;
-  if (!main_rank) {
-    // Other ranks train in step with rank 0, which alone logs, evaluates and checkpoints.
-    while (step_ < total_steps_) train_one_step();
-    return last;
+  if (main_rank) {
+    std::printf("training %s on %s: %lld steps (%lld per epoch), %lld parameters\n"
+                "evaluating on %s with the %s\n",
+                rc_.model.name.c_str(), train_set_->describe().c_str(), (long long)total_steps_,
+                (long long)steps_per_epoch_, (long long)model_->num_parameters(), val_set_->describe().c_str(),
+                evaluation_weights_description().c_str());
+    if (data_parallel_)
+      std::printf("data-parallel: %s; each global batch of %lld in %lld micro-batches of %lld, %lld per rank\n",
+                  comm_->describe().c_str(), (long long)rc_.data.batch_size, (long long)data_parallel_->micro_batches(),
+                  (long long)(rc_.data.batch_size / data_parallel_->micro_batches()),
+                  (long long)data_parallel_->local_micro_batches());
+    std::fflush(stdout);
   }
-  std::printf("training %s on %s: %lld steps (%lld per epoch), %lld parameters\n"
-              "evaluating on %s with the %s\n",
-              rc_.model.name.c_str(), train_set_->describe().c_str(),
-              (long long)total_steps_, (long long)steps_per_epoch_, (long long)model_->num_parameters(),
-              val_set_->describe().c_str(), evaluation_weights_description().c_str());
-  if (data_parallel_)
-    std::printf("data-parallel: %s; each global batch of %lld in %lld micro-batches of %lld, %lld per rank\n",
-                comm_->describe().c_str(), (long long)rc_.data.batch_size, (long long)data_parallel_->micro_batches(),
-                (long long)(rc_.data.batch_size / data_parallel_->micro_batches()),
-                (long long)data_parallel_->local_micro_batches());
-  std::fflush(stdout);
+  Metrics last;
+  std::optional<Progress> progress;
   auto evaluate_and_log = [&] {
+    if (progress) progress->finish();
     last = evaluate();
+    if (!main_rank) return;
     json rec = {{"step", step_}, {"epoch", epoch_}};
     std::printf("eval at step %lld:", (long long)step_);
     for (auto& [k, v] : last) rec[k] = v, std::printf("  %s %.4f", k.c_str(), v);
@@ -462,25 +464,27 @@ Metrics Trainer::fit() {
     log(rec);
   };
   if (t.eval_at_start && step_ == 0) evaluate_and_log();
-  Progress progress(total_steps_, "train");
-  progress.set_done_before(step_);
-  progress.update(step_);
+  if (main_rank) {
+    progress.emplace(total_steps_, "train");
+    progress->set_done_before(step_);
+    progress->update(step_);
+  }
   while (step_ < total_steps_) {
     const double lr = schedule_->lr();
     loss_sum_ += train_one_step();
     ++loss_count_;
     if (step_ % log_every == 0 || step_ == total_steps_) {
-      progress.update(step_, {{"loss", loss_sum_ / loss_count_}, {"lr", lr}});
-      log({{"step", step_}, {"epoch", epoch_}, {"loss", loss_sum_ / loss_count_}, {"lr", lr}});
+      if (main_rank) {
+        progress->update(step_, {{"loss", loss_sum_ / loss_count_}, {"lr", lr}});
+        log({{"step", step_}, {"epoch", epoch_}, {"loss", loss_sum_ / loss_count_}, {"lr", lr}});
+      }
       loss_sum_ = 0, loss_count_ = 0;
     }
-    if (step_ % eval_every == 0 || step_ == total_steps_) {
-      progress.finish();
-      evaluate_and_log();
-    }
+    if (step_ % eval_every == 0 || step_ == total_steps_) evaluate_and_log();
     if (step_ % ckpt_every == 0 || step_ == total_steps_) save_checkpoint(out_dir_ + "/checkpoint");
   }
-  progress.finish();
+  if (!main_rank) return last;
+  progress->finish();
   try {  // curves are a convenience: a missing plotter must not fail a finished run
     for (auto& png : plot_metrics(out_dir_ + "/metrics.jsonl", out_dir_ + "/curves"))
       std::printf("wrote %s\n", png.c_str());

@@ -40,21 +40,26 @@ std::vector<float> PairwiseSum::take() {
   return sum;
 }
 
-void tree_allreduce_sum(Communicator& comm, std::span<float> values, int64_t bucket_elements) {
+template <class T>
+void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_elements) {
   const int size = comm.size(), rank = comm.rank();
   EVIT_CHECK(is_power_of_two(size), "tree all-reduce: the job has ", size,
              " ranks; the fixed summation tree needs a power of two (1, 2, 4, 8, ...)");
   if (size == 1 || values.empty()) return;
   const size_t bucket = static_cast<size_t>(std::max<int64_t>(1, bucket_elements));
-  std::vector<float> received(std::min(bucket, values.size()));
+  std::vector<T> received(std::min(bucket, values.size()));
   for (size_t begin = 0; begin < values.size(); begin += bucket) {
-    std::span<float> part = values.subspan(begin, std::min(bucket, values.size() - begin));
+    std::span<T> part = values.subspan(begin, std::min(bucket, values.size() - begin));
     for (int distance = 1; distance < size; distance *= 2) {
       comm.exchange(rank ^ distance, part.data(), received.data(), part.size_bytes());
-      add_into(part, std::span<const float>(received.data(), part.size()));
+      for (size_t i = 0; i < part.size(); ++i) part[i] += received[i];
     }
   }
 }
+
+template void tree_allreduce_sum<float>(Communicator&, std::span<float>, int64_t);
+template void tree_allreduce_sum<double>(Communicator&, std::span<double>, int64_t);
+template void tree_allreduce_sum<int64_t>(Communicator&, std::span<int64_t>, int64_t);
 
 void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, int root) {
   if (comm.size() == 1) return;

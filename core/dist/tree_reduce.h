@@ -40,8 +40,13 @@ void add_into(std::span<float> a, std::span<const float> b);
 
 // Sums `values` across the ranks of `comm` by recursive doubling; every rank gets the result.
 // comm.size() must be a power of two. Large buffers go in buckets of `bucket_elements`, which
-// bounds the receive buffer and changes no bit.
-void tree_allreduce_sum(Communicator& comm, std::span<float> values, int64_t bucket_elements = int64_t{1} << 22);
+// bounds the receive buffer and changes no bit. For float and double the tree fixes the rounding;
+// int64_t sums (metric counts) are exact in any order.
+template <class T>
+void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_elements = int64_t{1} << 22);
+extern template void tree_allreduce_sum<float>(Communicator&, std::span<float>, int64_t);
+extern template void tree_allreduce_sum<double>(Communicator&, std::span<double>, int64_t);
+extern template void tree_allreduce_sum<int64_t>(Communicator&, std::span<int64_t>, int64_t);
 
 // Copies rank `root`'s values of `tensors` (contiguous, any device) to every rank, in place.
 void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, int root = 0);

@@ -6,8 +6,11 @@
 # 2. EfficientViT-B0 at 64 px, global batch 8 in 4 micro-batches, 3 steps with drop path, mixup,
 #    cutmix, RandAugment and EMA: model, EMA and optimizer files byte for byte equal on 1, 2 and
 #    4 ranks;
-# 3. a run checkpointed on 2 ranks and resumed on 4 equals one checkpointed and resumed on 1;
-# 4. a rank killed mid-run ends the job with a message within a bounded time, and the last
+#    the logs (losses and the evaluation, sharded over the ranks) equal too;
+# 3. segmentation (seg-B0 on synthetic street scenes, ignored pixels, mIoU sharded over the
+#    ranks): checkpoints and logs equal on 1 and 2 ranks, and `evit eval` equal on 1, 2 and 4;
+# 4. a run checkpointed on 2 ranks and resumed on 4 equals one checkpointed and resumed on 1;
+# 5. a rank killed mid-run ends the job with a message within a bounded time, and the last
 #    checkpoint resumes.
 set -euo pipefail
 evit=$1 tests=$2 mpirun=$3 work=$4
@@ -46,14 +49,19 @@ cat > "$work/config.json" <<JSON
   "output_dir": "$work/unused"
 }
 JSON
+on_ranks() {  # on_ranks RANKS LOG evit-arguments...: evit alone, or under mpirun over TCP
+  local ranks=$1 log=$2
+  shift 2
+  if [ "$ranks" = 1 ]; then
+    "$evit" "$@" > "$log" 2>&1
+  else
+    "$mpirun" -n "$ranks" "${tcp[@]}" "$evit" "$@" > "$log" 2>&1
+  fi || { cat "$log"; fail "evit $1 on $ranks ranks failed"; }
+}
 train() {  # train RANKS OUTPUT [more evit train arguments]
   local ranks=$1 out=$2
   shift 2
-  if [ "$ranks" = 1 ]; then
-    "$evit" train "$work/config.json" --set output_dir="$out" "$@" > "$out.log" 2>&1
-  else
-    "$mpirun" -n "$ranks" "${tcp[@]}" "$evit" train "$work/config.json" --set output_dir="$out" "$@" > "$out.log" 2>&1
-  fi || { cat "$out.log"; fail "training on $ranks ranks failed"; }
+  on_ranks "$ranks" "$out.log" train "${config:-$work/config.json}" --set output_dir="$out" "$@"
 }
 same_state() {  # same_state RUN_A RUN_B: the checkpoints' weights, EMA and optimizer state
   for f in model.safetensors ema.safetensors optimizer.safetensors; do
@@ -69,9 +77,41 @@ done
 grep -q "data-parallel: MPI rank 0 of 4" "$work/w4.log" || { cat "$work/w4.log"; fail "the 4-rank run did not say so"; }
 same_state "$work/w1" "$work/w2"
 same_state "$work/w1" "$work/w4"
-cmp <(grep -o '"loss":[^,]*' "$work/w1/metrics.jsonl") <(grep -o '"loss":[^,]*' "$work/w4/metrics.jsonl") ||
-  fail "logged losses differ between 1 and 4 ranks"
-echo "weights, EMA and optimizer state bitwise equal on 1, 2 and 4 ranks"
+for w in 2 4; do
+  cmp "$work/w1/metrics.jsonl" "$work/w$w/metrics.jsonl" || fail "the logs (losses, evaluation) differ on $w ranks"
+done
+echo "weights, EMA and optimizer state bitwise equal on 1, 2 and 4 ranks; logs equal"
+
+step "segmentation: 2 steps on 1 and 2 ranks, sharded mIoU, evit eval on 1, 2 and 4 ranks"
+"$evit" make-demo-data "$work/demo" --train-frames 8 --val-frames 5 > /dev/null
+cat > "$work/seg.json" <<JSON
+{
+  "task": "segmentation",
+  "model": {"name": "efficientvit-seg-b0-cityscapes"},
+  "data": {"root": "$work/demo/cityscapes", "dataset": "synthetic", "crop": 64, "batch_size": 4,
+           "micro_batches": 2, "workers": 1},
+  "optimizer": {"lr": 0.004, "weight_decay": 0.05},
+  "schedule": {"warmup_steps": 0},
+  "ema": {"enabled": false},
+  "train": {"steps": 2, "eval_every": 2, "log_every": 1, "threads": 1},
+  "output_dir": "$work/unused"
+}
+JSON
+for w in 1 2; do config="$work/seg.json" train $w "$work/seg$w"; done
+for f in model.safetensors optimizer.safetensors; do
+  cmp "$work/seg1/checkpoint/$f" "$work/seg2/checkpoint/$f" || fail "segmentation: $f differs on 2 ranks"
+done
+cmp "$work/seg1/metrics.jsonl" "$work/seg2/metrics.jsonl" || fail "segmentation: the logs differ on 2 ranks"
+grep -q "val/mIoU" "$work/seg1/metrics.jsonl" || fail "segmentation: no mIoU logged"
+for w in 1 2 4; do
+  on_ranks $w "$work/eval$w.log" eval "$work/seg.json" --weights "$work/seg1/checkpoint/model.safetensors" \
+    --output "$work/eval$w.json"
+done
+grep -q "sharded over 4 ranks" "$work/eval4.log" || { cat "$work/eval4.log"; fail "evit eval did not shard"; }
+cmp "$work/eval1.json" "$work/eval2.json" && cmp "$work/eval1.json" "$work/eval4.json" ||
+  fail "evit eval's metrics differ between 1, 2 and 4 ranks"
+grep '"val/mIoU"' "$work/eval1.json"
+echo "segmentation bitwise equal; mIoU and per-class IoU equal on 1, 2 and 4 ranks"
 
 step "checkpointed on 2 ranks, resumed on 4 = checkpointed and resumed on 1"
 train 1 "$work/r1" --set train.steps=2
