@@ -46,8 +46,8 @@ cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEVIT_CUDA=ON -DEVIT_CUDA_AR
 grep -E "CUDA backend" build-gpu.configure.log
 # An old binary must never stand in for a failed build: remove them first, and fail on the
 # build's own exit status.
-rm -f build-gpu/evit_tests build-gpu/bench_models
-cmake --build build-gpu -j"$(nproc)" --target evit_tests bench_models > build-gpu.build.log 2>&1
+rm -f build-gpu/evit_tests build-gpu/bench_models build-gpu/evit
+cmake --build build-gpu -j"$(nproc)" --target evit_tests bench_models evit > build-gpu.build.log 2>&1
 build_rc=$?
 grep -E "error|warning: .*cu|Error" build-gpu.build.log | head -50
 if [ $build_rc -ne 0 ] || [ ! -x build-gpu/evit_tests ] || [ ! -x build-gpu/bench_models ]; then
@@ -64,6 +64,15 @@ grep -E -B3 -A12 "FAILED|REQUIRE|CHECK\(" cuda_tests.log | head -150
 tail -3 cuda_tests.log
 [ $tests_rc -eq 0 ] || status=1
 timeout 120 ./build-gpu/evit_tests "[cuda_backend],[half],[autocast]" | tail -2 || status=1
+
+stage "data-parallel training on the GPU: 1, 2 and 4 ranks bitwise (MPI, host-staged gradients)"
+if command -v mpirun >/dev/null && grep -q "distributed training over MPI ON" build-gpu.configure.log; then
+  DIST_DEVICE=cuda DIST_QUICK=1 timeout 180 bash tests/dist/dist_checks.sh build-gpu/evit build-gpu/evit_tests \
+    "$(command -v mpirun)" /tmp/evit_dist_gpu > dist_gpu.log 2>&1 || status=1
+  grep -E "FAIL|bitwise|passed" dist_gpu.log || tail -20 dist_gpu.log
+else
+  echo "no MPI on this machine (mpirun and libopenmpi-dev): data-parallel GPU check NOT run"
+fi
 
 stage "benchmarks: evit vs PyTorch eager"
 py=python3
