@@ -4,7 +4,11 @@
 //
 //   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [CASE_SUBSTRING]
 //
-// Output: one JSON line per case {"case": name, "median_ms": t, "runs": n, "peak_mib": m}, m the
+// Output: one JSON line per case {"case": name, "median_ms": t, "runs": n, "gflop": f, "peak_mib": m}, f the
+// case's floating-point work in 10^9 operations (2 per multiply-accumulate as the paper counts them
+// (nn/macs.h); a training step counts 3 forward passes: the forward, and backward's two products per
+// layer), which bench/print_table.py turns into a share of the machine's f32 GEMM peak (the
+// "gemm peak" case: one 2048^3 product, timed the same way on both sides); m the
 // peak resident memory of the case over the process's resident memory when the case began (CPU
 // only; run one case per process, as `bench/run_model_bench.sh 2 "b1 train"` does, for a figure
 // that no earlier case's cached blocks lower). On CUDA the inputs
@@ -23,7 +27,9 @@
 #include "core/generator.h"
 #include "ops/linalg/gemm.h"
 #include "core/parallel.h"
+#include "ops/linalg.h"
 #include "ops/loss.h"
+#include "nn/macs.h"
 #include "ops/autocast.h"
 #include "optim/adamw.h"
 #include "optim/grad_scaler.h"
@@ -38,7 +44,7 @@ constexpr int kRuns = 10;
 
 // What a case times: the model's forward (infer), a classification training step (train), or the
 // SAM image encoder alone, forward (sam_infer) or a distillation step (sam_distill).
-enum class Kind { infer, train, sam_infer, sam_distill };
+enum class Kind { infer, train, sam_infer, sam_distill, gemm };
 
 struct Case {
   const char* name;
@@ -135,6 +141,31 @@ std::vector<double> time_sam_distill(nn::Module& encoder, const Case& c, Generat
   }
   return times;
 }
+// The f32 GEMM peak: C = A·B for n x n matrices (h = w = n), fresh random A and B each time.
+std::vector<double> time_gemm(const Case& c, Generator& gen, const Setup& s) {
+  std::vector<double> times;
+  for (int it = 0; it < kWarmup + kRuns; ++it) {
+    Tensor a = randn({c.n, c.n}, {}, &gen).to(s.device), b = randn({c.n, c.n}, {}, &gen).to(s.device);
+    sync(s);
+    auto t0 = Clock::now();
+    matmul(a, b);
+    sync(s);
+    if (it >= kWarmup) times.push_back(ms_since(t0));
+  }
+  return times;
+}
+
+// 10^9 floating-point operations of one forward of `m` on a batch of the case (2 per MAC).
+double forward_gflop(nn::Module& m, const Case& c) {
+  NoGradGuard no_grad;
+  const bool training = m.is_training();
+  m.eval();
+  nn::MacCounter counter;
+  m.forward(zeros({1, 3, c.h, c.w}));
+  if (training) m.train();
+  return 2e-9 * static_cast<double>(counter.total()) * static_cast<double>(c.n);
+}
+
 // A field of /proc/self/status in MiB ("VmRSS": resident now, "VmHWM": the resident peak since
 // the last reset_peak_rss()); -1 where the file is not there.
 double status_mib(const std::string& field) {
@@ -177,6 +208,8 @@ int main(int argc, char** argv) {
       {"sam-l0 encoder infer bs1 512", "efficientvit-sam-l0", Kind::sam_infer, 1, 512, 512},
       {"sam-xl0 encoder infer bs1 1024", "efficientvit-sam-xl0", Kind::sam_infer, 1, 1024, 1024},
       {"sam-l0 distill step bs2 512", "efficientvit-sam-l0", Kind::sam_distill, 2, 512, 512},
+      {"l1 train bs8 224", "efficientvit-l1", Kind::train, 8, 224, 224},
+      {"gemm peak 2048", "", Kind::gemm, 2048, 2048, 2048},
   };
   const std::vector<Case> gpu_cases = {
       {"b0 train bs64 224", "efficientvit-b0", Kind::train, 64, 224, 224},
@@ -189,21 +222,26 @@ int main(int argc, char** argv) {
     if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
     reset_peak_rss();
     const double baseline_mib = status_mib("VmRSS");
-    auto model = zoo::create_model(c.model);
-    model->to(setup.device);
     std::vector<double> times;
-    if (c.kind == Kind::infer) {
-      times = time_infer(*model, c, gen, setup);
-    } else if (c.kind == Kind::train) {
-      times = time_train(*model, c, gen, setup);
+    double gflop = 0;
+    if (c.kind == Kind::gemm) {
+      times = time_gemm(c, gen, setup);
+      gflop = 2e-9 * static_cast<double>(c.n) * static_cast<double>(c.n) * static_cast<double>(c.n);
     } else {
-      auto& encoder = *dynamic_cast<zoo::EfficientViTSam&>(*model).image_encoder;
-      times = c.kind == Kind::sam_infer ? time_infer(encoder, c, gen, setup) : time_sam_distill(encoder, c, gen, setup);
+      auto model = zoo::create_model(c.model);
+      nn::Module* timed = model.get();
+      if (c.kind == Kind::sam_infer || c.kind == Kind::sam_distill)
+        timed = dynamic_cast<zoo::EfficientViTSam&>(*model).image_encoder.get();
+      gflop = forward_gflop(*timed, c) * (c.kind == Kind::train || c.kind == Kind::sam_distill ? 3 : 1);
+      model->to(setup.device);
+      if (c.kind == Kind::infer || c.kind == Kind::sam_infer) times = time_infer(*timed, c, gen, setup);
+      else if (c.kind == Kind::train) times = time_train(*model, c, gen, setup);
+      else times = time_sam_distill(*timed, c, gen, setup);
     }
     const double peak_mib = status_mib("VmHWM") - baseline_mib;
     std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d, \"gemm\": \"%s\", "
-                "\"peak_mib\": %.1f}\n",
-                c.name, median(times), kRuns, get_num_threads(), detail::gemm_backend().c_str(), peak_mib);
+                "\"gflop\": %.3f, \"peak_mib\": %.1f}\n",
+                c.name, median(times), kRuns, get_num_threads(), detail::gemm_backend().c_str(), gflop, peak_mib);
     std::fflush(stdout);
   }
   return 0;

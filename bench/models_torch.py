@@ -47,6 +47,8 @@ CASES = [
     ("sam-l0 encoder infer bs1 512", "l0", "sam_infer", 1, 512, 512),
     ("sam-xl0 encoder infer bs1 1024", "xl0", "sam_infer", 1, 1024, 1024),
     ("sam-l0 distill step bs2 512", "l0", "sam_distill", 2, 512, 512),
+    ("l1 train bs8 224", "efficientvit-l1", "train", 8, 224, 224),
+    ("gemm peak 2048", None, "gemm", 2048, 2048, 2048),
 ]
 
 GPU_CASES = [
@@ -105,6 +107,21 @@ def time_train(model, n, h, w, device, amp, n_classes=1000):
         else:
             loss.backward()
             opt.step()
+        sync(device)
+        t1 = time.perf_counter()
+        if it >= WARMUP:
+            times.append((t1 - t0) * 1e3)
+    return times
+
+
+def time_gemm(n, device):
+    """The f32 GEMM peak: C = A @ B for n x n matrices, fresh random A and B each time."""
+    times = []
+    for it in range(WARMUP + RUNS):
+        a, b = torch.randn(n, n).to(device), torch.randn(n, n).to(device)
+        sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
         sync(device)
         t1 = time.perf_counter()
         if it >= WARMUP:
@@ -181,7 +198,9 @@ def main():
             continue
         reset_peak_rss()
         baseline_mib = status_mib("VmRSS")
-        if mode.startswith("sam_"):  # the EfficientViT-SAM image encoder alone
+        if mode == "gemm":
+            times = time_gemm(n, device)
+        elif mode.startswith("sam_"):  # the EfficientViT-SAM image encoder alone
             encoder, source = sam_image_encoder(model_name)
             encoder = encoder.to(device)
             print(f"{name}: {source} EfficientViT-SAM code", file=sys.stderr)

@@ -17,9 +17,28 @@ print(f"threads: {threads}, PyTorch {version}, median of {runs} runs ({what}, fr
 gemm = next(iter(evit.values())).get("gemm") if evit else None
 if gemm:
     print(f"evit's CPU GEMM: {gemm}")
+# The machine's f32 GEMM peak: the faster side's 2048^3 product (GFLOP/s). Each case's share of it
+# uses evit's count of the case's work ("gflop", bench_models.cpp) for both sides.
+peak_case = next((k for k in evit if k.startswith("gemm peak")), None)
+peak = None
+if peak_case and peak_case in torch_:
+    rates = {side: rows[peak_case]["gflop"] / (rows[peak_case]["median_ms"] / 1e3)
+             for side, rows in (("evit", evit), ("PyTorch", torch_))}
+    peak = max(rates.values())
+    print(f"measured f32 GEMM peak ({peak_case}): {peak:.1f} GFLOP/s "
+          f"(evit {rates['evit']:.1f}, PyTorch {rates['PyTorch']:.1f})")
+
+
+def share(r, row):
+    if peak is None or not r or not row.get("gflop"):
+        return "n/a"
+    return f"{100 * row['gflop'] / (r['median_ms'] / 1e3) / peak:.0f}%"
+
+
 print()
-print("| case | evit ms | PyTorch ms | evit / PyTorch | evit peak MiB | PyTorch peak MiB | memory ratio |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+print("| case | evit ms | PyTorch ms | evit / PyTorch | evit % of peak | PyTorch % of peak | evit peak MiB | "
+      "PyTorch peak MiB | memory ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, r in evit.items():
     t = torch_.get(name)
     ratio = f"{r['median_ms'] / t['median_ms']:.2f}" if t else "n/a"
@@ -27,5 +46,5 @@ for name, r in evit.items():
     # Peak resident memory over each process's resident memory when the case began.
     em, tm = r.get("peak_mib"), t.get("peak_mib") if t else None
     mem = f"{em / tm:.2f}" if em is not None and tm else "n/a"
-    print(f"| {name} | {r['median_ms']:.2f} | {tms} | {ratio} | {em if em is not None else 'n/a'} | "
-          f"{tm if tm is not None else 'n/a'} | {mem} |")
+    print(f"| {name} | {r['median_ms']:.2f} | {tms} | {ratio} | {share(r, r)} | {share(t, r)} | "
+          f"{em if em is not None else 'n/a'} | {tm if tm is not None else 'n/a'} | {mem} |")
