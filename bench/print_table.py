@@ -22,8 +22,8 @@ if gemm:
 peak_case = next((k for k in evit if k.startswith("gemm peak")), None)
 peak = None
 if peak_case and peak_case in torch_:
-    rates = {side: rows[peak_case]["gflop"] / (rows[peak_case]["median_ms"] / 1e3)
-             for side, rows in (("evit", evit), ("PyTorch", torch_))}
+    flop = evit[peak_case]["gflop"]
+    rates = {side: flop / (rows[peak_case]["median_ms"] / 1e3) for side, rows in (("evit", evit), ("PyTorch", torch_))}
     peak = max(rates.values())
     print(f"measured f32 GEMM peak ({peak_case}): {peak:.1f} GFLOP/s "
           f"(evit {rates['evit']:.1f}, PyTorch {rates['PyTorch']:.1f})")

@@ -11,7 +11,7 @@
 #    ranks): checkpoints and logs equal on 1 and 2 ranks, and `evit eval` equal on 1, 2 and 4;
 # 4. a run checkpointed on 2 ranks and resumed on 4 equals one checkpointed and resumed on 1;
 # 5. a rank killed mid-run ends the job with a message within a bounded time, and the last
-#    checkpoint resumes.
+#    checkpoint resumes; a rank that meets a corrupt image stops every rank, naming the file.
 # Environment: DIST_DEVICE=cuda trains on the GPU (every rank on the one GPU of a single-GPU
 # machine, its gradients staged through host memory); DIST_QUICK=1 stops after check 2
 # (tools/gpu_check.sh runs it so).
@@ -155,5 +155,17 @@ grep -i "signal 9\|killed" "$kill_run.log" | head -3
 done_steps=$(grep -o '"step": *[0-9]*' "$kill_run/checkpoint/trainer.json" | grep -o '[0-9]*$')
 train 2 "$kill_run" --set train.steps=$((done_steps + 1)) --resume "$kill_run/checkpoint"
 echo "the last checkpoint (step $done_steps) resumed"
+
+step "an error on one rank stops every rank"
+cp -r "$work/data" "$work/bad_data"
+bad="$work/bad_data/train/n002/img5.png"
+printf 'not a PNG at all' > "$bad"
+code=0
+timeout 120 "$mpirun" -n 2 "${shm[@]}" "$evit" train "$work/config.json" --set output_dir="$work/bad" \
+  --set data.root="$work/bad_data" --set train.device="$device" --set train.steps=4 > "$work/bad.log" 2>&1 || code=$?
+[ "$code" -ne 0 ] && [ "$code" -ne 124 ] || { cat "$work/bad.log"; fail "the job with a corrupt image ended with status $code"; }
+grep -q "stopping every rank of the job" "$work/bad.log" && grep -q "img5.png" "$work/bad.log" ||
+  { cat "$work/bad.log"; fail "no message named the corrupt file and the stop"; }
+grep "error on MPI rank" "$work/bad.log" | head -1
 echo
 echo "dist_checks: all passed"
