@@ -304,7 +304,9 @@ void Trainer::throw_diverged(double loss, double lr, const PreparedBatch* culpri
 double Trainer::train_one_step() {
   const TrainLoopConfig& t = rc_.train;
   data::Batch b;
+  const auto wait_start = std::chrono::steady_clock::now();
   next_batch(b);
+  data_wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
   model_->train();
   if (const double p = t.drop_path; p > 0) {
     // Stochastic depth grows with training progress: 0 during warmup, p at the end (docs/training.md).
@@ -469,16 +471,32 @@ Metrics Trainer::fit() {
     progress->set_done_before(step_);
     progress->update(step_);
   }
+  // How long the steps since the last log line waited for the loader (timings stay out of
+  // metrics.jsonl, which must not depend on the machine).
+  auto window_start = std::chrono::steady_clock::now();
+  bool told_about_data = false;
   while (step_ < total_steps_) {
     const double lr = schedule_->lr();
     loss_sum_ += train_one_step();
     ++loss_count_;
     if (step_ % log_every == 0 || step_ == total_steps_) {
+      const auto now = std::chrono::steady_clock::now();
+      const double window_s = std::chrono::duration<double>(now - window_start).count();
+      const double waiting = window_s > 0 ? std::min(1.0, data_wait_s_ / window_s) : 0.0;
       if (main_rank) {
-        progress->update(step_, {{"loss", loss_sum_ / loss_count_}, {"lr", lr}});
+        progress->update(step_, {{"loss", loss_sum_ / loss_count_}, {"lr", lr}, {"data wait", waiting}});
         log({{"step", step_}, {"epoch", epoch_}, {"loss", loss_sum_ / loss_count_}, {"lr", lr}});
+        if (waiting > 0.2 && !told_about_data && step_ > log_every) {
+          // Not for the first window: the loader's first batches are a cold start.
+          progress->finish();
+          std::printf("note: the model waited for data %.0f%% of the time in the last %lld steps; more loader threads "
+                      "(data.workers, now %d) would keep it busy\n",
+                      100 * waiting, (long long)loss_count_, rc_.data.workers);
+          told_about_data = true;
+        }
       }
-      loss_sum_ = 0, loss_count_ = 0;
+      loss_sum_ = 0, loss_count_ = 0, data_wait_s_ = 0;
+      window_start = now;
     }
     if (step_ % eval_every == 0 || step_ == total_steps_) evaluate_and_log();
     if (step_ % ckpt_every == 0 || step_ == total_steps_) save_checkpoint(out_dir_ + "/checkpoint");

@@ -120,6 +120,7 @@ class Trainer {
   double loss_sum_ = 0;     // losses since the last log line (their average is logged),
   int64_t loss_count_ = 0;  // saved in checkpoints so a resumed run logs the same average
   bool epoch_started_ = false;
+  double data_wait_s_ = 0;  // time train_one_step() waited for the loader since the last log line
 };
 
 // Loss of a model output against the batch target, as the trainer computes it (exposed for tests).
