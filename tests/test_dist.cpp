@@ -2,6 +2,7 @@
 // in-process group of ranks (no MPI needed), the micro-batch step, and loader sharding. The
 // multi-process checks (mpirun with 2 and 4 ranks, bitwise training runs, a killed rank) are in
 // tests/dist/dist_checks.sh; the test tagged [mpi] here also runs under mpirun there.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +16,9 @@
 #include "core/dist/tree_reduce.h"
 #include "data/image.h"
 #include "data/loader.h"
+#include "data/synthetic.h"
+#include "train/evaluator.h"
+#include "zoo/models.h"
 #include "nn/container.h"
 #include "nn/conv.h"
 #include "nn/norm.h"
@@ -238,6 +242,75 @@ TEST_CASE("loader shards cut every batch into the ranks' contiguous parts", "[di
   data::DataLoader odd(set, o);
   odd.start_epoch(0);
   REQUIRE_THROWS_WITH(odd.next(a), Catch::Contains("3 samples") && Catch::Contains("2 equal parts"));
+}
+
+namespace {
+// Scores `model` on `val` in one process and sharded over in-process groups of 2 and 4 ranks (each
+// rank a thread with its own copy of the model): every rank must get the one-process report.
+void require_sharded_evaluation_equal(train::Task task, const std::string& model_name, int64_t classes,
+                                      const data::Dataset& val) {
+  train::EvalSpec spec;
+  spec.task = task;
+  spec.num_classes = classes;
+  const train::Evaluator ev(spec);
+  auto model = zoo::create_model(model_name, classes);
+  const train::EvalReport one = ev.run(*model, val);
+  REQUIRE_FALSE(one.metrics.empty());
+  for (int w : {2, 4}) {
+    auto ranks = dist::in_process_group(w);
+    std::vector<train::EvalReport> reports(static_cast<size_t>(w));
+    std::vector<std::shared_ptr<zoo::Model>> copies;
+    for (int r = 0; r < w; ++r) {
+      copies.push_back(zoo::create_model(model_name, classes));
+      copies.back()->load_state_dict(model->state_dict());
+    }
+    std::vector<std::thread> threads;
+    for (int r = 0; r < w; ++r)
+      threads.emplace_back([&, r] {
+        const auto i = static_cast<size_t>(r);
+        reports[i] = ev.run(*copies[i], val, false, "eval", ranks[i].get());
+      });
+    for (auto& t : threads) t.join();
+    for (int r = 0; r < w; ++r) {
+      INFO(train::task_name(task) << " on " << w << " ranks, rank " << r);
+      const auto& rep = reports[static_cast<size_t>(r)];
+      REQUIRE(rep.metrics == one.metrics);  // exact: counts summed, per-image scores gathered
+      REQUIRE(rep.class_iou.size() == one.class_iou.size());
+      for (size_t c = 0; c < one.class_iou.size(); ++c)
+        REQUIRE((std::isnan(one.class_iou[c]) ? std::isnan(rep.class_iou[c]) : rep.class_iou[c] == one.class_iou[c]));
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("sharded evaluation gives every rank the one-process metrics", "[dist][evaluator]") {
+  test::ThreadCountGuard threads;
+  const fs::path root = fs::temp_directory_path() / "evit_dist_eval";
+  fs::remove_all(root);
+  Generator g(5);
+  for (int c = 0; c < 3; ++c) {  // 7 images per class: the shards differ in size
+    fs::create_directories(root / "cls" / "val" / ("c" + std::to_string(c)));
+    for (int i = 0; i < 7; ++i) {
+      Image img(40, 40, 3);
+      for (auto& v : img.data) v = static_cast<uint8_t>(60 * c + g.next_u64() % 90);
+      encode_png((root / "cls" / "val" / ("c" + std::to_string(c)) / ("i" + std::to_string(i) + ".png")).string(), img);
+    }
+  }
+  data::ImageFolderDataset cls((root / "cls").string(), "val");
+  require_sharded_evaluation_equal(train::Task::classification, "efficientvit-b0", 3, cls);
+
+  data::write_synthetic_cityscapes((root / "seg").string(), 1, 5, 64, 96, 3);
+  require_sharded_evaluation_equal(train::Task::segmentation, "efficientvit-seg-b0-cityscapes", 19,
+                                   *data::cityscapes((root / "seg").string(), "val"));
+
+  fs::create_directories(root / "sr");
+  for (int i = 0; i < 5; ++i) {
+    Image img(48, 40, 3);
+    for (auto& v : img.data) v = static_cast<uint8_t>(g.next_u64() % 256);
+    encode_png((root / "sr" / ("p" + std::to_string(i) + ".png")).string(), img);
+  }
+  data::SRDataset sr((root / "sr").string(), 2);
+  require_sharded_evaluation_equal(train::Task::super_resolution, "efficientvit-sr-x2", 0, sr);
 }
 
 TEST_CASE("writes the image folders of the multi-process training checks", "[.][dist_data]") {
