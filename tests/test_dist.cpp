@@ -24,7 +24,9 @@
 #include "nn/norm.h"
 #include "ops/ops.h"
 #include "support/test_util.h"
+#include "train/config.h"
 #include "train/data_parallel.h"
+#include "train/trainer.h"
 
 namespace fs = std::filesystem;
 using namespace evit;
@@ -311,6 +313,43 @@ TEST_CASE("sharded evaluation gives every rank the one-process metrics", "[dist]
   }
   data::SRDataset sr((root / "sr").string(), 2);
   require_sharded_evaluation_equal(train::Task::super_resolution, "efficientvit-sr-x2", 0, sr);
+}
+
+TEST_CASE("micro-batch configs that cannot keep the contract fail naming the key", "[dist][trainer]") {
+  const fs::path root = fs::temp_directory_path() / "evit_dist_config";
+  fs::remove_all(root);
+  for (const char* split : {"train", "val"})
+    for (int c = 0; c < 2; ++c) {
+      fs::create_directories(root / split / ("c" + std::to_string(c)));
+      for (int i = 0; i < 6; ++i) {
+        Image img(36, 36, 3);
+        for (auto& v : img.data) v = static_cast<uint8_t>(100 * c + 5 * i);
+        encode_png((root / split / ("c" + std::to_string(c)) / ("i" + std::to_string(i) + ".png")).string(), img);
+      }
+    }
+  auto config = [&](int64_t batch, int64_t micro, bool drop_last) {
+    nlohmann::json c = {
+        {"task", "classification"},
+        {"model", {{"name", "efficientvit-b0"}}},
+        {"data", {{"root", root.string()}, {"dataset", "imagenet"}, {"crop", 32}, {"batch_size", batch},
+                  {"micro_batches", micro}, {"drop_last", drop_last}, {"workers", 0}}},
+        {"optimizer", {{"lr", 1e-3}}},
+        {"train", {{"steps", 1}}},
+        {"output_dir", (root / "run").string()}};
+    return train::load_config_text(c.dump(), "micro-batch config", train::training_config_schema());
+  };
+  REQUIRE_THROWS_WITH(train::Trainer(config(6, 3, true)),
+                      Catch::Contains("config.data.micro_batches = 3") && Catch::Contains("power of two"));
+  REQUIRE_THROWS_WITH(train::Trainer(config(6, 4, true)),
+                      Catch::Contains("config.data.batch_size = 6") && Catch::Contains("micro_batches = 4"));
+  REQUIRE_THROWS_WITH(train::Trainer(config(8, 2, false)), Catch::Contains("config.data.drop_last must be true"));
+  auto four = dist::in_process_group(4);
+  REQUIRE_THROWS_WITH(train::Trainer(config(8, 2, true), four[0].get()),
+                      Catch::Contains("micro_batches = 2") && Catch::Contains("4 ranks"));
+  // K = 2 in one process trains: the same micro-batch path the ranks take.
+  train::Trainer t(config(8, 2, true));
+  t.train_steps(1);
+  REQUIRE(t.step() == 1);
 }
 
 TEST_CASE("writes the image folders of the multi-process training checks", "[.][dist_data]") {
