@@ -5,6 +5,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "ops/pointwise.h"
 
 namespace evit::train {
@@ -23,7 +24,10 @@ void append(std::vector<float>& leaf, const Tensor& t) {
 Tensor slice_as(const std::vector<float>& sum, int64_t offset, const Tensor& like, float scale) {
   Tensor host = empty(like.sizes(), DType::f32);
   float* p = host.data_ptr<float>();
-  for (int64_t i = 0; i < like.numel(); ++i) p[i] = sum[static_cast<size_t>(offset + i)] * scale;
+  const float* in = sum.data() + offset;
+  parallel_for(0, like.numel(), kPointwiseGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) p[i] = in[i] * scale;
+  });
   return host.to(like.device());
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/copy.h"
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace evit::dist {
 
@@ -12,7 +13,12 @@ bool is_power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
 
 void add_into(std::span<float> a, std::span<const float> b) {
   EVIT_CHECK(a.size() == b.size(), "pairwise sum: leaves of ", a.size(), " and ", b.size(), " values");
-  for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+  // Elementwise: the thread count changes no bit.
+  float* out = a.data();
+  const float* in = b.data();
+  parallel_for(0, static_cast<int64_t>(a.size()), kPointwiseGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) out[i] += in[i];
+  });
 }
 
 void PairwiseSum::add(std::vector<float> leaf) {
@@ -52,7 +58,11 @@ void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_
     std::span<T> part = values.subspan(begin, std::min(bucket, values.size() - begin));
     for (int distance = 1; distance < size; distance *= 2) {
       comm.exchange(rank ^ distance, part.data(), received.data(), part.size_bytes());
-      for (size_t i = 0; i < part.size(); ++i) part[i] += received[i];
+      T* out = part.data();
+      const T* in = received.data();
+      parallel_for(0, static_cast<int64_t>(part.size()), kPointwiseGrain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) out[i] += in[i];
+      });
     }
   }
 }
