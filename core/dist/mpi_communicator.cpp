@@ -5,10 +5,12 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <string>
+#include <thread>
 
 #include "core/dist/communicator.h"
 #include "core/error.h"
@@ -25,6 +27,40 @@ void check(int rc, const char* what) {
   int len = 0;
   MPI_Error_string(rc, text, &len);
   EVIT_THROW("MPI ", what, " failed: ", std::string(text, static_cast<size_t>(len)));
+}
+
+// How long a rank waits for another before it stops the job: EVIT_DIST_TIMEOUT seconds (default
+// 30 minutes, longer than any evaluation or checkpoint the others may be waiting on).
+double wait_limit_s() {
+  const char* v = std::getenv("EVIT_DIST_TIMEOUT");
+  if (!v || !*v) return 1800;
+  char* end = nullptr;
+  const double s = std::strtod(v, &end);
+  EVIT_CHECK(end && *end == 0 && s > 0, "EVIT_DIST_TIMEOUT: expected a positive number of seconds, got '", v, "'");
+  return s;
+}
+
+// Completes `n` requests. It polls MPI (which makes the transfer progress) without pause for a
+// moment, then every millisecond, so that a rank waiting on a slower one (an evaluation, a
+// checkpoint) leaves the CPU to the others; and it gives up after the wait limit, so a rank that
+// stopped without dying (a hang, a stopped process the launcher cannot see) ends the job with a
+// message instead of leaving it waiting for ever.
+void wait_all(int n, MPI_Request* requests, const std::string& what, int rank) {
+  using Clock = std::chrono::steady_clock;
+  static const double limit_s = wait_limit_s();
+  const auto start = Clock::now();
+  const auto spin_until = start + std::chrono::milliseconds(100);
+  for (;;) {
+    int done = 0;
+    check(MPI_Testall(n, requests, &done, MPI_STATUSES_IGNORE), what.c_str());
+    if (done) return;
+    const auto now = Clock::now();
+    if (now < spin_until) continue;
+    if (std::chrono::duration<double>(now - start).count() > limit_s)
+      EVIT_THROW("MPI rank ", rank, ": ", what, " has waited ", limit_s,
+                 " s (EVIT_DIST_TIMEOUT) for another rank, which may have stopped or died");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 class MpiWorld final : public Communicator {
@@ -69,20 +105,29 @@ class MpiWorld final : public Communicator {
     auto* in = static_cast<char*>(recv);
     for (size_t done = 0; done < bytes; done += kPiece) {
       const int n = static_cast<int>(std::min(kPiece, bytes - done));
-      check(MPI_Sendrecv(out + done, n, MPI_BYTE, peer, 0, in + done, n, MPI_BYTE, peer, 0, MPI_COMM_WORLD,
-                         MPI_STATUS_IGNORE),
-            "exchange");
+      MPI_Request requests[2];
+      check(MPI_Irecv(in + done, n, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &requests[0]), "exchange");
+      check(MPI_Isend(out + done, n, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &requests[1]), "exchange");
+      wait_all(2, requests, "an exchange with rank " + std::to_string(peer), rank_);
     }
   }
 
   void broadcast(void* data, size_t bytes, int root) override {
     auto* p = static_cast<char*>(data);
-    for (size_t done = 0; done < bytes; done += kPiece)
-      check(MPI_Bcast(p + done, static_cast<int>(std::min(kPiece, bytes - done)), MPI_BYTE, root, MPI_COMM_WORLD),
+    for (size_t done = 0; done < bytes; done += kPiece) {
+      MPI_Request request;
+      check(MPI_Ibcast(p + done, static_cast<int>(std::min(kPiece, bytes - done)), MPI_BYTE, root, MPI_COMM_WORLD,
+                       &request),
             "broadcast");
+      wait_all(1, &request, "a broadcast from rank " + std::to_string(root), rank_);
+    }
   }
 
-  void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
+  void barrier() override {
+    MPI_Request request;
+    check(MPI_Ibarrier(MPI_COMM_WORLD, &request), "barrier");
+    wait_all(1, &request, "a barrier", rank_);
+  }
 
   void abort(int code) override {
     std::fflush(stdout);

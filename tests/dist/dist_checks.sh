@@ -11,7 +11,9 @@
 #    ranks): checkpoints and logs equal on 1 and 2 ranks, and `evit eval` equal on 1, 2 and 4;
 # 4. a run checkpointed on 2 ranks and resumed on 4 equals one checkpointed and resumed on 1;
 # 5. a rank killed mid-run ends the job with a message within a bounded time, and the last
-#    checkpoint resumes; a rank that meets a corrupt image stops every rank, naming the file.
+#    checkpoint resumes; a stopped rank (alive but silent, which the launcher cannot see) ends
+#    the job once EVIT_DIST_TIMEOUT passes; a rank that meets a corrupt image stops every rank,
+#    naming the file.
 # Environment: DIST_DEVICE=cuda trains on the GPU (every rank on the one GPU of a single-GPU
 # machine, its gradients staged through host memory); DIST_QUICK=1 stops after check 2
 # (tools/gpu_check.sh runs it so).
@@ -126,28 +128,40 @@ train 4 "$work/r24" --set train.steps=3 --resume "$work/r24/checkpoint"
 same_state "$work/r1" "$work/r24"
 echo "resumed at another rank count bitwise"
 
+# Starts a long 2-rank run into $1 in the background (launcher pid in $launcher) and, once it has
+# written a checkpoint, finds rank 1's process (pid in $victim).
+start_long_run() {
+  local out=$1
+  shift
+  "$mpirun" -n 2 "${shm[@]}" "$@" "$evit" train "$work/config.json" --set output_dir="$out" \
+    --set train.device="$device" --set train.steps=100000 > "$out.log" 2>&1 &
+  launcher=$!
+  for _ in $(seq 600); do
+    [ -f "$out/checkpoint/trainer.json" ] && break
+    sleep 0.2
+  done
+  [ -f "$out/checkpoint/trainer.json" ] || { cat "$out.log"; fail "the run wrote no checkpoint"; }
+  victim=""
+  for pid in $(pgrep -f "output_dir=$out" || true); do
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then victim=$pid; fi
+  done
+  [ -n "$victim" ] || fail "rank 1's process was not found"
+}
+# Waits up to $1 s for the background job to end; its status in $code, the seconds in $elapsed.
+wait_for_job() {
+  local started
+  started=$(date +%s)
+  timeout "$1" tail --pid="$launcher" -f /dev/null || fail "the job did not end within $1 s"
+  code=0
+  wait "$launcher" || code=$?
+  elapsed=$(( $(date +%s) - started ))
+}
+
 step "a killed rank stops the job"
 kill_run="$work/killed"
-"$mpirun" -n 2 "${shm[@]}" "$evit" train "$work/config.json" --set output_dir="$kill_run" --set train.device="$device" \
-  --set train.steps=100000 \
-  > "$kill_run.log" 2>&1 &
-launcher=$!
-for _ in $(seq 600); do
-  [ -f "$kill_run/checkpoint/trainer.json" ] && break
-  sleep 0.2
-done
-[ -f "$kill_run/checkpoint/trainer.json" ] || { cat "$kill_run.log"; fail "the run wrote no checkpoint"; }
-victim=""
-for pid in $(pgrep -f "output_dir=$kill_run" || true); do
-  if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then victim=$pid; fi
-done
-[ -n "$victim" ] || fail "rank 1's process was not found"
-started=$(date +%s)
+start_long_run "$kill_run"
 kill -9 "$victim"
-code=0
-timeout 120 tail --pid="$launcher" -f /dev/null || fail "the job did not end within 120 s of rank 1's death"
-wait "$launcher" || code=$?
-elapsed=$(( $(date +%s) - started ))
+wait_for_job 120
 [ "$code" -ne 0 ] || fail "the job exited with status 0 after rank 1 was killed"
 grep -qi "signal 9\|killed" "$kill_run.log" || { cat "$kill_run.log"; fail "no message names the killed rank"; }
 echo "job ended in ${elapsed} s with status $code:"
@@ -155,6 +169,17 @@ grep -i "signal 9\|killed" "$kill_run.log" | head -3
 done_steps=$(grep -o '"step": *[0-9]*' "$kill_run/checkpoint/trainer.json" | grep -o '[0-9]*$')
 train 2 "$kill_run" --set train.steps=$((done_steps + 1)) --resume "$kill_run/checkpoint"
 echo "the last checkpoint (step $done_steps) resumed"
+
+step "a stopped rank (alive, silent) ends the job after EVIT_DIST_TIMEOUT"
+stop_run="$work/stopped"
+EVIT_DIST_TIMEOUT=5 start_long_run "$stop_run" -x EVIT_DIST_TIMEOUT
+kill -STOP "$victim"
+wait_for_job 120
+kill -9 "$victim" 2>/dev/null || true
+[ "$code" -ne 0 ] || fail "the job exited with status 0 with rank 1 stopped"
+grep -q "EVIT_DIST_TIMEOUT" "$stop_run.log" || { cat "$stop_run.log"; fail "no message named the wait limit"; }
+echo "job ended in ${elapsed} s with status $code:"
+grep "EVIT_DIST_TIMEOUT" "$stop_run.log" | head -1
 
 step "an error on one rank stops every rank"
 cp -r "$work/data" "$work/bad_data"
