@@ -1,7 +1,6 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"

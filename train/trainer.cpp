@@ -78,7 +78,7 @@ Trainer::Trainer(const json& config, dist::Communicator* comm)
     if (*amp_ == DType::f16) scaler_ = std::make_unique<optim::GradScaler>();
   }
   model_->to(device_);  // before the optimizer and EMA, so their state is made on the device
-  if (rc_.data.micro_batches > 1 || comm_->size() > 1)
+  if (steps_in_micro_batches())
     data_parallel_ = std::make_unique<DataParallelStep>(*model_, *comm_, rc_.data.micro_batches);
   build_optimizer();
   if (t.resume) load_checkpoint(*t.resume);
@@ -161,7 +161,7 @@ void Trainer::build_data() {
   o.workers = d.workers;
   o.drop_last = d.drop_last && train_set_->size() >= o.batch_size;
   o.seed = rc_.train.seed;
-  if (const int64_t k = d.micro_batches; k > 1 || comm_->size() > 1) {
+  if (const int64_t k = d.micro_batches; steps_in_micro_batches()) {
     // Micro-batch steps (train/data_parallel.h): every global batch is whole and splits evenly.
     EVIT_CHECK(o.batch_size % k == 0, "config.data.batch_size = ", o.batch_size, " does not split into data.micro_batches = ",
                k, " equal micro-batches");

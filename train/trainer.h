@@ -89,6 +89,8 @@ class Trainer {
   Tensor forward_loss(const PreparedBatch& batch);
   [[noreturn]] void throw_diverged(double loss, double lr, const PreparedBatch* culprit);
   bool is_main_rank() const { return comm_->rank() == 0; }
+  // Whether steps run as micro-batches (train/data_parallel.h): K > 1 or more than one rank.
+  bool steps_in_micro_batches() const { return rc_.data.micro_batches > 1 || comm_->size() > 1; }
   void log(const nlohmann::json& record) const;
   void next_batch(data::Batch& b);
   void reset_bn(zoo::Model& model, int64_t batches);

@@ -1,7 +1,6 @@
 #include "core/dist/tree_reduce.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "core/copy.h"
 #include "core/error.h"
@@ -11,14 +10,19 @@ namespace evit::dist {
 
 bool is_power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
 
-void add_into(std::span<float> a, std::span<const float> b) {
-  EVIT_CHECK(a.size() == b.size(), "pairwise sum: leaves of ", a.size(), " and ", b.size(), " values");
-  // Elementwise: the thread count changes no bit.
-  float* out = a.data();
-  const float* in = b.data();
-  parallel_for(0, static_cast<int64_t>(a.size()), kPointwiseGrain, [&](int64_t begin, int64_t end) {
+namespace {
+// out[i] += in[i] for n elements, on the pool: elementwise, so the thread count changes no bit.
+template <class T>
+void add_elements(T* out, const T* in, size_t n) {
+  parallel_for(0, static_cast<int64_t>(n), kPointwiseGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) out[i] += in[i];
   });
+}
+}  // namespace
+
+void add_into(std::span<float> a, std::span<const float> b) {
+  EVIT_CHECK(a.size() == b.size(), "pairwise sum: leaves of ", a.size(), " and ", b.size(), " values");
+  add_elements(a.data(), b.data(), a.size());
 }
 
 void PairwiseSum::add(std::vector<float> leaf) {
@@ -58,11 +62,7 @@ void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_
     std::span<T> part = values.subspan(begin, std::min(bucket, values.size() - begin));
     for (int distance = 1; distance < size; distance *= 2) {
       comm.exchange(rank ^ distance, part.data(), received.data(), part.size_bytes());
-      T* out = part.data();
-      const T* in = received.data();
-      parallel_for(0, static_cast<int64_t>(part.size()), kPointwiseGrain, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) out[i] += in[i];
-      });
+      add_elements(part.data(), received.data(), part.size());
     }
   }
 }
