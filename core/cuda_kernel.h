@@ -13,7 +13,12 @@
 // In a CPU-only build the slot stays empty and calling it throws an error naming the kernel.
 // Every slot is listed in `cuda_kernel_slots()`, so a test of a CUDA build can check that no op
 // lacks its kernel (that test needs no GPU).
+//
+// Because every CUDA kernel, copy and cuBLAS call of evit passes through a slot, the slots are
+// also where the kernel profile (core/kernel_profile.h) times them; while it is off, a call costs
+// one relaxed atomic load more.
 #pragma once
+#include <atomic>
 #include <utility>
 #include <vector>
 
@@ -38,6 +43,26 @@ class CudaKernelSlotBase {
 // Every slot declared in the program (in declaration order of initialisation).
 const std::vector<const CudaKernelSlotBase*>& cuda_kernel_slots();
 
+namespace detail {
+// On while a kernel profile records (core/kernel_profile.h).
+inline std::atomic<bool> kernel_profile_on{false};
+
+// Times the outermost slot call of this thread: synchronizes the device before and after it so
+// the time is the call's own GPU work (plus its launch), not the queue's.
+class ProfiledSlotCall {
+ public:
+  explicit ProfiledSlotCall(const char* slot);
+  ~ProfiledSlotCall();
+  ProfiledSlotCall(const ProfiledSlotCall&) = delete;
+  ProfiledSlotCall& operator=(const ProfiledSlotCall&) = delete;
+
+ private:
+  const char* slot_;
+  bool outermost_;
+  double start_ms_ = 0;
+};
+}  // namespace detail
+
 template <class Sig> class CudaKernelSlot;
 
 template <class R, class... A>
@@ -49,6 +74,10 @@ class CudaKernelSlot<R(A...)> final : public CudaKernelSlotBase {
   bool filled() const override { return fn_ != nullptr; }
   R operator()(A... args) const {
     if (!fn_) throw_missing();
+    if (detail::kernel_profile_on.load(std::memory_order_relaxed)) {
+      detail::ProfiledSlotCall timed(name());
+      return fn_(std::forward<A>(args)...);
+    }
     return fn_(std::forward<A>(args)...);
   }
 

@@ -1,11 +1,14 @@
 // The CUDA runtime and the pointwise family on the GPU ([cuda], hidden: run by
 // tools/gpu_check.sh), plus the parts of the backend that need no GPU: 16-bit float
 // conversions, autocast scopes, kernel-slot completeness and the errors without a GPU.
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <thread>
 
 #include "core/cuda.h"
+#include "core/kernel_profile.h"
 #include "core/generator.h"
 #include "core/safetensors.h"
 #include "ops/autocast.h"
@@ -137,14 +140,44 @@ TEST_CASE("without a GPU, asking for a CUDA tensor is a clear error", "[cuda_bac
 TEST_CASE("a CUDA build fills every declared CUDA kernel slot", "[cuda_backend]") {
   const auto& slots = cuda_kernel_slots();
   REQUIRE(slots.size() >= 8);  // the runtime's own slots at least
-  if (!cuda::is_built()) {
-    for (const auto* s : slots) REQUIRE_FALSE(s->filled());
-    return;
-  }
   for (const auto* s : slots) {
+    if (std::string(s->name()).rfind("test_", 0) == 0) continue;  // slots the tests make and fill
     INFO("CUDA kernel slot " << s->name());
-    CHECK(s->filled());
+    CHECK(s->filled() == cuda::is_built());
   }
+}
+
+TEST_CASE("the kernel profile times outermost slot calls only while it records", "[cuda_backend]") {
+  using Sleep = CudaKernelSlot<void(int)>;
+  static Sleep inner("test_profile_inner");
+  static Sleep outer("test_profile_outer");
+  inner.fill([](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
+  outer.fill([](int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    inner(ms);  // nested: charged to outer, not counted as a call of inner
+  });
+  outer(1);  // before start(): not recorded
+  kernel_profile::start();
+  outer(2);
+  outer(2);
+  inner(3);
+  const auto entries = kernel_profile::stop();
+  outer(1);  // after stop(): not recorded
+  REQUIRE(kernel_profile::stop().size() == entries.size());
+
+  REQUIRE(entries.size() == 2);
+  REQUIRE(entries[0].total_ms >= entries[1].total_ms);
+  auto find = [&](const std::string& name) {
+    for (const auto& e : entries)
+      if (e.slot == name) return e;
+    FAIL("no profile entry for " << name);
+    return kernel_profile::Entry{};
+  };
+  const auto o = find("test_profile_outer"), i = find("test_profile_inner");
+  CHECK(o.calls == 2);
+  CHECK(o.total_ms >= 8.0);  // each call sleeps 2 ms itself and 2 ms in the nested inner call
+  CHECK(i.calls == 1);
+  CHECK(i.total_ms >= 3.0);
 }
 
 // ------------------------------------------------------------------ GPU only
