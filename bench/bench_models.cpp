@@ -2,7 +2,7 @@
 // encoder (inference, and a stage-1 distillation step: MSE towards a teacher embedding), the evit
 // side of bench/models_torch.py (same cases, names, warm-up, run count and timing rule).
 //
-//   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [CASE_SUBSTRING]
+//   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [--profile] [CASE_SUBSTRING]
 //
 // Output: one JSON line per case {"case": name, "median_ms": t, "runs": n, "gflop": f, "peak_mib": m}, f the
 // case's floating-point work in 10^9 operations (2 per multiply-accumulate as the paper counts them
@@ -13,7 +13,12 @@
 // only; run one case per process, as `bench/run_model_bench.sh 2 "b1 train"` does, for a figure
 // that no earlier case's cached blocks lower). On CUDA the inputs
 // are made on the host and copied before the timed region, and every timed iteration ends with
-// a device synchronize, so a time covers all the GPU work of that iteration.
+// a device synchronize, so a time covers all the GPU work of that iteration; m is then the peak
+// of device memory allocated during the case, weights, optimizer state and activations together
+// (what PyTorch's torch.cuda.max_memory_allocated reports).
+//
+// --profile (CUDA) runs one more iteration per case under the kernel profile
+// (core/kernel_profile.h) and prints to stderr where its time went, by kernel slot.
 #include <algorithm>
 #include <optional>
 #include <chrono>
@@ -25,6 +30,7 @@
 #include "autograd/grad_mode.h"
 #include "core/cuda.h"
 #include "core/generator.h"
+#include "core/kernel_profile.h"
 #include "ops/linalg/gemm.h"
 #include "core/parallel.h"
 #include "ops/linalg.h"
@@ -66,19 +72,50 @@ double ms_since(Clock::time_point t0) {
 struct Setup {
   Device device;
   std::optional<DType> amp;
+  bool profile = false;
+  std::string case_name;  // the case being timed, for the profile's heading
 };
 
 void sync(const Setup& s) {
   if (s.device.is_cuda()) cuda::synchronize(s.device.index);
 }
 
+// Warm-ups, timed runs, and with --profile one extra profiled iteration.
+int iterations(const Setup& s) { return kWarmup + kRuns + (s.profile ? 1 : 0); }
+bool is_profiled(int it) { return it == kWarmup + kRuns; }
+
+// Called just before iteration `it`'s timed region begins.
+void begin_iteration(int it) {
+  if (is_profiled(it)) kernel_profile::start();
+}
+
+// Called after iteration `it` ended with a sync: keeps a timed run's time, prints the profiled
+// iteration's table.
+void end_iteration(int it, Clock::time_point t0, std::vector<double>& times, const Setup& s) {
+  const double ms = ms_since(t0);
+  if (it >= kWarmup && !is_profiled(it)) times.push_back(ms);
+  if (!is_profiled(it)) return;
+  const auto entries = kernel_profile::stop();
+  double in_slots = 0;
+  for (const auto& e : entries) in_slots += e.total_ms;
+  std::fprintf(stderr, "profile: %s, one iteration of %.1f ms with the device synchronized around each kernel slot call\n",
+               s.case_name.c_str(), ms);
+  std::fprintf(stderr, "  %6s %9s %6s  %s\n", "share", "ms", "calls", "slot");
+  for (size_t i = 0; i < entries.size() && i < 15; ++i)
+    std::fprintf(stderr, "  %5.1f%% %9.2f %6lld  %s\n", 100 * entries[i].total_ms / ms, entries[i].total_ms,
+                 static_cast<long long>(entries[i].calls), entries[i].slot.c_str());
+  std::fprintf(stderr, "  %5.1f%% %9.2f %6s  (host work between slot calls: autograd, allocator, module code)\n",
+               100 * (ms - in_slots) / ms, ms - in_slots, "");
+}
+
 std::vector<double> time_infer(nn::Module& m, const Case& c, Generator& gen, const Setup& s) {
   m.eval();
   NoGradGuard no_grad;
   std::vector<double> times;
-  for (int it = 0; it < kWarmup + kRuns; ++it) {
+  for (int it = 0; it < iterations(s); ++it) {
     Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen).to(s.device);
     sync(s);
+    begin_iteration(it);
     auto t0 = Clock::now();
     {
       std::optional<AutocastGuard> ac;
@@ -86,7 +123,7 @@ std::vector<double> time_infer(nn::Module& m, const Case& c, Generator& gen, con
       m.forward(x);
     }
     sync(s);
-    if (it >= kWarmup) times.push_back(ms_since(t0));
+    end_iteration(it, t0, times, s);
   }
   return times;
 }
@@ -96,10 +133,11 @@ std::vector<double> time_train(zoo::Model& m, const Case& c, Generator& gen, con
   optim::AdamW opt({{m.named_parameters(), 1e-4, 0.05}});
   optim::GradScaler scaler;
   std::vector<double> times;
-  for (int it = 0; it < kWarmup + kRuns; ++it) {
+  for (int it = 0; it < iterations(s); ++it) {
     Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen).to(s.device);
     Tensor y = randint(0, 1000, {c.n}, DType::i64, &gen).to(s.device);
     sync(s);
+    begin_iteration(it);
     auto t0 = Clock::now();
     opt.zero_grad();
     Tensor loss;
@@ -117,7 +155,7 @@ std::vector<double> time_train(zoo::Model& m, const Case& c, Generator& gen, con
       opt.step();
     }
     sync(s);
-    if (it >= kWarmup) times.push_back(ms_since(t0));
+    end_iteration(it, t0, times, s);
   }
   return times;
 }
@@ -128,29 +166,31 @@ std::vector<double> time_sam_distill(nn::Module& encoder, const Case& c, Generat
   encoder.train();
   optim::AdamW opt({{encoder.named_parameters(), 1e-3, 0.1}});
   std::vector<double> times;
-  for (int it = 0; it < kWarmup + kRuns; ++it) {
+  for (int it = 0; it < iterations(s); ++it) {
     Tensor x = randn({c.n, 3, c.h, c.w}, {}, &gen).to(s.device);
     Tensor target = randn({c.n, 256, 64, 64}, {}, &gen).to(s.device);
     sync(s);
+    begin_iteration(it);
     auto t0 = Clock::now();
     opt.zero_grad();
     mse_loss(encoder.forward(x), target).backward();
     opt.step();
     sync(s);
-    if (it >= kWarmup) times.push_back(ms_since(t0));
+    end_iteration(it, t0, times, s);
   }
   return times;
 }
 // The f32 GEMM peak: C = A·B for n x n matrices (h = w = n), fresh random A and B each time.
 std::vector<double> time_gemm(const Case& c, Generator& gen, const Setup& s) {
   std::vector<double> times;
-  for (int it = 0; it < kWarmup + kRuns; ++it) {
+  for (int it = 0; it < iterations(s); ++it) {
     Tensor a = randn({c.n, c.n}, {}, &gen).to(s.device), b = randn({c.n, c.n}, {}, &gen).to(s.device);
     sync(s);
+    begin_iteration(it);
     auto t0 = Clock::now();
     matmul(a, b);
     sync(s);
-    if (it >= kWarmup) times.push_back(ms_since(t0));
+    end_iteration(it, t0, times, s);
   }
   return times;
 }
@@ -182,7 +222,7 @@ void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 int main(int argc, char** argv) {
   std::string only;
-  Setup setup{kCPU, std::nullopt};
+  Setup setup{kCPU, std::nullopt, false, {}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--device" && i + 1 < argc) {
@@ -192,6 +232,8 @@ int main(int argc, char** argv) {
       if (v == "f16") setup.amp = DType::f16;
       else if (v == "bf16") setup.amp = DType::bf16;
       else if (v != "off") return std::fprintf(stderr, "--amp: expected off, f16 or bf16\n"), 2;
+    } else if (a == "--profile") {
+      setup.profile = true;
     } else {
       only = a;
     }
@@ -216,12 +258,18 @@ int main(int argc, char** argv) {
       {"b1 train bs64 224", "efficientvit-b1", Kind::train, 64, 224, 224},
       {"seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", Kind::infer, 1, 512, 1024},
       {"seg-b1 infer bs8 512x1024", "efficientvit-seg-b1-cityscapes", Kind::infer, 8, 512, 1024},
+      {"l1 train bs64 224", "efficientvit-l1", Kind::train, 64, 224, 224},
+      {"sam-l0 encoder infer bs1 512", "efficientvit-sam-l0", Kind::sam_infer, 1, 512, 512},
+      {"sam-l0 encoder infer bs8 512", "efficientvit-sam-l0", Kind::sam_infer, 8, 512, 512},
+      {"gemm peak 4096", "", Kind::gemm, 4096, 4096, 4096},
   };
   Generator gen(7);
   for (const Case& c : setup.device.is_cuda() ? gpu_cases : cpu_cases) {
     if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
+    setup.case_name = c.name;
     reset_peak_rss();
     const double baseline_mib = status_mib("VmRSS");
+    const bool on_gpu = setup.device.is_cuda();
     std::vector<double> times;
     double gflop = 0;
     if (c.kind == Kind::gemm) {
@@ -234,11 +282,14 @@ int main(int argc, char** argv) {
         timed = dynamic_cast<zoo::EfficientViTSam&>(*model).image_encoder.get();
       gflop = forward_gflop(*timed, c) * (c.kind == Kind::train || c.kind == Kind::sam_distill ? 3 : 1);
       model->to(setup.device);
+      if (on_gpu) cuda::reset_peak_memory_stats(setup.device.index);
       if (c.kind == Kind::infer || c.kind == Kind::sam_infer) times = time_infer(*timed, c, gen, setup);
       else if (c.kind == Kind::train) times = time_train(*model, c, gen, setup);
       else times = time_sam_distill(*timed, c, gen, setup);
     }
-    const double peak_mib = status_mib("VmHWM") - baseline_mib;
+    const double peak_mib =
+        on_gpu ? static_cast<double>(cuda::memory_stats(setup.device.index).peak_allocated_bytes) / (1 << 20)
+               : status_mib("VmHWM") - baseline_mib;
     std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d, \"gemm\": \"%s\", "
                 "\"gflop\": %.3f, \"peak_mib\": %.1f}\n",
                 c.name, median(times), kRuns, get_num_threads(), detail::gemm_backend().c_str(), gflop, peak_mib);

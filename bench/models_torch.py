@@ -17,7 +17,10 @@ bench/run_op_bench.sh).
 On CUDA (the GPU cases, the same as bench_models --device cuda) inputs are copied to the device
 before the timed region and each timed iteration ends with torch.cuda.synchronize(). --amp runs
 the forward and the loss under torch.autocast with that dtype, and f16 training steps go through
-torch.cuda.amp.GradScaler, as a PyTorch user would train.
+PyTorch's GradScaler, as a PyTorch user would train. f32 stays plain f32 (TF32 off for
+convolutions and matmuls, as in evit); cudnn.benchmark picks each convolution's fastest
+algorithm. peak_mib on CUDA is torch.cuda.max_memory_allocated over the case (weights,
+optimizer state, activations), reset once the model is on the device.
 """
 import contextlib
 import json
@@ -56,6 +59,10 @@ GPU_CASES = [
     ("b1 train bs64 224", "efficientvit-b1", "train", 64, 224, 224),
     ("seg-b1 infer bs1 512x1024", "efficientvit-seg-b1-cityscapes", "infer", 1, 512, 1024),
     ("seg-b1 infer bs8 512x1024", "efficientvit-seg-b1-cityscapes", "infer", 8, 512, 1024),
+    ("l1 train bs64 224", "efficientvit-l1", "train", 64, 224, 224),
+    ("sam-l0 encoder infer bs1 512", "l0", "sam_infer", 1, 512, 512),
+    ("sam-l0 encoder infer bs8 512", "l0", "sam_infer", 8, 512, 512),
+    ("gemm peak 4096", None, "gemm", 4096, 4096, 4096),
 ]
 
 
@@ -90,7 +97,9 @@ def time_infer(model, n, h, w, device, amp):
 def time_train(model, n, h, w, device, amp, n_classes=1000):
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
-    scaler = torch.cuda.amp.GradScaler() if amp == torch.float16 else None
+    scaler = None
+    if amp == torch.float16:
+        scaler = torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
     times = []
     for it in range(WARMUP + RUNS):
         x = torch.randn(n, 3, h, w).to(device)
@@ -161,6 +170,12 @@ def time_sam_distill(encoder, n, h, w, device):
     return times
 
 
+def reset_device_peak(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def status_mib(field):
     """A field of /proc/self/status in MiB: VmRSS (resident now), VmHWM (its peak since the last reset)."""
     with open("/proc/self/status") as f:
@@ -191,6 +206,12 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     torch.set_num_threads(int(args[0]))
+    if device.type == "cuda":
+        # Plain f32 arithmetic, as evit's default: PyTorch would otherwise run convolutions (not
+        # matmuls) on TF32 tensor cores, which keep 10 mantissa bits.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True  # the fastest convolution algorithm per shape
     only = args[1] if len(args) > 1 else None
     torch.manual_seed(0)
     for name, model_name, mode, n, h, w in (GPU_CASES if device.type == "cuda" else CASES):
@@ -198,11 +219,14 @@ def main():
             continue
         reset_peak_rss()
         baseline_mib = status_mib("VmRSS")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         if mode == "gemm":
             times = time_gemm(n, device)
         elif mode.startswith("sam_"):  # the EfficientViT-SAM image encoder alone
             encoder, source = sam_image_encoder(model_name)
             encoder = encoder.to(device)
+            reset_device_peak(device)
             print(f"{name}: {source} EfficientViT-SAM code", file=sys.stderr)
             if mode == "sam_infer":
                 times = time_infer(encoder, n, h, w, device, amp)
@@ -210,12 +234,17 @@ def main():
                 times = time_sam_distill(encoder, n, h, w, device)
         else:
             model = ev.create_model(model_name).to(device)
+            reset_device_peak(device)
             if mode == "infer":
                 times = time_infer(model, n, h, w, device, amp)
             else:
                 times = time_train(model, n, h, w, device, amp)
+        # CPU: resident memory over the case's start; CUDA: device memory allocated at the peak
+        # (weights, optimizer state, activations), as evit's bench_models reports it.
+        peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+                else status_mib("VmHWM") - baseline_mib)
         print(json.dumps({"case": name, "median_ms": round(statistics.median(times), 3), "runs": RUNS,
-                          "peak_mib": round(status_mib("VmHWM") - baseline_mib, 1)}), flush=True)
+                          "peak_mib": round(peak, 1)}), flush=True)
     return 0
 
 
