@@ -111,6 +111,11 @@ EVIT_HD inline D convert_value(S v) {
   if constexpr (std::is_same_v<D, bool>) {
     if constexpr (is_float16_v<S>) return static_cast<float>(v) != 0.0f;
     else return v != S(0);
+  } else if constexpr (std::is_unsigned_v<D> && (std::is_floating_point_v<S> || is_float16_v<S>)) {
+    // A negative float to an unsigned type is undefined in C++, and the backends disagree (x86
+    // wraps, CUDA saturates at 0); through int64 both wrap modulo 2^bits, as PyTorch does.
+    if constexpr (is_float16_v<S>) return static_cast<D>(static_cast<int64_t>(static_cast<float>(v)));
+    else return static_cast<D>(static_cast<int64_t>(v));
   } else if constexpr (is_float16_v<S>) {
     return static_cast<D>(static_cast<float>(v));
   } else if constexpr (is_float16_v<D>) {

@@ -83,6 +83,11 @@ TEST_CASE("dtype conversion and no implicit promotion", "[core]") {
   Tensor a = from_vector<float>({1.5f, -2.5f}, {2});
   REQUIRE(a.to(DType::i64).to_vector<int64_t>() == std::vector<int64_t>{1, -2});
   REQUIRE(a.to(DType::f64).to_vector<double>() == std::vector<double>{1.5, -2.5});
+  // Floats to u8 truncate and wrap modulo 256 (through int64, as PyTorch does): the same on
+  // every CPU and on CUDA, where a plain conversion would saturate negatives to 0.
+  Tensor f = from_vector<float>({-1.5f, -37.9f, 300.7f, 255.9f}, {4});
+  REQUIRE(f.to(DType::u8).to_vector<uint8_t>() == std::vector<uint8_t>{255, 219, 44, 255});
+  REQUIRE(f.to(DType::f16).to(DType::u8).to_vector<uint8_t>() == std::vector<uint8_t>{255, 219, 44, 255});
   Tensor b = ones({2}, DType::f64);
   REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("dtypes differ") && Catch::Contains("f32 [2]") &&
                                      Catch::Contains("f64 [2]"));
