@@ -1,4 +1,5 @@
 // The trainer: exact resume, checkpoints, divergence detection, evaluation and config errors.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -20,7 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 // A small Cityscapes-layout dataset with a learnable pattern: the top half is sky (23), the
 // bottom road (7), with noise in the image.
-std::string tiny_cityscapes(const std::string& name) {
+std::string tiny_cityscapes(const std::string& name, int64_t h = 40, int64_t w = 48) {
   fs::path root = fs::temp_directory_path() / name;
   fs::remove_all(root);
   Generator g(3);
@@ -28,13 +29,13 @@ std::string tiny_cityscapes(const std::string& name) {
     fs::create_directories(root / "leftImg8bit" / split / "x");
     fs::create_directories(root / "gtFine" / split / "x");
     for (int i = 0; i < (std::string(split) == "train" ? 6 : 2); ++i) {
-      Image img(40, 48, 3), lab(40, 48, 1);
-      for (int64_t y = 0; y < 40; ++y)
-        for (int64_t x = 0; x < 48; ++x) {
-          bool sky = y < 20;
-          lab.data[y * 48 + x] = sky ? 23 : 7;
+      Image img(h, w, 3), lab(h, w, 1);
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          bool sky = y < h / 2;
+          lab.data[y * w + x] = sky ? 23 : 7;
           for (int c = 0; c < 3; ++c)
-            img.data[(y * 48 + x) * 3 + c] = static_cast<uint8_t>((sky ? 180 + 30 * c : 60) + g.next_u64() % 40);
+            img.data[(y * w + x) * 3 + c] = static_cast<uint8_t>((sky ? 180 + 30 * c : 60) + g.next_u64() % 40);
         }
       std::string stem = "x_00000" + std::to_string(i) + "_000019";
       encode_png((root / "leftImg8bit" / split / "x" / (stem + "_leftImg8bit.png")).string(), img);
@@ -119,20 +120,40 @@ TEST_CASE("trainer configuration errors name the key", "[trainer]") {
 
 TEST_CASE("a CUDA training run matches the CPU run step for step", "[.][cuda][cuda_trainer]") {
   if (!cuda::is_available()) FAIL("no CUDA GPU is visible: [cuda] tests need one");
-  std::string data = tiny_cityscapes("evit_trainer_data_cuda");
+  // Images and crops large enough that every BatchNorm normalises over tens of values: with
+  // 32-pixel crops of 2 images the last stage normalises 2 values per channel, and a 1e-7
+  // relative change of the initial weights already moves the weights after 4 steps by 30% of
+  // their distance travelled, so no two backends could agree.
+  std::string data = tiny_cityscapes("evit_trainer_data_cuda", 128, 160);
   auto cpu_cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_cpu").string(), 4);
-  auto gpu_cfg = seg_config(data, (fs::temp_directory_path() / "evit_trainer_gpu").string(), 4);
+  cpu_cfg["data"]["crop"] = 128;
+  cpu_cfg["data"]["batch_size"] = 4;
+  auto gpu_cfg = cpu_cfg;
+  gpu_cfg["output_dir"] = (fs::temp_directory_path() / "evit_trainer_gpu").string();
   gpu_cfg["train"]["device"] = "cuda";
   train::Trainer a(cpu_cfg), b(gpu_cfg);
+  std::vector<Tensor> initial;
+  for (auto& [k, p] : a.model().named_parameters()) initial.push_back(p.detach().clone());
   a.train_steps(4);
   b.train_steps(4);
-  auto sa = a.model().state_dict(), sb = b.model().state_dict();
-  for (auto& [k, v] : sa) {
-    INFO(k);
-    REQUIRE(sb.at(k).device().is_cuda());
-    // Four AdamW steps amplify last-bit differences of reductions; parameters stay close.
-    EVIT_REQUIRE_CLOSE(sb.at(k).to(kCPU), v, 1e-3, 1e-4);
+  // The runs may differ by the rounding noise of reductions (amplified by AdamW and BatchNorm:
+  // on the CPU, that 1e-7 change of the initial weights gives 0.8% of the distance travelled
+  // here); a wrong kernel, batch or optimizer step gives differences of the order of the
+  // distance itself.
+  double diff2 = 0, moved2 = 0;
+  const auto pa = a.model().named_parameters(), pb = b.model().named_parameters();
+  REQUIRE(pa.size() == pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].first);
+    REQUIRE(pb[i].second.device().is_cuda());
+    const Tensor v = pa[i].second.detach();
+    const Tensor d = sub(pb[i].second.detach().to(kCPU), v), m = sub(v, initial[i]);
+    diff2 += sum(mul(d, d)).item<double>();
+    moved2 += sum(mul(m, m)).item<double>();
   }
+  INFO("CPU and CUDA weights differ by " << std::sqrt(diff2) << " after moving " << std::sqrt(moved2));
+  REQUIRE(moved2 > 0);
+  REQUIRE(std::sqrt(diff2) <= 0.1 * std::sqrt(moved2));
   // Checkpoints of a CUDA run are ordinary files that load anywhere.
   b.save_checkpoint((fs::temp_directory_path() / "evit_trainer_gpu_ckpt").string());
   auto amp_cfg = gpu_cfg;
@@ -233,3 +254,4 @@ TEST_CASE("eval_at_start scores the starting weights and logs them as step 0", "
   }
   CHECK(eval_steps == std::vector<int64_t>{0, 2});
 }
+
