@@ -8,7 +8,10 @@
 // - input gradient: GEMM into columns, then col2im written as a gather: each input pixel sums
 //   the column entries that read it, taps in (i, j) order, so every element is written by one
 //   thread (deterministic, no atomics); chunks are accumulated one after the other.
-// - weight gradient: per image (and chunk) GEMMs accumulated with beta = 1 in a fixed order.
+// - weight gradient: the images of a chunk (all of them for 1×1) are moved inside each channel
+//   ([C, N, pixels] copies of the input or columns and of dy), so one GEMM per group reduces over
+//   images and pixels at once: a per-image loop of small GEMMs kept the GPU mostly idle. Chunks
+//   accumulate with beta = 1 in order; a band of one image's rows is one GEMM as it stands.
 // Under autocast the operands arrive as f16/bf16 (im2col copies them as is) and the GEMMs
 // write f32.
 #include <algorithm>
@@ -75,7 +78,9 @@ int64_t max_chunk_elems(const Geom& g, const std::vector<Chunk>& chunks) {
 // col [nb, C·KK, rows·OW] (row c·KK + i·KW + j, column (oh - oh0)·OW + ow) of images
 // [n0, n0 + nb) of x [N, C, H, W]: the input value under tap (i, j) of output (oh, ow), 0 in
 // the padding. One thread per column element; consecutive threads write consecutive columns.
-template <class T>
+// With kImagesInner the layout is [C·KK, nb, rows·OW] instead: the weight gradient's GEMM
+// then reduces over the images and pixels of the chunk as one dimension.
+template <class T, bool kImagesInner>
 __global__ void im2col_kernel(const T* __restrict x, T* __restrict col, KGeom g, int64_t n0,
                               int64_t nb, int64_t oh0, int64_t rows) {
   const int64_t KK = g.KH * g.KW, cols = rows * g.OW, CKK = g.C * KK;
@@ -83,8 +88,8 @@ __global__ void im2col_kernel(const T* __restrict x, T* __restrict col, KGeom g,
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
        idx += int64_t(gridDim.x) * blockDim.x) {
     const int64_t p = idx % cols;
-    const int64_t r = (idx / cols) % CKK;
-    const int64_t nl = idx / (cols * CKK);
+    const int64_t r = kImagesInner ? idx / (cols * nb) : (idx / cols) % CKK;
+    const int64_t nl = kImagesInner ? (idx / cols) % nb : idx / (cols * CKK);
     const int64_t c = r / KK, t = r % KK, ki = t / g.KW, kj = t % g.KW;
     const int64_t oh = oh0 + p / g.OW, ow = p % g.OW;
     const int64_t ih = oh * g.sh - g.ph + ki * g.dh;
@@ -98,13 +103,44 @@ __global__ void im2col_kernel(const T* __restrict x, T* __restrict col, KGeom g,
 
 // Fills col with chunk `ch` of x (operands in dtype `in`) on x's stream.
 void im2col_chunk(const Tensor& x, const Tensor& col, const Geom& g, const Chunk& ch, DType in,
-                  const char* op) {
+                  const char* op, bool images_inner = false) {
   dispatch_gemm_input(in, op, [&](auto tag) {
     using T = decltype(tag);
-    cuda::launch_elementwise("im2col_kernel", x, ch.nb * g.C * g.KK() * ch.rows * g.OW,
-                             im2col_kernel<T>, x.data_ptr<T>(), col.data_ptr<T>(), kgeom(g), ch.n0,
-                             ch.nb, ch.oh0, ch.rows);
+    const int64_t total = ch.nb * g.C * g.KK() * ch.rows * g.OW;
+    if (images_inner)
+      cuda::launch_elementwise("im2col_kernel", x, total, im2col_kernel<T, true>, x.data_ptr<T>(),
+                               col.data_ptr<T>(), kgeom(g), ch.n0, ch.nb, ch.oh0, ch.rows);
+    else
+      cuda::launch_elementwise("im2col_kernel", x, total, im2col_kernel<T, false>, x.data_ptr<T>(),
+                               col.data_ptr<T>(), kgeom(g), ch.n0, ch.nb, ch.oh0, ch.rows);
   });
+}
+
+// dst [B, A, L] (contiguous) = src [A, B, L] (A's stride src_stride_a): for NCHW data with
+// A = images and B = channels, each channel's planes of all images become one row.
+template <class T>
+__global__ void images_inside_channels_kernel(const T* __restrict src, T* __restrict dst, int64_t A,
+                                              int64_t B, int64_t L, int64_t src_stride_a) {
+  const int64_t total = A * B * L;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t l = idx % L, r = idx / L, a = r % A, b = r / A;
+    dst[idx] = src[a * src_stride_a + b * L + l];
+  }
+}
+
+// A [B, A·L] copy of the A images (stride src_stride_a elements) of B channels of L pixels at
+// src, in dtype `in`, on like's device and stream.
+Tensor images_inside_channels(const void* src, int64_t A, int64_t B, int64_t L, int64_t src_stride_a,
+                              DType in, const Tensor& like, const char* op) {
+  Tensor dst = empty({B * A * L}, {in, like.device()});
+  dispatch_gemm_input(in, op, [&](auto tag) {
+    using T = decltype(tag);
+    cuda::launch_elementwise("images_inside_channels_kernel", like, A * B * L,
+                             images_inside_channels_kernel<T>, static_cast<const T*>(src),
+                             dst.data_ptr<T>(), A, B, L, src_stride_a);
+  });
+  return dst;
 }
 
 // dx[n0 + nl, c, ih, iw] += Σ over taps (i, j) in order of the column entries (this chunk's
@@ -324,20 +360,33 @@ void backward_weight_launch(const Geom& g, const Tensor& x, const Tensor& dy, co
   cuda::cuda_fill(dw, 0.0);
   if (Kr == 0 || OHW == 0 || g.N == 0) return;
   const size_t ei = dtype_size(in);
+  cuda::DeviceGuard guard(dw);
   if (g.pointwise()) {
-    // dw_g [Og, Cg] += dy[n, gr] [Og, HW] · x[n, gr]ᵀ [HW, Cg]; groups batched, images looped.
-    for (int64_t n = 0; n < g.N; ++n)
-      cuda::gemm_strided_batched(false, true, Og, Cg, OHW, 1.0,
-                                 advance(dy.raw_data(), n * g.O * OHW, ei), OHW, Og * OHW,
-                                 advance(x.raw_data(), n * g.C * HW, ei), HW, Cg * HW, 1.0,
-                                 dw.raw_data(), Cg, Og * Cg, g.groups, in, out, dev);
+    // dw_g [Og, Cg] = dy_g [Og, N·HW] · x_g [Cg, N·HW]ᵀ with the images inside the channels;
+    // groups batched.
+    const int64_t NP = g.N * OHW;
+    Tensor dyt = images_inside_channels(dy.raw_data(), g.N, g.O, OHW, g.O * OHW, in, dw, op);
+    Tensor xt = images_inside_channels(x.raw_data(), g.N, g.C, HW, g.C * HW, in, dw, op);
+    cuda::gemm_strided_batched(false, true, Og, Cg, NP, 1.0, dyt.raw_data(), NP, Og * NP,
+                               xt.raw_data(), NP, Cg * NP, 1.0, dw.raw_data(), Cg, Og * Cg,
+                               g.groups, in, out, dev);
     return;
   }
   const std::vector<Chunk> chunks = make_chunks(g);
   Tensor col = empty({max_chunk_elems(g, chunks)}, {in, dw.device()});
-  cuda::DeviceGuard guard(dw);
   for (const Chunk& ch : chunks) {
     const int64_t cols = ch.rows * g.OW, per_image_col = g.C * g.KK() * cols;
+    if (ch.nb > 1) {  // whole images (cols == OHW): one GEMM per group over images and pixels
+      const int64_t NP = ch.nb * cols;
+      im2col_chunk(x, col, g, ch, in, op, /*images_inner=*/true);
+      Tensor dyt = images_inside_channels(advance(dy.raw_data(), ch.n0 * g.O * OHW, ei), ch.nb, g.O,
+                                          OHW, g.O * OHW, in, dw, op);
+      // dw_g [Og, Kr] += dy_g [Og, nb·OHW] · col_g [Kr, nb·OHW]ᵀ
+      cuda::gemm_strided_batched(false, true, Og, Kr, NP, 1.0, dyt.raw_data(), NP, Og * NP,
+                                 col.raw_data(), NP, Kr * NP, 1.0, dw.raw_data(), Kr, Og * Kr,
+                                 g.groups, in, out, dev);
+      continue;
+    }
     im2col_chunk(x, col, g, ch, in, op);
     // dw_g [Og, Kr] += dy[n, gr, oh0:] [Og, cols] (ld OHW) · col[nl, gr]ᵀ [cols, Kr]
     for (int64_t nl = 0; nl < ch.nb; ++nl)
