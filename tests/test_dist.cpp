@@ -130,7 +130,35 @@ TEST_CASE("the tree all-reduce over this job's ranks equals one process's sum", 
   Tensor t = full({3}, comm.rank() == 0 ? 7.0 : -1.0);
   dist::broadcast_tensors(comm, {t});
   REQUIRE(t.to_vector<float>() == std::vector<float>{7, 7, 7});
+  // The library's all-reduce (train.allreduce = "library"): exact here (small integers, any
+  // order), in pieces of any length.
+  std::vector<float> mine(1000);
+  for (size_t i = 0; i < mine.size(); ++i) mine[i] = static_cast<float>((comm.rank() + 1) * static_cast<int>(i % 7));
+  comm.library_allreduce_sum(mine.data(), mine.size());
+  const int w = comm.size();
+  for (size_t i = 0; i < mine.size(); ++i)
+    REQUIRE(mine[i] == static_cast<float>(w * (w + 1) / 2 * static_cast<int>(i % 7)));
   comm.barrier();
+}
+
+TEST_CASE("the library all-reduce sums in an order of its own: the same on every rank, not the tree's", "[dist]") {
+  // 1e8, 1, -1e8, 1 on 4 ranks: the tree gives (1e8 + 1) + (-1e8 + 1) = 0 in f32; left to right
+  // gives ((1e8 + 1) - 1e8) + 1 = 1. Every rank gets the same value either way.
+  const float values[4] = {1e8f, 1.0f, -1e8f, 1.0f};
+  auto ranks = dist::in_process_group(4);
+  std::vector<float> tree(4), library(4);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 4; ++r)
+    threads.emplace_back([&, r] {
+      std::vector<float> a{values[r]}, b{values[r]};
+      dist::tree_allreduce_sum(*ranks[static_cast<size_t>(r)], std::span<float>(a));
+      ranks[static_cast<size_t>(r)]->library_allreduce_sum(b.data(), b.size());
+      tree[static_cast<size_t>(r)] = a[0];
+      library[static_cast<size_t>(r)] = b[0];
+    });
+  for (auto& t : threads) t.join();
+  REQUIRE(tree == std::vector<float>(4, 0.0f));
+  REQUIRE(library == std::vector<float>(4, 1.0f));
 }
 
 TEST_CASE("the fixed tree needs a power-of-two job and rank 0's tensors reach every rank", "[dist]") {
@@ -343,6 +371,12 @@ TEST_CASE("micro-batch configs that cannot keep the contract fail naming the key
   REQUIRE_THROWS_WITH(train::Trainer(config(6, 4, true)),
                       Catch::Contains("config.data.batch_size = 6") && Catch::Contains("micro_batches = 4"));
   REQUIRE_THROWS_WITH(train::Trainer(config(8, 2, false)), Catch::Contains("config.data.drop_last must be true"));
+  {
+    auto c = config(8, 2, true);
+    c["train"]["allreduce"] = "ring";
+    REQUIRE_THROWS_WITH(train::load_config_text(c.dump(), "micro-batch config", train::training_config_schema()),
+                        Catch::Contains("config.train.allreduce") || Catch::Contains("train.allreduce"));
+  }
   auto four = dist::in_process_group(4);
   REQUIRE_THROWS_WITH(train::Trainer(config(8, 2, true), four[0].get()),
                       Catch::Contains("micro_batches = 2") && Catch::Contains("4 ranks"));

@@ -570,6 +570,9 @@ const Schema& training_config_schema() {
                   {"mask_points", pos_int.default_value(112 * 112).doc(
                                       "sam_finetune: points per mask at which the loss is computed (PointRend sampling)")},
                   {"threads", S::integer().min(0).default_value(0).doc("0: all cores")},
+                  {"allreduce", S::string().one_of({"tree", "library"}).default_value("tree").doc(
+                                    "data-parallel gradient sum: \"tree\" (fixed order: bitwise the same on any number of "
+                                    "processes) or \"library\" (MPI's own all-reduce: faster, bits depend on the process count)")},
                   {"device", S::string().default_value("cpu").doc("\"cpu\", \"cuda\" or \"cuda:N\"")},
                   {"amp", S::string().one_of({"off", "f16", "bf16"}).default_value("off").doc(
                               "CUDA mixed precision: GEMMs and convolutions in f16/bf16 (f16 adds a loss scaler)")},

@@ -32,8 +32,9 @@ Tensor slice_as(const std::vector<float>& sum, int64_t offset, const Tensor& lik
 
 }  // namespace
 
-DataParallelStep::DataParallelStep(nn::Module& model, dist::Communicator& comm, int64_t micro_batches)
-    : model_(model), comm_(comm), k_(micro_batches) {
+DataParallelStep::DataParallelStep(nn::Module& model, dist::Communicator& comm, int64_t micro_batches,
+                                   bool library_allreduce)
+    : model_(model), comm_(comm), k_(micro_batches), library_allreduce_(library_allreduce) {
   const int w = comm.size();
   EVIT_CHECK(dist::is_power_of_two(k_), "config.data.micro_batches = ", k_,
              ": the fixed summation tree needs a power of two (1, 2, 4, 8, ...)");
@@ -95,7 +96,8 @@ double DataParallelStep::finish_step() {
              local_micro_batches(), " expected");
   for (auto* bn : norms_) bn->batch_statistics = nullptr;
   std::vector<float> sum = sum_.take();
-  dist::tree_allreduce_sum(comm_, std::span<float>(sum));
+  if (library_allreduce_) comm_.library_allreduce_sum(sum.data(), sum.size());
+  else dist::tree_allreduce_sum(comm_, std::span<float>(sum));
   const float scale = 1.0f / static_cast<float>(k_);  // exact: K is a power of two
   int64_t offset = 0;
   std::vector<int64_t> starts;

@@ -30,8 +30,12 @@ namespace evit::train {
 
 class DataParallelStep {
  public:
-  // Checks K against the world size; `model` must outlive this object.
-  DataParallelStep(nn::Module& model, dist::Communicator& comm, int64_t micro_batches);
+  // Checks K against the world size; `model` must outlive this object. With
+  // `library_allreduce` the ranks' partial sums are joined by the communicator's own all-reduce
+  // (faster, but the bits then depend on the number of ranks); the leaves inside a rank still
+  // form the fixed pairwise tree.
+  DataParallelStep(nn::Module& model, dist::Communicator& comm, int64_t micro_batches,
+                   bool library_allreduce = false);
 
   int64_t micro_batches() const { return k_; }
   int64_t local_micro_batches() const { return k_ / comm_.size(); }
@@ -57,6 +61,7 @@ class DataParallelStep {
   nn::Module& model_;
   dist::Communicator& comm_;
   int64_t k_;
+  bool library_allreduce_;
   std::vector<Tensor> params_;             // trainable parameters, in reverse registration order
   std::vector<nn::BatchNorm2d*> norms_;    // every BatchNorm, in module order
   std::vector<std::vector<Tensor>> statistics_;  // per BatchNorm: [mean, var] of each micro-batch

@@ -121,6 +121,7 @@ RunConfig parse_run_config(const json& cfg) {
     tc.multimask_prob = t.at("multimask_prob").get<double>();
     tc.mask_points = t.at("mask_points").get<int64_t>();
     tc.threads = t.at("threads").get<int>();
+    tc.library_allreduce = t.at("allreduce").get<std::string>() == "library";
     tc.device = t.at("device").get<std::string>();
     tc.amp = t.at("amp").get<std::string>();
     tc.resume = optional_field<std::string>(t, "resume");

@@ -95,6 +95,7 @@ struct TrainLoopConfig {
   double multimask_prob = 0;
   int64_t mask_points = 0;
   int threads = 0;
+  bool library_allreduce = false;  // allreduce = "library": MPI's own sum, not the fixed tree
   std::string device;  // cpu | cuda | cuda:N
   std::string amp;     // off | f16 | bf16
   std::optional<std::string> resume;

@@ -79,7 +79,8 @@ Trainer::Trainer(const json& config, dist::Communicator* comm)
   }
   model_->to(device_);  // before the optimizer and EMA, so their state is made on the device
   if (steps_in_micro_batches())
-    data_parallel_ = std::make_unique<DataParallelStep>(*model_, *comm_, rc_.data.micro_batches);
+    data_parallel_ =
+        std::make_unique<DataParallelStep>(*model_, *comm_, rc_.data.micro_batches, rc_.train.library_allreduce);
   build_optimizer();
   if (t.resume) load_checkpoint(*t.resume);
   // Every rank starts from rank 0's weights (a pretrained file or checkpoint read differently on

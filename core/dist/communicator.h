@@ -28,6 +28,11 @@ class Communicator {
   // Rank `root`'s `bytes` bytes at `data` copied to every rank's `data`.
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void barrier() = 0;
+  // Sums `count` floats over all ranks, in place, with the library's own collective (MPI's ring
+  // or tree algorithms): fast, but its order of additions depends on the number of ranks, so the
+  // bits do too. Data-parallel steps use it only when asked (train.allreduce = "library"); the
+  // fixed tree of tree_reduce.h is the default.
+  virtual void library_allreduce_sum(float* values, size_t count) = 0;
   // Ends every rank of the job with `code`: an error on one rank must not leave the others
   // waiting for a message that never comes.
   [[noreturn]] virtual void abort(int code) = 0;
@@ -45,6 +50,7 @@ class SingleProcess final : public Communicator {
   void exchange(int peer, const void* send, void* recv, size_t bytes) override;
   void broadcast(void*, size_t, int root) override;
   void barrier() override {}
+  void library_allreduce_sum(float*, size_t) override {}
   [[noreturn]] void abort(int code) override;
   std::string describe() const override { return "1 process"; }
 };

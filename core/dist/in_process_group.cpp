@@ -1,5 +1,6 @@
 #include "core/dist/in_process_group.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -7,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -69,6 +71,17 @@ class InProcessRank final : public Communicator {
     } else {
       shared_->cv.wait(lock, [&] { return shared_->barrier_generation != generation; });
     }
+  }
+  // Like a library's collective, an order of its own: every rank sums all ranks' values left to
+  // right (rank 0 first), not in the fixed tree.
+  void library_allreduce_sum(float* values, size_t count) override {
+    std::vector<float> sum(count, 0.0f), part(count);
+    for (int root = 0; root < size(); ++root) {
+      if (root == rank_) std::copy(values, values + count, part.begin());
+      broadcast(part.data(), count * sizeof(float), root);
+      for (size_t i = 0; i < count; ++i) sum[i] += part[i];
+    }
+    std::copy(sum.begin(), sum.end(), values);
   }
   void abort(int code) override { std::_Exit(code); }
   std::string describe() const override {

@@ -123,6 +123,17 @@ class MpiWorld final : public Communicator {
     }
   }
 
+  void library_allreduce_sum(float* values, size_t count) override {
+    const size_t piece = kPiece / sizeof(float);
+    for (size_t done = 0; done < count; done += piece) {
+      MPI_Request request;
+      check(MPI_Iallreduce(MPI_IN_PLACE, values + done, static_cast<int>(std::min(piece, count - done)), MPI_FLOAT,
+                           MPI_SUM, MPI_COMM_WORLD, &request),
+            "all-reduce");
+      wait_all(1, &request, "an all-reduce", rank_);
+    }
+  }
+
   void barrier() override {
     MPI_Request request;
     check(MPI_Ibarrier(MPI_COMM_WORLD, &request), "barrier");
