@@ -46,6 +46,20 @@ Tensor load_rgb(const std::string& path) {
   return t.contiguous();
 }
 
+// The 8-bit samples of an image file as u8 [H,W,3] (gray replicated, alpha dropped); a 16-bit
+// file as load_rgb's floats.
+Tensor load_rgb_u8(const std::string& path) {
+  Image img = read_image(path);
+  if (img.bit_depth != 8) return load_rgb(path);
+  if (img.channels == 3) return image_to_hwc_u8(img);
+  Image rgb(img.height, img.width, 3);
+  const uint8_t* p = img.samples8();
+  uint8_t* q = rgb.samples8();
+  for (int64_t i = 0; i < img.height * img.width; ++i)
+    for (int64_t c = 0; c < 3; ++c) q[i * 3 + c] = p[i * img.channels + (img.channels < 3 ? 0 : c)];
+  return image_to_hwc_u8(rgb);
+}
+
 namespace {
 
 // round() to the nearest integer, halves away from zero (MATLAB's uint8 conversion).
@@ -212,7 +226,7 @@ ImageFolderDataset::ImageFolderDataset(const std::string& root, const std::strin
 Sample ImageFolderDataset::load(int64_t index) const {
   Sample s;
   s.id = files_.at(index).first;
-  s.input = load_rgb(s.id);
+  s.input = eight_bit_ ? load_rgb_u8(s.id) : load_rgb(s.id);
   s.target = full({}, static_cast<double>(files_[index].second), DType::i64);
   return s;
 }

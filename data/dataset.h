@@ -17,7 +17,12 @@
 namespace evit::data {
 
 struct Sample {
-  Tensor input;   // f32 [3,H,W]; values in [0,1] until a Normalize transform runs
+  // f32 [3,H,W], values in [0,1] until a Normalize transform runs. A dataset asked for 8-bit
+  // samples (ImageFolderDataset::set_eight_bit) gives the decoded image as u8 [H,W,3] instead, for
+  // pipelines whose leading transforms work on 8-bit pixels as the PIL images of torchvision do
+  // (random_resized_crop, horizontal_flip, rand_augment); normalize turns it into floats, and the
+  // loader converts any sample still 8-bit when it forms the batch.
+  Tensor input;
   Tensor target;  // segmentation: i64 [H,W] (255 = ignore); classification: i64 []; SR: f32 [3,sH,sW]
   std::string id; // the file the sample came from
   Tensor aux;     // optional, task-specific, stacked like target (SAM fine-tuning: f32 [M, 4] boxes)
@@ -124,9 +129,14 @@ class ImageFolderDataset : public Dataset {
   Sample load(int64_t index) const override;
   std::string describe() const override;
   const std::vector<std::string>& classes() const { return classes_; }
+  // Samples as decoded 8-bit RGB (u8 [H,W,3], see Sample::input) instead of floats: the training
+  // pipeline then crops, resizes and augments 8-bit pixels and converts only the 224×224 result,
+  // not the whole photo. 16-bit files still load as floats.
+  void set_eight_bit(bool on) { eight_bit_ = on; }
 
  private:
   std::string dir_;
+  bool eight_bit_ = false;
   std::vector<std::string> classes_;
   std::vector<std::pair<std::string, int64_t>> files_;
 };
@@ -156,6 +166,8 @@ std::string sr_hr_folder(const std::string& root, const std::string& split);
 
 // An image file as f32 [3,H,W] in [0,1]: gray is repeated to RGB, alpha dropped.
 Tensor load_rgb(const std::string& path);
+// The same image as 8-bit RGB, u8 [H,W,3] (a 16-bit file: load_rgb's floats).
+Tensor load_rgb_u8(const std::string& path);
 
 // Sorted image files (png, jpg, jpeg, bmp-less: PNG/JPEG only) directly inside `dir`.
 std::vector<std::string> list_images(const std::string& dir);

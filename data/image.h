@@ -71,6 +71,11 @@ std::string encode_png_bytes(const Image& image);
 Tensor image_to_hwc_u8(const Image& image);
 // [C,H,W] tensor (f32 or f64) with values sample / max_value in [0, 1].
 Tensor image_to_chw_float(const Image& image, DType dtype = DType::f32);
+// [H,W,C] u8 tensor (C in 1..4) -> [C,H,W] f32 tensor of v / 255, the values image_to_chw_float
+// gives for the same samples.
+Tensor hwc_u8_to_chw_float(const Tensor& hwc);
+// Whether `t` is an 8-bit RGB image in samples order, u8 [H,W,3] (data/dataset.h: Sample::input).
+bool is_hwc_u8_rgb(const Tensor& t);
 // The inverse: [C,H,W] float tensor (C in 1..4) -> 8-bit Image, round(clamp(v, 0, 1) * 255).
 Image chw_float_to_image(const Tensor& chw);
 // [H,W,C] u8 tensor (C in 1..4) -> 8-bit Image.

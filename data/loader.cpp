@@ -8,6 +8,8 @@ Batch collate(std::vector<Sample> samples) {
   EVIT_CHECK(!samples.empty(), "collate: empty batch");
   Batch b;
   std::vector<Tensor> in, tg, aux;
+  for (auto& s : samples)
+    if (is_hwc_u8_rgb(s.input)) s.input = hwc_u8_to_chw_float(s.input);  // no transform converted it
   for (auto& s : samples) {
     EVIT_CHECK(s.input.sizes() == samples[0].input.sizes(), "collate: sample '", s.id, "' has input ",
                s.input.desc(), " but '", samples[0].id, "' has ", samples[0].input.desc(),

@@ -161,14 +161,8 @@ Tensor to_u8_hwc(const Tensor& chw) {
 }
 
 Tensor from_u8_hwc(const Tensor& hwc) {
-  Img im = checked(hwc, "from_u8_hwc");
-  const int64_t hw = im.h * im.w;
-  Tensor out = empty({3, im.h, im.w}, DType::f32);
-  const uint8_t* p = im.p();
-  float* q = out.data_ptr<float>();
-  for (int c = 0; c < 3; ++c)
-    for (int64_t i = 0; i < hw; ++i) q[c * hw + i] = static_cast<float>(p[i * 3 + c]) / 255.0f;
-  return out;
+  checked(hwc, "from_u8_hwc");
+  return hwc_u8_to_chw_float(hwc);
 }
 
 Tensor auto_contrast(const Tensor& img) {
@@ -523,14 +517,17 @@ Transform rand_augment(const RandAugmentConfig& cfg, augment::Resample resample,
              "rand_augment: bad settings n=", cfg.n, " m=", cfg.m, " mstd=", cfg.mstd, " mmax=", cfg.mmax,
              " prob=", cfg.prob);
   return [=](Sample& s, Generator& g) {
-    EVIT_CHECK(s.input.dim() == 3 && s.input.size(0) == 3, "rand_augment: expected a [3,H,W] image, got ",
-               s.input.desc(), " (", s.id, ")");
+    // An 8-bit sample (data/dataset.h) is augmented as it is and stays 8-bit; a float one is
+    // quantised first, like the PIL image timm augments (whether or not an op runs), and comes
+    // back as floats.
+    const bool eight_bit = is_hwc_u8_rgb(s.input);
+    EVIT_CHECK(eight_bit || (s.input.dim() == 3 && s.input.size(0) == 3),
+               "rand_augment: expected a [3,H,W] float or [H,W,3] u8 image, got ", s.input.desc(), " (", s.id, ")");
     const auto steps = sample_rand_augment(cfg, g);
-    // Always quantise, like the PIL image timm augments, whether or not an op ran.
-    Tensor img = augment::to_u8_hwc(s.input);
+    Tensor img = eight_bit ? s.input : augment::to_u8_hwc(s.input);
     for (const auto& st : steps)
       if (st.applied) img = augment::apply_op(img, st.op, st.magnitude, st.negate, resample, fill);
-    s.input = augment::from_u8_hwc(img);
+    s.input = eight_bit ? img : augment::from_u8_hwc(img);
   };
 }
 

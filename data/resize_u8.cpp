@@ -82,15 +82,25 @@ struct PilFilter {
 constexpr PilFilter kPilBicubic{pil_cubic, 2.0};
 constexpr PilFilter kPilBilinear{pil_triangle, 1.0};
 
-Taps pil_taps(int64_t in, int64_t out, const PilFilter& filter) {
+// Pillow's taps of one output position are a run of consecutive inputs starting at `first`.
+// Weights and sums are 32-bit integers as in Pillow: |sum| < 2^21 + 255 · 2^22 · 1.3 < 2^31.
+struct PilTaps {
+  int64_t stride = 0;            // weights stored per output position
+  std::vector<int64_t> first;    // out_len
+  std::vector<int64_t> count;    // out_len: taps actually used
+  std::vector<int32_t> weight;   // out_len * stride
+};
+
+PilTaps pil_taps(int64_t in, int64_t out, const PilFilter& filter) {
   const double scale = static_cast<double>(in) / static_cast<double>(out);
   const double filterscale = std::max(scale, 1.0);
   const double support = filter.support * filterscale;
-  Taps t;
-  t.count = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
-  t.index.assign(static_cast<size_t>(out * t.count), 0);
-  t.weight.assign(static_cast<size_t>(out * t.count), 0);
-  std::vector<double> k(static_cast<size_t>(t.count));
+  PilTaps t;
+  t.stride = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  t.first.resize(static_cast<size_t>(out));
+  t.count.resize(static_cast<size_t>(out));
+  t.weight.assign(static_cast<size_t>(out * t.stride), 0);
+  std::vector<double> k(static_cast<size_t>(t.stride));
   const double ss = 1.0 / filterscale;
   for (int64_t d = 0; d < out; ++d) {
     const double center = (static_cast<double>(d) + 0.5) * scale;
@@ -101,45 +111,67 @@ Taps pil_taps(int64_t in, int64_t out, const PilFilter& filter) {
       k[x] = filter.kernel((static_cast<double>(x + xmin) - center + 0.5) * ss);
       sum += k[x];
     }
+    t.first[d] = xmin;
+    t.count[d] = xmax;
     for (int64_t x = 0; x < xmax; ++x) {
       const double w = sum != 0 ? k[x] / sum : k[x];
-      t.index[d * t.count + x] = xmin + x;
-      t.weight[d * t.count + x] = static_cast<int64_t>(w * (1 << kPilPrecisionBits) + (w < 0 ? -0.5 : 0.5));
+      t.weight[d * t.stride + x] = static_cast<int32_t>(w * (1 << kPilPrecisionBits) + (w < 0 ? -0.5 : 0.5));
     }
-    // Unused taps keep weight 0 on index xmin (in range).
-    for (int64_t x = xmax; x < t.count; ++x) t.index[d * t.count + x] = xmin;
   }
   return t;
 }
 
 uint8_t clip8(int64_t v) { return static_cast<uint8_t>(std::clamp<int64_t>(v, 0, 255)); }
 
+constexpr int32_t kPilHalf = int32_t{1} << (kPilPrecisionBits - 1);
+
 // One Pillow pass along the rows (horizontal) of an image, rounding to 8 bits.
 Image pil_horizontal(const Image& src, int64_t out_w, const PilFilter& filter) {
-  const Taps t = pil_taps(src.width, out_w, filter);
+  const PilTaps t = pil_taps(src.width, out_w, filter);
   Image dst(src.height, out_w, src.channels);
   const int64_t C = src.channels;
-  for (int64_t y = 0; y < src.height; ++y)
-    for (int64_t x = 0; x < out_w; ++x)
-      for (int64_t c = 0; c < C; ++c) {
-        int64_t s = int64_t{1} << (kPilPrecisionBits - 1);
-        for (int64_t k = 0; k < t.count; ++k)
-          s += src.data[(y * src.width + t.index[x * t.count + k]) * C + c] * t.weight[x * t.count + k];
-        dst.data[(y * out_w + x) * C + c] = clip8(s >> kPilPrecisionBits);
+  for (int64_t y = 0; y < src.height; ++y) {
+    const uint8_t* row = src.data.data() + y * src.width * C;
+    uint8_t* out = dst.data.data() + y * out_w * C;
+    for (int64_t x = 0; x < out_w; ++x) {
+      const uint8_t* p = row + t.first[x] * C;
+      const int32_t* w = t.weight.data() + x * t.stride;
+      const int64_t n = t.count[x];
+      if (C == 3) {  // the common case, three sums at once
+        int32_t s0 = kPilHalf, s1 = kPilHalf, s2 = kPilHalf;
+        for (int64_t k = 0; k < n; ++k) s0 += p[k * 3] * w[k], s1 += p[k * 3 + 1] * w[k], s2 += p[k * 3 + 2] * w[k];
+        out[x * 3] = clip8(s0 >> kPilPrecisionBits);
+        out[x * 3 + 1] = clip8(s1 >> kPilPrecisionBits);
+        out[x * 3 + 2] = clip8(s2 >> kPilPrecisionBits);
+        continue;
       }
+      for (int64_t c = 0; c < C; ++c) {
+        int32_t s = kPilHalf;
+        for (int64_t k = 0; k < n; ++k) s += p[k * C + c] * w[k];
+        out[x * C + c] = clip8(s >> kPilPrecisionBits);
+      }
+    }
+  }
   return dst;
 }
 
+// The vertical pass, a whole row at a time: every sample of an output row weighs the same input
+// rows, so the sums run along the row (vectorisable).
 Image pil_vertical(const Image& src, int64_t out_h, const PilFilter& filter) {
-  const Taps t = pil_taps(src.height, out_h, filter);
+  const PilTaps t = pil_taps(src.height, out_h, filter);
   Image dst(out_h, src.width, src.channels);
   const int64_t row = src.width * src.channels;
-  for (int64_t y = 0; y < out_h; ++y)
-    for (int64_t i = 0; i < row; ++i) {
-      int64_t s = int64_t{1} << (kPilPrecisionBits - 1);
-      for (int64_t k = 0; k < t.count; ++k) s += src.data[t.index[y * t.count + k] * row + i] * t.weight[y * t.count + k];
-      dst.data[y * row + i] = clip8(s >> kPilPrecisionBits);
+  std::vector<int32_t> sums(static_cast<size_t>(row));
+  for (int64_t y = 0; y < out_h; ++y) {
+    std::fill(sums.begin(), sums.end(), kPilHalf);
+    for (int64_t k = 0; k < t.count[y]; ++k) {
+      const uint8_t* in = src.data.data() + (t.first[y] + k) * row;
+      const int32_t w = t.weight[y * t.stride + k];
+      for (int64_t i = 0; i < row; ++i) sums[i] += in[i] * w;
     }
+    uint8_t* out = dst.data.data() + y * row;
+    for (int64_t i = 0; i < row; ++i) out[i] = clip8(sums[i] >> kPilPrecisionBits);
+  }
   return dst;
 }
 

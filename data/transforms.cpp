@@ -8,6 +8,7 @@
 #include "ops/reduce.h"
 #include "ops/resize.h"
 #include "ops/shape.h"
+#include "data/resize_u8.h"
 
 namespace evit::data {
 namespace {
@@ -59,6 +60,18 @@ Tensor flip_last(const Tensor& t) {
   return out;
 }
 
+// Reverses the width of an [H,W,C] image (pixels of C samples).
+Tensor flip_width_hwc(const Tensor& t) {
+  Tensor c = t.contiguous();
+  Tensor out = empty_like(c);
+  const int64_t h = c.size(0), w = c.size(1), ch = c.size(2);
+  const uint8_t* p = c.data_ptr<uint8_t>();
+  uint8_t* q = out.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) std::copy_n(p + (y * w + (w - 1 - x)) * ch, ch, q + (y * w + x) * ch);
+  return out;
+}
+
 bool spatial_target(const Sample& s) { return s.target.defined() && s.target.dim() >= 2; }
 
 // Gamma(shape, 1) by Marsaglia and Tsang, from the sample generator.
@@ -83,7 +96,25 @@ double beta_draw(Generator& g, double a) {
 }  // namespace
 
 Transform normalize(std::array<double, 3> mean, std::array<double, 3> std) {
-  return [mean, std](Sample& s, Generator&) {
+  // An 8-bit sample maps each sample value through a per-channel table holding what the float
+  // path computes for it: (v / 255 - mean) / std in f32 arithmetic.
+  std::array<std::array<float, 256>, 3> table{};
+  for (size_t c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v)
+      table[c][static_cast<size_t>(v)] =
+          (static_cast<float>(v / 255.0) - static_cast<float>(mean[c])) / static_cast<float>(std[c]);
+  return [mean, std, table](Sample& s, Generator&) {
+    if (is_hwc_u8_rgb(s.input)) {
+      const Tensor hwc = s.input.contiguous();
+      const int64_t hw = hwc.size(0) * hwc.size(1);
+      Tensor out = empty({3, hwc.size(0), hwc.size(1)}, DType::f32);
+      const uint8_t* p = hwc.data_ptr<uint8_t>();
+      float* q = out.data_ptr<float>();
+      for (size_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < hw; ++i) q[static_cast<int64_t>(c) * hw + i] = table[c][p[i * 3 + static_cast<int64_t>(c)]];
+      s.input = out;
+      return;
+    }
     EVIT_CHECK(s.input.dim() == 3 && s.input.size(0) == 3, "normalize: expected a [3,H,W] image, got ",
                s.input.desc(), " (", s.id, ")");
     Tensor m = from_vector<double>({mean[0], mean[1], mean[2]}, {3, 1, 1}).to(s.input.dtype());
@@ -95,7 +126,7 @@ Transform normalize(std::array<double, 3> mean, std::array<double, 3> std) {
 Transform horizontal_flip(double p) {
   return [p](Sample& s, Generator& g) {
     if (g.uniform_double() >= p) return;
-    s.input = flip_last(s.input);
+    s.input = is_hwc_u8_rgb(s.input) ? flip_width_hwc(s.input) : flip_last(s.input);
     if (spatial_target(s)) s.target = flip_last(s.target);
   };
 }
@@ -149,21 +180,33 @@ Transform photometric_jitter(double brightness, double contrast, double saturati
   };
 }
 
+CropBox random_resized_crop_box(int64_t H, int64_t W, Generator& g, double min_area, double max_area) {
+  const double area = static_cast<double>(H * W);
+  CropBox b{(H - std::min(H, W)) / 2, (W - std::min(H, W)) / 2, std::min(H, W), std::min(H, W)};
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    double target = area * uniform(g, min_area, max_area);
+    double ratio = std::exp(uniform(g, std::log(3.0 / 4.0), std::log(4.0 / 3.0)));
+    int64_t w = std::llround(std::sqrt(target * ratio)), h = std::llround(std::sqrt(target / ratio));
+    if (w > 0 && h > 0 && w <= W && h <= H) {
+      b.h = h, b.w = w;
+      b.y0 = uniform_int(g, 0, H - h);
+      b.x0 = uniform_int(g, 0, W - w);
+      break;
+    }
+  }
+  return b;
+}
+
 Transform random_resized_crop(int64_t size, double min_area, double max_area) {
   return [=](Sample& s, Generator& g) {
-    const int64_t H = s.input.size(1), W = s.input.size(2);
-    const double area = static_cast<double>(H * W);
-    int64_t ch = std::min(H, W), cw = ch, y0 = (H - ch) / 2, x0 = (W - cw) / 2;
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      double target = area * uniform(g, min_area, max_area);
-      double ratio = std::exp(uniform(g, std::log(3.0 / 4.0), std::log(4.0 / 3.0)));
-      int64_t w = std::llround(std::sqrt(target * ratio)), h = std::llround(std::sqrt(target / ratio));
-      if (w > 0 && h > 0 && w <= W && h <= H) {
-        ch = h, cw = w;
-        y0 = uniform_int(g, 0, H - h);
-        x0 = uniform_int(g, 0, W - w);
-        break;
-      }
+    const bool eight_bit = is_hwc_u8_rgb(s.input);
+    const auto [y0, x0, ch, cw] =
+        random_resized_crop_box(s.input.size(eight_bit ? 0 : 1), s.input.size(eight_bit ? 1 : 2), g, min_area, max_area);
+    if (eight_bit) {
+      // As torchvision resizes the crop of a PIL image: Pillow's antialiased bicubic on 8 bits.
+      const Tensor crop = slice(slice(s.input, 0, y0, y0 + ch), 1, x0, x0 + cw).contiguous();
+      s.input = image_to_hwc_u8(resize_bicubic_pil(hwc_u8_to_image(crop), size, size));
+      return;
     }
     Tensor crop = slice(slice(s.input, 1, y0, y0 + ch), 2, x0, x0 + cw).contiguous();
     s.input = resize_image(crop, size, size, InterpolateMode::bicubic);

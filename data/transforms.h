@@ -10,14 +10,15 @@ namespace evit::data {
 inline constexpr std::array<double, 3> kImageNetMean = {0.485, 0.456, 0.406};
 inline constexpr std::array<double, 3> kImageNetStd = {0.229, 0.224, 0.225};
 
-// (x - mean) / std per channel of the input.
 // Throws unless resizing sample `s` to h x w stays within EVIT_MAX_IMAGE_PIXELS (core/limits.h),
 // naming the sample: an extreme aspect ratio (a 1 x 1,000,000 strip brought to a 512 short side)
 // fails at once instead of allocating gigabytes.
 void check_resize_target(const Sample& s, int64_t h, int64_t w);
 
+// (x - mean) / std per channel of the input; an 8-bit sample becomes f32 [3,H,W] of
+// (v / 255 - mean) / std, the values the float path gives.
 Transform normalize(std::array<double, 3> mean = kImageNetMean, std::array<double, 3> std = kImageNetStd);
-// Horizontal flip of input (and of a spatial target) with probability p.
+// Horizontal flip of input (8-bit or float) and of a spatial target with probability p.
 Transform horizontal_flip(double p = 0.5);
 
 // ---- segmentation ----
@@ -35,7 +36,15 @@ Transform photometric_jitter(double brightness, double contrast, double saturati
 // ---- classification ----
 // torchvision's RandomResizedCrop: area fraction in [min_area, max_area], aspect ratio in
 // [3/4, 4/3] (log-uniform), up to 10 tries then a centre crop; resized (bicubic) to size x size.
+// An 8-bit sample (Sample::input u8 [H,W,3]) is resized as torchvision resizes a PIL image
+// (Pillow's antialiased bicubic, data/resize_u8.h) and stays 8-bit; a float one with bicubic
+// interpolation of the floats (no antialiasing), clamped to [0, 1].
 Transform random_resized_crop(int64_t size, double min_area = 0.08, double max_area = 1.0);
+// The crop random_resized_crop draws from `g` for an H x W image.
+struct CropBox {
+  int64_t y0, x0, h, w;
+};
+CropBox random_resized_crop_box(int64_t H, int64_t W, Generator& g, double min_area = 0.08, double max_area = 1.0);
 // (Evaluation crops are the official protocols' transforms: data/eval_transforms.h.)
 
 // timm's RandomErasing (mode "pixel"), applied to a normalised image: with probability p, a

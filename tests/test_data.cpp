@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/loader.h"
+#include "data/resize_u8.h"
 #include "data/transforms.h"
 #include "ops/ops.h"
 #include "tests/support/test_util.h"
@@ -220,4 +221,84 @@ TEST_CASE("the ImageNet samples load with classes in sorted wnid order", "[data]
   }
   REQUIRE_THROWS_WITH(data::ImageFolderDataset(shared + "/imagenet_samples", "train"),
                       Catch::Contains("imagenet_samples/train"));
+}
+
+namespace {
+// An ImageNet-layout folder of two classes: a smooth RGB photo-like PNG (so resampling matters)
+// and a gray one (replicated to RGB).
+std::string make_image_folder(const std::string& name) {
+  fs::path root = fs::temp_directory_path() / name;
+  fs::remove_all(root);
+  fs::create_directories(root / "val/n001");
+  fs::create_directories(root / "val/n002");
+  Image rgb(61, 83, 3), gray(40, 37, 1);
+  for (int64_t y = 0; y < rgb.height; ++y)
+    for (int64_t x = 0; x < rgb.width; ++x)
+      for (int64_t c = 0; c < 3; ++c)
+        rgb.data[(y * rgb.width + x) * 3 + c] = static_cast<uint8_t>((x * 3 + y * 5 + c * 70 + (x * y) % 17) % 256);
+  for (size_t i = 0; i < gray.data.size(); ++i) gray.data[i] = static_cast<uint8_t>((i * 37) % 256);
+  encode_png((root / "val/n001/a.png").string(), rgb);
+  encode_png((root / "val/n002/b.png").string(), gray);
+  return root.string();
+}
+}  // namespace
+
+TEST_CASE("8-bit samples: loading, flip and normalize give the float path's values", "[data]") {
+  const std::string root = make_image_folder("evit_folder8");
+  data::ImageFolderDataset floats(root, "val"), bytes(root, "val");
+  bytes.set_eight_bit(true);
+  for (int64_t i = 0; i < floats.size(); ++i) {
+    const data::Sample f = floats.load(i), b = bytes.load(i);
+    REQUIRE(is_hwc_u8_rgb(b.input));
+    REQUIRE(b.input.sizes() == Shape{f.input.size(1), f.input.size(2), 3});
+    // Gray files are replicated to three channels on both paths.
+    REQUIRE(test::bitwise_equal(hwc_u8_to_chw_float(b.input), f.input));
+    REQUIRE(test::bitwise_equal(b.target, f.target));
+    for (uint64_t seed = 0; seed < 4; ++seed) {  // flipped or not, the same draw on both paths
+      data::Sample fs = f, bs = b;
+      Generator g1(seed), g2(seed);
+      data::horizontal_flip()(fs, g1);
+      data::horizontal_flip()(bs, g2);
+      REQUIRE(is_hwc_u8_rgb(bs.input));
+      REQUIRE(test::bitwise_equal(hwc_u8_to_chw_float(bs.input), fs.input));
+      data::normalize()(fs, g1);
+      data::normalize()(bs, g2);
+      REQUIRE(bs.input.dtype() == DType::f32);
+      REQUIRE(test::bitwise_equal(bs.input, fs.input));
+    }
+  }
+  // A sample no transform converted is converted when the batch is formed.
+  Generator g(0);
+  data::Batch batch = data::collate({bytes.get(0, g)});
+  REQUIRE(test::bitwise_equal(batch.input, unsqueeze(floats.load(0).input, 0)));
+}
+
+TEST_CASE("8-bit random_resized_crop is Pillow's bicubic resize of the drawn crop", "[data]") {
+  const std::string root = make_image_folder("evit_folder8_crop");
+  data::ImageFolderDataset bytes(root, "val");
+  bytes.set_eight_bit(true);
+  const data::Sample raw = bytes.load(0);
+  const int64_t H = raw.input.size(0), W = raw.input.size(1);
+  int64_t resized_down = 0, resized_up = 0;
+  for (uint64_t seed = 0; seed < 12; ++seed) {
+    Generator g_box(seed), g(seed);
+    const data::CropBox box = data::random_resized_crop_box(H, W, g_box);
+    REQUIRE(box.h >= 1);
+    REQUIRE(box.w >= 1);
+    REQUIRE(box.y0 + box.h <= H);
+    REQUIRE(box.x0 + box.w <= W);
+    const int64_t size = seed % 2 ? 32 : 48;
+    data::Sample s = raw;
+    data::random_resized_crop(size)(s, g);
+    REQUIRE(is_hwc_u8_rgb(s.input));
+    REQUIRE(s.input.sizes() == Shape{size, size, 3});
+    const Tensor crop = slice(slice(raw.input, 0, box.y0, box.y0 + box.h), 1, box.x0, box.x0 + box.w).contiguous();
+    const Image expected = data::resize_bicubic_pil(hwc_u8_to_image(crop), size, size);
+    REQUIRE(test::bitwise_equal(s.input, image_to_hwc_u8(expected)));
+    // The generator advanced exactly as the box draw did (later transforms see the same stream).
+    REQUIRE(g.next_u64() == g_box.next_u64());
+    (box.h > size ? resized_down : resized_up) += 1;
+  }
+  REQUIRE(resized_down > 0);  // both shrinking (antialiased) and enlarging crops were checked
+  REQUIRE(resized_up > 0);
 }

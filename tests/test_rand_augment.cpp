@@ -239,6 +239,18 @@ TEST_CASE("the RandAugment transform is seeded, keeps the shape and stays on 8-b
   // The 8-bit round trip is exact for 8-bit input.
   const Tensor u = data::augment::to_u8_hwc(base.input);
   CHECK(test::bitwise_equal(data::augment::to_u8_hwc(data::augment::from_u8_hwc(u)), u));
+  // An 8-bit sample (data/dataset.h) is augmented the same way and stays 8-bit.
+  int eight_bit_changed = 0;
+  for (uint64_t seed = 1; seed < 20; ++seed) {
+    data::Sample s = base;
+    s.input = u;
+    Generator g = data::sample_generator(seed, 0, 0);
+    t(s, g);
+    REQUIRE(is_hwc_u8_rgb(s.input));
+    REQUIRE(test::bitwise_equal(hwc_u8_to_chw_float(s.input), run(seed)));
+    eight_bit_changed += !test::bitwise_equal(s.input, u);
+  }
+  CHECK(eight_bit_changed >= 10);
   data::Sample bad;
   bad.input = zeros({1, 4, 4});
   bad.id = "gray.png";

@@ -11,7 +11,7 @@
 #include "core/cuda.h"
 #include "core/file_io.h"
 #include "core/parallel.h"
-#include "data/rand_augment.h"
+#include "train/train_transforms.h"
 #include "data/transforms.h"
 #include "ops/autocast.h"
 #include "ops/ops.h"
@@ -110,40 +110,23 @@ Trainer::~Trainer() = default;
 void Trainer::build_data() {
   const DataConfig& d = rc_.data;
   const std::string& root = d.root;
-  const int64_t crop = d.crop;
-  std::vector<data::Transform> train_tf;
   if (task_ == Task::segmentation) {
-    std::shared_ptr<data::SegmentationDataset> tr;
-    if (d.dataset == "ade20k") tr = data::ade20k(root, "train");
-    else tr = data::cityscapes(root, "train");
-    train_set_ = tr;
-    train_tf = {data::random_scale_crop(0.5, 2.0, crop, crop, d.ignore_index), data::horizontal_flip(),
-                data::photometric_jitter(0.2, 0.2, 0.2), data::normalize(d.mean, d.std)};
+    if (d.dataset == "ade20k") train_set_ = data::ade20k(root, "train");
+    else train_set_ = data::cityscapes(root, "train");
   } else if (task_ == Task::classification) {
-    auto tr = std::make_shared<data::ImageFolderDataset>(root, "train");
-    train_set_ = tr;
-    train_tf = {data::random_resized_crop(crop), data::horizontal_flip()};
-    // RandAugment runs on the 8-bit image after crop and flip, before normalisation (timm's order);
-    // geometric ops are bicubic and fill with the mean colour, as timm sets them up.
-    if (const std::string& ra = rc_.train.rand_augment; !ra.empty()) {
-      std::array<uint8_t, 3> fill{};
-      for (int i = 0; i < 3; ++i) fill[i] = static_cast<uint8_t>(std::clamp(std::lround(255 * d.mean[i]), 0L, 255L));
-      train_tf.push_back(data::rand_augment(data::parse_rand_augment(ra, "config.train.rand_augment"),
-                                            data::augment::Resample::bicubic, fill));
-    }
-    train_tf.push_back(data::normalize(d.mean, d.std));
-    if (const double p = rc_.train.random_erasing; p > 0) train_tf.push_back(data::random_erasing(p));
+    auto folders = std::make_shared<data::ImageFolderDataset>(root, "train");
+    folders->set_eight_bit(true);  // crop, flip and RandAugment on 8-bit pixels (train/train_transforms.h)
+    train_set_ = folders;
   } else if (task_ == Task::sam_distill) {
     // No augmentation: a flipped or cropped image would need the teacher's embedding of that view.
-    train_set_ = std::make_shared<SamDistillDataset>(sam_distill_split(d, "train"), d.embeddings, crop);
+    train_set_ = std::make_shared<SamDistillDataset>(sam_distill_split(d, "train"), d.embeddings, d.crop);
   } else if (task_ == Task::sam_finetune) {
     // Masks, flips and prompts are drawn per sample and step (train/sam_finetune.h).
     EVIT_CHECK(d.dataset == "sa1b", "config.data.dataset: sam_finetune reads SA-1B folders (\"sa1b\"), got '",
                d.dataset, "'");
-    train_set_ = std::make_shared<SamFinetuneDataset>(sam_distill_split(d, "train"), crop, d.masks_per_image, true);
+    train_set_ = std::make_shared<SamFinetuneDataset>(sam_distill_split(d, "train"), d.crop, d.masks_per_image, true);
   } else {
     train_set_ = std::make_shared<data::SRDataset>(data::sr_hr_folder(root, "train"), d.scale, sr_lr_folder(d, "train"));
-    train_tf = {data::sr_patch_crop(crop, d.scale), data::sr_flip_rotate()};
   }
   // The validation split and its protocol are the evaluator's (the same as `evit eval`'s).
   const ValidationData val = validation_data(rc_);
@@ -156,7 +139,7 @@ void Trainer::build_data() {
                "'");
   num_classes_ = task_has_classes(task_) ? model_classes(rc_, val.num_classes) : 0;
   if (d.limit > 0) train_set_ = std::make_shared<data::Subset>(train_set_, d.limit);
-  train_set_->set_transforms(train_tf);
+  train_set_->set_transforms(training_transforms(rc_));
   data::LoaderOptions o;
   o.batch_size = d.batch_size;
   o.workers = d.workers;
