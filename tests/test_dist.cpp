@@ -13,6 +13,7 @@
 #include "autograd/grad_mode.h"
 #include "core/dist/communicator.h"
 #include "core/dist/in_process_group.h"
+#include "core/dist/ordered_gather.h"
 #include "core/dist/tree_reduce.h"
 #include "data/image.h"
 #include "data/loader.h"
@@ -23,9 +24,13 @@
 #include "nn/conv.h"
 #include "nn/norm.h"
 #include "ops/ops.h"
+#include "support/sa1b_data.h"
+#include "support/sam_distill_data.h"
 #include "support/test_util.h"
 #include "train/config.h"
 #include "train/data_parallel.h"
+#include "train/sam_distill.h"
+#include "train/sam_finetune.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -341,6 +346,66 @@ TEST_CASE("sharded evaluation gives every rank the one-process metrics", "[dist]
   }
   data::SRDataset sr((root / "sr").string(), 2);
   require_sharded_evaluation_equal(train::Task::super_resolution, "efficientvit-sr-x2", 0, sr);
+}
+
+TEST_CASE("sharded SAM evaluations give every rank the one-process metrics", "[dist][evaluator][sam]") {
+  test::ThreadCountGuard threads;
+  // Distillation: embedding MSE, prompt agreement and (an SA-1B scene is among the images) box
+  // mIoU. Three images: on 2 and 4 ranks the shards differ in size and one rank of 4 has none.
+  const std::string data = test::distill_data("evit_distill_data");
+  train::SamDistillDataset distill(data + "/val", data + "/cache", 128);
+  REQUIRE(distill.size() == 3);
+  require_sharded_evaluation_equal(train::Task::sam_distill, "efficientvit-sam-l0", 0, distill);
+  // Fine-tuning: box mIoU over SA-1B images.
+  const fs::path sa1b = fs::temp_directory_path() / "evit_dist_sam_eval";
+  fs::remove_all(sa1b);
+  fs::create_directories(sa1b);
+  for (int id : {3, 4}) test::write_sa1b_scene(sa1b.string(), id);
+  train::SamFinetuneDataset finetune(sa1b.string(), 128, 2, false);
+  require_sharded_evaluation_equal(train::Task::sam_finetune, "efficientvit-sam-l0", 0, finetune);
+}
+
+TEST_CASE("ordered_gather joins per-item values of any length in item order", "[dist]") {
+  // Items of 0 to 3 values; a value's position in the result depends on every earlier item's length.
+  auto item = [](size_t i) {
+    std::vector<double> v;
+    for (size_t k = 0; k < i % 4; ++k) v.push_back(1e8 * static_cast<double>(i) + static_cast<double>(k) + 0.25);
+    return v;
+  };
+  const size_t n = 11;
+  std::vector<double> expected;
+  for (size_t i = 0; i < n; ++i) for (double x : item(i)) expected.push_back(x);
+  dist::SingleProcess one;
+  std::vector<std::vector<double>> all(n);
+  for (size_t i = 0; i < n; ++i) all[i] = item(i);
+  REQUIRE(dist::ordered_gather(one, all) == expected);
+  for (int w : {2, 4}) {
+    auto ranks = dist::in_process_group(w);
+    std::vector<std::vector<double>> got(static_cast<size_t>(w));
+    std::vector<std::thread> ts;
+    for (int r = 0; r < w; ++r)
+      ts.emplace_back([&, r] {
+        std::vector<std::vector<double>> mine(n);
+        for (size_t i = static_cast<size_t>(r); i < n; i += static_cast<size_t>(w)) mine[i] = item(i);
+        got[static_cast<size_t>(r)] = dist::ordered_gather(*ranks[static_cast<size_t>(r)], mine);
+      });
+    for (auto& t : ts) t.join();
+    for (int r = 0; r < w; ++r) REQUIRE(got[static_cast<size_t>(r)] == expected);
+  }
+  // An item claimed by two ranks is an error on every rank.
+  auto ranks = dist::in_process_group(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> ts;
+  for (int r = 0; r < 2; ++r)
+    ts.emplace_back([&, r] {
+      try {
+        dist::ordered_gather(*ranks[static_cast<size_t>(r)], {{1.0}, {}});
+      } catch (const Error& e) {
+        errors[static_cast<size_t>(r)] = e.what();
+      }
+    });
+  for (auto& t : ts) t.join();
+  for (const std::string& e : errors) CHECK_THAT(e, Catch::Contains("item 0 was computed on 2 ranks"));
 }
 
 TEST_CASE("micro-batch configs that cannot keep the contract fail naming the key", "[dist][trainer]") {

@@ -4,72 +4,19 @@
 
 #include <filesystem>
 
-#include <unistd.h>
-
 #include "core/error.h"
 #include "data/image.h"
 #include "support/resume_check.h"
 #include "support/sa1b_data.h"
+#include "support/sam_distill_data.h"
 #include "support/test_util.h"
 #include "train/config.h"
-#include "train/sam_embeddings.h"
 #include "train/trainer.h"
-#include "zoo/sam_vit.h"
 
 using namespace evit;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Images in ROOT/train and ROOT/val (blobs on gradients, several sizes) and the embeddings of a
-// tiny teacher (2x2 patches of 128x128, two blocks) in ROOT/cache.
-void write_distill_data(const fs::path& root) {
-  std::vector<std::string> all;
-  for (const auto& [split, n] : {std::pair<std::string, int>{"train", 4}, {"val", 2}}) {
-    fs::create_directories(root / split);
-    for (int i = 0; i < n; ++i) {
-      const int64_t h = 48 + 8 * i, w = 64;
-      Image im(h, w, 3);
-      for (int64_t y = 0; y < h; ++y)
-        for (int64_t x = 0; x < w; ++x) {
-          const bool blob = (x - 20 - 6 * i) * (x - 20 - 6 * i) + (y - 24) * (y - 24) < 150;
-          for (int64_t c = 0; c < 3; ++c)
-            im.data[(y * w + x) * 3 + c] = static_cast<uint8_t>(blob ? 200 - 40 * c : (x * 3 + y * (c + 1) + 17 * i) % 256);
-        }
-      all.push_back((root / split / (split + "_" + std::to_string(i) + ".png")).string());
-      encode_png(all.back(), im);
-    }
-  }
-  // An SA-1B image with annotations in val/: evaluation adds the box mIoU.
-  test::write_sa1b_scene((root / "val").string(), 7);
-  all.push_back((root / "val" / "sa_7.jpg").string());
-  zoo::SamViTConfig c;
-  c.image_size = 128, c.patch_size = 2, c.embed_dim = 16, c.depth = 2, c.heads = 2, c.window_size = 8;
-  c.global_blocks = {1};
-  zoo::SamViTEncoder teacher(c);
-  test::fill_deterministic(teacher);
-  teacher.eval();
-  train::embed_images(teacher, "tiny", all, (root / "cache").string());
-}
-
-// The data set in the temporary folder `name`, made once. ctest runs the tests of this file in
-// parallel processes: each writes the set into a folder of its own and renames it into place, so
-// none reads a half-written set.
-std::string distill_data(const std::string& name) {
-  const fs::path root = fs::temp_directory_path() / name;
-  const fs::path done = root / "cache" / "sa_7.safetensors";
-  if (fs::exists(done)) return root.string();
-  const fs::path staging = fs::temp_directory_path() / (name + ".staging." + std::to_string(::getpid()));
-  fs::remove_all(staging);
-  write_distill_data(staging);
-  if (!fs::exists(done)) {
-    fs::remove_all(root);  // a set left incomplete by an interrupted run
-    std::error_code ec;
-    fs::rename(staging, root, ec);  // fails only when another process got there first
-  }
-  fs::remove_all(staging);
-  return root.string();
-}
 
 nlohmann::json distill_config(const std::string& data, const std::string& out, int64_t steps) {
   nlohmann::json c = {
@@ -89,7 +36,7 @@ nlohmann::json distill_config(const std::string& data, const std::string& out, i
 }  // namespace
 
 TEST_CASE("50 sam_distill steps lower the held-out embedding MSE", "[sam][trainer]") {
-  const std::string data = distill_data("evit_distill_data");
+  const std::string data = test::distill_data("evit_distill_data");
   const std::string out = (fs::temp_directory_path() / "evit_distill_fit").string();
   fs::remove_all(out);
   train::Trainer t(distill_config(data, out, 50));
@@ -107,7 +54,7 @@ TEST_CASE("50 sam_distill steps lower the held-out embedding MSE", "[sam][traine
 }
 
 TEST_CASE("sam_distill resumes bitwise", "[sam][trainer]") {
-  const std::string data = distill_data("evit_distill_data");
+  const std::string data = test::distill_data("evit_distill_data");
   const std::string out = (fs::temp_directory_path() / "evit_distill_resume").string();
   const int64_t n = 3;  // crosses an epoch boundary (4 images, batch 1)
   test::require_resume_bitwise([&](const std::string& o, int64_t steps) { return distill_config(data, o, steps); }, out,
@@ -115,7 +62,7 @@ TEST_CASE("sam_distill resumes bitwise", "[sam][trainer]") {
 }
 
 TEST_CASE("sam_distill names missing embeddings and wrong models", "[sam][trainer]") {
-  const std::string data = distill_data("evit_distill_data");
+  const std::string data = test::distill_data("evit_distill_data");
   const fs::path broken = fs::temp_directory_path() / "evit_distill_missing";
   fs::remove_all(broken);
   fs::create_directories(broken);

@@ -142,9 +142,8 @@ EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool prog
   model.eval();
   EvalReport r;
   const int ranks = job ? job->size() : 1, rank = job ? job->rank() : 0;
-  if (rank != 0 && (spec_.task == Task::sam_distill || spec_.task == Task::sam_finetune)) return r;
   if (spec_.task == Task::sam_distill) {
-    r.metrics = sam_distill_metrics(model, val, spec_.device, spec_.sam_val_masks);
+    r.metrics = sam_distill_metrics(model, val, spec_.device, spec_.sam_val_masks, job);
     r.samples = val.size();
     return r;
   }
@@ -154,7 +153,7 @@ EvalReport Evaluator::run(zoo::Model& model, const data::Dataset& val, bool prog
     EVIT_CHECK(set != nullptr && sam != nullptr,
                "sam_finetune evaluation: needs an EfficientViT-SAM model and SA-1B validation data, got ",
                val.describe());
-    r.metrics = sam_box_metrics(*sam, set->entries(), spec_.sam_val_masks);
+    r.metrics = sam_box_metrics(*sam, set->entries(), spec_.sam_val_masks, job);
     r.samples = val.size();
     return r;
   }

@@ -56,12 +56,12 @@ class Evaluator {
 
   // Scores `model` (switched to eval mode; gradients off) on every sample of `val` in order. With
   // `progress`, a progress bar labelled `label` is drawn on stdout.
-  // With `job` (the ranks of a data-parallel job, all calling run() together), classification,
-  // segmentation and super-resolution evaluations are sharded: rank r scores the samples
-  // i ≡ r (mod W) and the ranks add up exact integer counts (top-k hits, the confusion counts) or
-  // gather the per-image PSNR/SSIM and sum them in image order, so every rank gets the
-  // single-process numbers bit for bit. SAM evaluations run on rank 0 alone (the others return
-  // no metrics). Only rank 0 draws the progress bar.
+  // With `job` (the ranks of a data-parallel job, all calling run() together), every evaluation
+  // is sharded: rank r scores the samples i ≡ r (mod W) and the ranks add up exact integer counts
+  // (top-k hits, the confusion counts) or gather the per-image values — PSNR/SSIM, SAM's embedding
+  // MSE, prompt agreements and instance IoUs (core/dist/ordered_gather.h) — and sum them in image
+  // order, so every rank gets the single-process numbers bit for bit. Only rank 0 draws the
+  // progress bar.
   EvalReport run(zoo::Model& model, const data::Dataset& val, bool progress = false,
                  const std::string& label = "eval", dist::Communicator* job = nullptr) const;
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "autograd/grad_mode.h"
+#include "core/dist/ordered_gather.h"
 #include "core/error.h"
 #include "data/image.h"
 #include "data/sam_transforms.h"
@@ -75,7 +76,8 @@ int64_t fill_embedding_cache(const RunConfig& cfg) {
   return st.written;
 }
 
-Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device device, int64_t box_masks_per_image) {
+Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device device, int64_t box_masks_per_image,
+                            dist::Communicator* job) {
   auto* sam = dynamic_cast<zoo::EfficientViTSam*>(&model);
   EVIT_CHECK(sam != nullptr, "sam_distill evaluation: the model is not an EfficientViT-SAM model");
   // The model is owned elsewhere; the predictor only borrows it.
@@ -98,26 +100,40 @@ Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device 
     }
     return masks;
   };
-  double mse = 0, agreement = 0;
-  int64_t pairs = 0;
-  for (int64_t i = 0; i < val.size(); ++i) {
+  // Per image: its embedding MSE, then the agreement of each grid prompt; image i on rank i mod W.
+  const int ranks = job ? job->size() : 1, rank = job ? job->rank() : 0;
+  std::vector<std::vector<double>> per_image(static_cast<size_t>(val.size()));
+  for (int64_t i = rank; i < val.size(); i += ranks) {
     Generator unused(0);
     const data::Sample s = val.get(i, unused);
     const Tensor student = sam->image_embedding(unsqueeze(s.input, 0).to(device)).to(kCPU);
     const Tensor teacher = unsqueeze(s.target, 0);
-    mse += mse_loss(student, teacher).item<double>();
+    std::vector<double>& v = per_image[static_cast<size_t>(i)];
+    v.push_back(mse_loss(student, teacher).item<double>());
     const auto a = best_masks(student.to(device)), b = best_masks(teacher.to(device));
-    for (size_t k = 0; k < a.size(); ++k, ++pairs) {
+    for (size_t k = 0; k < a.size(); ++k) {
       // Two empty masks agree completely.
-      const bool both_empty = std::none_of(a[k].begin(), a[k].end(), [](uint8_t v) { return v; }) &&
-                              std::none_of(b[k].begin(), b[k].end(), [](uint8_t v) { return v; });
-      agreement += both_empty ? 100.0 : mask_iou_percent(a[k], b[k]);
+      const bool both_empty = std::none_of(a[k].begin(), a[k].end(), [](uint8_t x) { return x; }) &&
+                              std::none_of(b[k].begin(), b[k].end(), [](uint8_t x) { return x; });
+      v.push_back(both_empty ? 100.0 : mask_iou_percent(a[k], b[k]));
     }
+  }
+  // Summed in image order on every rank: the one-process value whatever the number of ranks.
+  dist::SingleProcess one;
+  const std::vector<double> flat = dist::ordered_gather(job ? *job : one, per_image);
+  const size_t per = 1 + grid.size();
+  EVIT_CHECK(flat.size() == per * static_cast<size_t>(val.size()), "sam_distill evaluation: gathered ", flat.size(),
+             " values for ", val.size(), " images");
+  double mse = 0, agreement = 0;
+  int64_t pairs = 0;
+  for (size_t k = 0; k < flat.size(); ++k) {
+    if (k % per == 0) mse += flat[k];
+    else agreement += flat[k], ++pairs;
   }
   Metrics m = {{"val/embed_mse", mse / static_cast<double>(val.size())},
                {"val/agreement_mIoU", agreement / static_cast<double>(std::max<int64_t>(pairs, 1))}};
   if (const auto* d = dynamic_cast<const SamDistillDataset*>(&val); d && has_sa1b_annotations(d->image_dir()))
-    m["val/box_mIoU"] = sam_box_miou_sa1b(predictor, data::list_sa1b(d->image_dir()), box_masks_per_image);
+    m["val/box_mIoU"] = sam_box_miou_sa1b(predictor, data::list_sa1b(d->image_dir()), box_masks_per_image, job);
   return m;
 }
 

@@ -51,7 +51,9 @@ int64_t fill_embedding_cache(const RunConfig& cfg);
 // When the validation folder holds SA-1B annotations (sa_N.json), also "val/box_mIoU": the
 // student's masks for their boxes through the model's prompt encoder and mask decoder — SAM-ViT-H's,
 // as loaded for distillation — on the first `box_masks_per_image` annotations of each (0: all).
+// With `job`, rank r scores the images i ≡ r (mod W) and every rank gets the one-process values
+// bit for bit.
 Metrics sam_distill_metrics(zoo::Model& model, const data::Dataset& val, Device device,
-                            int64_t box_masks_per_image = 0);
+                            int64_t box_masks_per_image = 0, dist::Communicator* job = nullptr);
 
 }  // namespace evit::train

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/dist/ordered_gather.h"
 #include "core/error.h"
 #include "data/distance_transform.h"
 #include "data/image.h"
@@ -224,9 +225,12 @@ std::string format_sam_table(const SamEvalResult& r) {
 }
 
 double sam_box_miou_sa1b(SamPredictor& predictor, const std::vector<data::Sa1bEntry>& entries,
-                         int64_t masks_per_image) {
-  std::vector<SamInstanceScore> all;
-  for (const data::Sa1bEntry& e : entries) {
+                         int64_t masks_per_image, dist::Communicator* job) {
+  const int ranks = job ? job->size() : 1, rank = job ? job->rank() : 0;
+  // Per image, (IoU, area) of each instance scored; image i on rank i mod W.
+  std::vector<std::vector<double>> per_image(entries.size());
+  for (size_t i = static_cast<size_t>(rank); i < entries.size(); i += static_cast<size_t>(ranks)) {
+    const data::Sa1bEntry& e = entries[i];
     data::InstanceSet set = data::read_sa1b_image(e.json_path);
     if (masks_per_image > 0 && static_cast<int64_t>(set.annotations.size()) > masks_per_image) {
       set.annotations.resize(static_cast<size_t>(masks_per_image));
@@ -234,9 +238,13 @@ double sam_box_miou_sa1b(SamPredictor& predictor, const std::vector<data::Sa1bEn
     }
     const fs::path image(e.image_path);
     set.images.at(0).file = image.filename().string();  // the image list_sa1b paired with the file
-    const SamEvalResult r = evaluate_sam(predictor, set, image.parent_path().string(), SamEvalOptions{});
-    all.insert(all.end(), r.instances.begin(), r.instances.end());
+    for (const SamInstanceScore& s : evaluate_sam(predictor, set, image.parent_path().string(), SamEvalOptions{}).instances)
+      per_image[i].insert(per_image[i].end(), {s.iou.at(0), s.area});
   }
+  dist::SingleProcess one;
+  const std::vector<double> flat = dist::ordered_gather(job ? *job : one, per_image);
+  std::vector<SamInstanceScore> all(flat.size() / 2);
+  for (size_t k = 0; k < all.size(); ++k) all[k].iou = {flat[2 * k]}, all[k].area = flat[2 * k + 1];
   EVIT_CHECK(!all.empty(), "SAM box evaluation: the SA-1B annotations hold no mask of area >= 1");
   return sam_bucket_scores(all, 0).miou.at("all");
 }

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/dist/communicator.h"
 #include "data/instances.h"
 #include "train/sam_predictor.h"
 
@@ -95,9 +96,11 @@ nlohmann::json sam_masks_for_detections(SamPredictor& predictor, const data::Ins
                                         const std::function<void(int64_t, int64_t)>& progress = nullptr);
 
 // Box-prompt mIoU (percent, all instances) over SA-1B images, scoring the first `masks_per_image`
-// annotations of each (0: all); stage-2 training's validation metric.
+// annotations of each (0: all); stage-2 training's validation metric. With `job`, rank r scores
+// the images i ≡ r (mod W) and every rank gets the one-process value bit for bit (the instance
+// IoUs gathered in image order, core/dist/ordered_gather.h).
 double sam_box_miou_sa1b(SamPredictor& predictor, const std::vector<data::Sa1bEntry>& entries,
-                         int64_t masks_per_image);
+                         int64_t masks_per_image, dist::Communicator* job = nullptr);
 
 // Whether a folder holds SA-1B annotation files (sa_N.json), so that box mIoU can be measured there.
 bool has_sa1b_annotations(const std::string& dir);

@@ -184,10 +184,10 @@ Tensor sam_finetune_batch_loss(zoo::EfficientViTSam& model, const Tensor& input,
 }
 
 Metrics sam_box_metrics(zoo::EfficientViTSam& model, const std::vector<data::Sa1bEntry>& entries,
-                        int64_t masks_per_image) {
+                        int64_t masks_per_image, dist::Communicator* job) {
   // The model is owned elsewhere; the predictor only borrows it.
   SamPredictor predictor(std::shared_ptr<zoo::EfficientViTSam>(&model, [](zoo::EfficientViTSam*) {}));
-  return {{"val/box_mIoU", sam_box_miou_sa1b(predictor, entries, masks_per_image)}};
+  return {{"val/box_mIoU", sam_box_miou_sa1b(predictor, entries, masks_per_image, job)}};
 }
 
 }  // namespace evit::train

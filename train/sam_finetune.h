@@ -61,8 +61,8 @@ Tensor sam_finetune_batch_loss(zoo::EfficientViTSam& model, const Tensor& input,
                                const Tensor& boxes, const SamFinetuneOptions& o, Generator& g);
 
 // Box-prompt mIoU (percent) of the model on SA-1B annotations, the first `masks_per_image` of each
-// image (0: all); "val/box_mIoU".
+// image (0: all); "val/box_mIoU". With `job`, sharded over its ranks, the same value on each.
 Metrics sam_box_metrics(zoo::EfficientViTSam& model, const std::vector<data::Sa1bEntry>& entries,
-                        int64_t masks_per_image);
+                        int64_t masks_per_image, dist::Communicator* job = nullptr);
 
 }  // namespace evit::train
