@@ -20,6 +20,7 @@
 #include "data/synthetic.h"
 #include "train/evaluator.h"
 #include "zoo/models.h"
+#include "zoo/sam.h"
 #include "nn/container.h"
 #include "nn/conv.h"
 #include "nn/norm.h"
@@ -30,6 +31,7 @@
 #include "train/config.h"
 #include "train/data_parallel.h"
 #include "train/sam_distill.h"
+#include "train/sam_eval.h"
 #include "train/sam_finetune.h"
 #include "train/trainer.h"
 
@@ -363,6 +365,74 @@ TEST_CASE("sharded SAM evaluations give every rank the one-process metrics", "[d
   for (int id : {3, 4}) test::write_sa1b_scene(sa1b.string(), id);
   train::SamFinetuneDataset finetune(sa1b.string(), 128, 2, false);
   require_sharded_evaluation_equal(train::Task::sam_finetune, "efficientvit-sam-l0", 0, finetune);
+}
+
+TEST_CASE("sharded SAM prompt evaluation gives every rank the one-process instances", "[dist][sam]") {
+  test::ThreadCountGuard threads;
+  // Three SA-1B scenes as one annotation set: on 2 and 4 ranks the shards differ in size and one
+  // rank of 4 has no image.
+  const fs::path dir = fs::temp_directory_path() / "evit_dist_sam_prompts";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  data::InstanceSet set;
+  for (int id : {1, 2, 3}) {
+    test::write_sa1b_scene(dir.string(), id);
+    const data::InstanceSet one = data::read_sa1b_image((dir / ("sa_" + std::to_string(id) + ".json")).string());
+    set.images.insert(set.images.end(), one.images.begin(), one.images.end());
+    set.annotations.insert(set.annotations.end(), one.annotations.begin(), one.annotations.end());
+    set.format = one.format;
+  }
+  set.source = "three SA-1B scenes";
+  set.index();
+  auto model = zoo::make_efficientvit_sam("l0");
+  test::fill_deterministic(*model);
+  model->eval();
+  for (const std::string prompt : {"box", "points"}) {
+    train::SamEvalOptions opt;
+    opt.prompt = prompt;
+    opt.clicks = {1, 3};
+    train::SamPredictor predictor(model);
+    const train::SamEvalResult want = train::evaluate_sam(predictor, set, dir.string(), opt);
+    REQUIRE(want.images == 3);
+    REQUIRE(want.instances.size() == set.annotations.size());
+    for (int w : {2, 4}) {
+      auto ranks = dist::in_process_group(w);
+      std::vector<train::SamEvalResult> got(static_cast<size_t>(w));
+      std::vector<int> scored(static_cast<size_t>(w), -1);  // progress calls: one before, one per image
+      std::vector<std::thread> ts;
+      for (int r = 0; r < w; ++r)
+        ts.emplace_back([&, r] {
+          auto copy = zoo::make_efficientvit_sam("l0");
+          copy->load_state_dict(model->state_dict());
+          copy->eval();
+          train::SamPredictor mine(std::move(copy));
+          const auto i = static_cast<size_t>(r);
+          got[i] = train::evaluate_sam(mine, set, dir.string(), opt, [&, i](int64_t, int64_t) { ++scored[i]; },
+                                       ranks[i].get());
+        });
+      for (auto& t : ts) t.join();
+      for (int r = 0; r < w; ++r) {
+        INFO(prompt << " prompts on " << w << " ranks, rank " << r);
+        const train::SamEvalResult& g = got[static_cast<size_t>(r)];
+        CHECK(scored[static_cast<size_t>(r)] == (3 - r + w - 1) / w);  // images r, r + w, ... of 3
+        REQUIRE(g.images == want.images);
+        REQUIRE(g.skipped_small == want.skipped_small);
+        REQUIRE(g.instances.size() == want.instances.size());
+        for (size_t i = 0; i < want.instances.size(); ++i) {
+          const train::SamInstanceScore &a = g.instances[i], &b = want.instances[i];
+          REQUIRE(a.annotation_id == b.annotation_id);
+          REQUIRE(a.image_id == b.image_id);
+          REQUIRE(a.area == b.area);
+          REQUIRE(a.iou == b.iou);
+          REQUIRE(a.clicks.size() == b.clicks.size());
+          for (size_t k = 0; k < a.clicks.size(); ++k)
+            REQUIRE((a.clicks[k].x == b.clicks[k].x && a.clicks[k].y == b.clicks[k].y &&
+                     a.clicks[k].positive == b.clicks[k].positive));
+        }
+        for (size_t c = 0; c < want.scores.size(); ++c) REQUIRE(g.scores[c].miou == want.scores[c].miou);
+      }
+    }
+  }
 }
 
 TEST_CASE("ordered_gather joins per-item values of any length in item order", "[dist]") {

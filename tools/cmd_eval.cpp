@@ -3,6 +3,7 @@
 // EfficientViT-SAM model with box or click prompts on COCO / LVIS instance annotations.
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -66,19 +67,28 @@ int eval_sam(const EvalOptions& o) {
   sam->to(Device(o.device.empty() ? "cpu" : o.device));
   sam->eval();
   train::SamPredictor predictor(sam);
-  std::printf("evaluating %s with %s prompts\n  weights: %s\n  annotations: %s (%s, %zu images, %zu annotations)\n"
-              "  images: %s\n",
-              o.model.c_str(), opt.prompt.c_str(), o.weights.c_str(), annotations.c_str(), set.format.c_str(),
-              set.images.size(), set.annotations.size(), image_root.c_str());
-  std::fflush(stdout);
+  // Under mpirun the ranks share the images out (docs/distributed.md); rank 0 reports.
+  dist::Communicator& job = dist::world();
+  const bool main_rank = job.rank() == 0;
+  if (main_rank) {
+    std::printf("evaluating %s with %s prompts\n  weights: %s\n  annotations: %s (%s, %zu images, %zu annotations)\n"
+                "  images: %s\n",
+                o.model.c_str(), opt.prompt.c_str(), o.weights.c_str(), annotations.c_str(), set.format.c_str(),
+                set.images.size(), set.annotations.size(), image_root.c_str());
+    if (job.size() > 1) std::printf("  sharded over %d ranks (%s)\n", job.size(), job.describe().c_str());
+    std::fflush(stdout);
+  }
   std::unique_ptr<train::Progress> bar;
   auto on_progress = [&](int64_t done, int64_t total) {
     if (!bar) bar = std::make_unique<train::Progress>(total, "eval");
     bar->update(done);
   };
+  std::function<void(int64_t, int64_t)> progress;  // rank 0 alone draws the bar
+  if (main_rank) progress = on_progress;
   if (!o.detections.empty()) {
     // Detector boxes: masks in the COCO results format, scored by COCOeval outside evit.
     EVIT_CHECK(!o.output.empty(), "eval: --detections needs --output for the results file");
+    EVIT_CHECK(job.size() == 1, "eval: --detections runs in one process (launch it without mpirun)");
     nlohmann::json dets;
     try {
       dets = nlohmann::json::parse(read_file(o.detections));
@@ -92,8 +102,10 @@ int eval_sam(const EvalOptions& o) {
                 results.size(), o.output.c_str());
     return 0;
   }
-  const train::SamEvalResult r = train::evaluate_sam(predictor, set, image_root, opt, on_progress);
+  const train::SamEvalResult r =
+      train::evaluate_sam(predictor, set, image_root, opt, progress, &job);
   if (bar) bar->finish();
+  if (!main_rank) return 0;
   if (r.images_missing > 0)
     std::printf("note: %lld images of the annotation file are not in %s (evaluated the %lld that are)\n",
                 (long long)r.images_missing, image_root.c_str(), (long long)r.images);

@@ -76,7 +76,8 @@ SamBucketScores sam_bucket_scores(const std::vector<SamInstanceScore>& instances
 }
 
 SamEvalResult evaluate_sam(SamPredictor& predictor, const data::InstanceSet& set, const std::string& image_root,
-                           const SamEvalOptions& options, const std::function<void(int64_t, int64_t)>& progress) {
+                           const SamEvalOptions& options, const std::function<void(int64_t, int64_t)>& progress,
+                           dist::Communicator* job) {
   EVIT_CHECK(options.prompt == "box" || options.prompt == "points", "evaluate_sam: prompt must be box or points, not '",
              options.prompt, "'");
   std::vector<int> clicks = options.clicks;
@@ -102,28 +103,38 @@ SamEvalResult evaluate_sam(SamPredictor& predictor, const data::InstanceSet& set
   if (options.max_images > 0 && static_cast<int64_t>(images.size()) > options.max_images) images.resize(options.max_images);
   EVIT_CHECK(!images.empty(), "evaluate_sam: none of the ", set.images.size(), " images of ", set.source,
              " is in '", image_root, "'");
+  // Image n on rank n mod W. Each image's results travel as one list of numbers: the annotations
+  // skipped as too small, the instances scored, then per instance its ids, area, IoUs and clicks
+  // (their count, then x, y, positive each), decoded below in image order, so every rank ends with
+  // the one-process result.
+  const int ranks = job ? job->size() : 1, rank = job ? job->rank() : 0;
+  std::vector<std::vector<double>> per_image(images.size());
   if (progress) progress(0, static_cast<int64_t>(images.size()));
-  for (size_t n = 0; n < images.size(); ++n) {
+  for (size_t n = static_cast<size_t>(rank); n < images.size(); n += static_cast<size_t>(ranks)) {
     const data::InstanceImage& im = *images[n];
     const std::string path = (fs::path(image_root) / im.file).string();
     const Image image = read_image(path);
     EVIT_CHECK(image.height == im.height && image.width == im.width, set.source, ": image ", im.id, " is ", im.height,
                "x", im.width, " but '", path, "' is ", image.height, "x", image.width);
     predictor.set_image(image);
+    std::vector<double>& out = per_image[n];
+    out.insert(out.end(), {0.0, 0.0});  // annotations skipped as too small, instances scored
     for (size_t a : set.annotations_of(im.id)) {
       const data::InstanceAnnotation& ann = set.annotations[a];
       if (ann.area < 1) {
-        ++r.skipped_small;
+        out[0] += 1;
         continue;
       }
       const std::vector<uint8_t> gt = data::rle_decode(data::annotation_mask(set, ann));
-      SamInstanceScore s{ann.id, im.id, ann.area, {}, {}};
+      out[1] += 1;
+      out.insert(out.end(), {static_cast<double>(ann.id), static_cast<double>(im.id), ann.area});
       if (options.prompt == "box") {
         const auto& b = ann.bbox;
         SamPrompt prompt{{}, std::array<float, 4>{static_cast<float>(b[0]), static_cast<float>(b[1]),
                                                   static_cast<float>(b[0] + b[2]), static_cast<float>(b[1] + b[3])}};
         const SamPrediction p = predictor.predict(prompt, true);
-        s.iou.push_back(mask_iou_percent(p.mask(p.best()), gt));
+        out.push_back(mask_iou_percent(p.mask(p.best()), gt));
+        out.push_back(0);  // no clicks
       } else {
         Clicker clicker(gt, im.height, im.width);
         std::vector<uint8_t> pred(gt.size(), 0);
@@ -136,14 +147,44 @@ SamEvalResult evaluate_sam(SamPredictor& predictor, const data::InstanceSet& set
           pred = p.mask(p.best());
           after[k] = mask_iou_percent(pred, gt);
         }
-        for (int k : clicks) s.iou.push_back(after[k]);
-        s.clicks = clicker.clicks();
+        for (int k : clicks) out.push_back(after[k]);
+        out.push_back(static_cast<double>(clicker.clicks().size()));
+        for (const Click& c : clicker.clicks())
+          out.insert(out.end(), {static_cast<double>(c.x), static_cast<double>(c.y), c.positive ? 1.0 : 0.0});
       }
-      r.instances.push_back(std::move(s));
+    }
+    if (progress) progress(static_cast<int64_t>(std::min(n + static_cast<size_t>(ranks), images.size())),
+                           static_cast<int64_t>(images.size()));
+  }
+  dist::SingleProcess one;
+  const std::vector<double> flat = dist::ordered_gather(job ? *job : one, per_image);
+  // Decoding: the gathered list is the images' lists, in image order.
+  size_t at = 0;
+  auto next = [&] {
+    EVIT_CHECK(at < flat.size(), "evaluate_sam: the gathered results end early (", flat.size(), " values)");
+    return flat[at++];
+  };
+  for (size_t n = 0; n < images.size(); ++n) {
+    r.skipped_small += static_cast<int64_t>(next());
+    for (auto count = static_cast<int64_t>(next()); count > 0; --count) {
+      SamInstanceScore sc;
+      sc.annotation_id = static_cast<int64_t>(next());
+      sc.image_id = static_cast<int64_t>(next());
+      sc.area = next();
+      for (size_t c = 0; c < r.columns.size(); ++c) sc.iou.push_back(next());
+      const auto placed = static_cast<int64_t>(next());
+      for (int64_t k = 0; k < placed; ++k) {
+        Click c;
+        c.x = static_cast<int64_t>(next());
+        c.y = static_cast<int64_t>(next());
+        c.positive = next() != 0;
+        sc.clicks.push_back(c);
+      }
+      r.instances.push_back(std::move(sc));
     }
     ++r.images;
-    if (progress) progress(static_cast<int64_t>(n) + 1, static_cast<int64_t>(images.size()));
   }
+  EVIT_CHECK(at == flat.size(), "evaluate_sam: ", flat.size() - at, " gathered values left over");
   for (size_t c = 0; c < r.columns.size(); ++c) r.scores.push_back(sam_bucket_scores(r.instances, c));
   return r;
 }

@@ -80,10 +80,14 @@ struct SamEvalResult {
 SamBucketScores sam_bucket_scores(const std::vector<SamInstanceScore>& instances, size_t column);
 
 // Evaluates over the images of `set` found in `image_root`; `progress` (if given) is called before
-// the first image and after each with (images done, images to do).
+// the first image and after each with (images done, images to do). With `job` (all its ranks
+// calling), rank r scores the images n ≡ r (mod W) and every rank gets the one-process result,
+// instances in image order (core/dist/ordered_gather.h); progress then counts rank r's images
+// as n + W.
 SamEvalResult evaluate_sam(SamPredictor& predictor, const data::InstanceSet& set, const std::string& image_root,
                            const SamEvalOptions& options,
-                           const std::function<void(int64_t, int64_t)>& progress = nullptr);
+                           const std::function<void(int64_t, int64_t)>& progress = nullptr,
+                           dist::Communicator* job = nullptr);
 
 // Masks for detector boxes, in the COCO results format (EfficientViT-SAM's box-from-detector
 // evaluation): `detections` is a COCO results list ([{"image_id", "category_id", "bbox": [x, y, w,
