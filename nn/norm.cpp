@@ -15,11 +15,13 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_)
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::i64));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+Tensor BatchNorm2d::forward(const Tensor& x) { return forward_act(x, NormActivation::none); }
+
+Tensor BatchNorm2d::forward_act(const Tensor& x, NormActivation act) {
   if (is_training() && batch_statistics) {
     // Momentum 1 makes the "running" update store exactly this batch's statistics.
     Tensor mean = zeros_like(running_mean), var = ones_like(running_var);
-    Tensor y = batch_norm(x, weight, bias, mean, var, true, 1.0, eps);
+    Tensor y = batch_norm_act(x, weight, bias, mean, var, true, 1.0, eps, act);
     batch_statistics->push_back(mean);
     batch_statistics->push_back(var);
     return y;
@@ -28,7 +30,7 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     NoGradGuard g;
     add_(num_batches_tracked, 1.0);
   }
-  return batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+  return batch_norm_act(x, weight, bias, running_mean, running_var, is_training(), momentum, eps, act);
 }
 
 LayerNorm::LayerNorm(int64_t features, double eps_) : Module("LayerNorm"), eps(eps_) {

@@ -2,6 +2,7 @@
 #pragma once
 #include <vector>
 #include "nn/module.h"
+#include "ops/norm.h"
 
 namespace evit::nn {
 
@@ -12,6 +13,8 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x) override;
+  // act(forward(x)) through batch_norm_act: one pass less each way on the CPU (ops/norm.h).
+  Tensor forward_act(const Tensor& x, NormActivation act);
   double eps, momentum;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   // When set (data-parallel steps split into micro-batches), a training forward appends its batch

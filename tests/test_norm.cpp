@@ -206,3 +206,64 @@ TEST_CASE("batch_norm forward and backward are bitwise equal on 1 and 2 threads"
     REQUIRE(test::bitwise_equal(outs[0][i], outs[1][i]));
   }
 }
+
+namespace {
+struct FusedCase {
+  NormActivation act;
+  const char* name;
+  Tensor (*op)(const Tensor&);
+};
+const FusedCase kFusedCases[] = {
+    {NormActivation::relu, "relu", relu},          {NormActivation::relu6, "relu6", relu6},
+    {NormActivation::hardswish, "hardswish", hardswish}, {NormActivation::silu, "silu", silu},
+    {NormActivation::gelu, "gelu", gelu},          {NormActivation::gelu_tanh, "gelu_tanh", gelu_tanh},
+};
+}  // namespace
+
+TEST_CASE("batch_norm_act gradcheck for every activation, training and eval", "[norm]") {
+  Tensor x = test::random_leaf({3, 4, 3, 3}, -1.0, 2.0, 11);
+  Tensor w = test::random_leaf({4}, 0.5, 4.0, 12);  // normalised values reach past hardswish's ±3 and relu6's 6
+  Tensor b = test::random_leaf({4}, -1.0, 1.0, 13);
+  Tensor rm = uniform({4}, -0.5, 0.5, DType::f64), rv = uniform({4}, 0.5, 1.5, DType::f64);
+  for (const FusedCase& c : kFusedCases) {
+    INFO(c.name);
+    const NormActivation act = c.act;
+    EVIT_REQUIRE_GRADCHECK(
+        [act](const std::vector<Tensor>& in) {
+          return batch_norm_act(in[0], in[1], in[2], Tensor(), Tensor(), true, 0.1, 1e-5, act);
+        },
+        (std::vector<Tensor>{x, w, b}));
+    EVIT_REQUIRE_GRADCHECK(
+        [&](const std::vector<Tensor>& in) {
+          return batch_norm_act(in[0], in[1], in[2], rm, rv, false, 0.1, 1e-5, act);
+        },
+        (std::vector<Tensor>{x, w, b}));
+  }
+}
+
+TEST_CASE("batch_norm_act gives the activation of batch_norm bit for bit, values and gradients", "[norm]") {
+  Tensor x0 = add(mul(randn({4, 16, 12, 10}), 2.0), 0.5);
+  Tensor w0 = uniform({16}, 0.5, 3.0), b0 = uniform({16}, -1, 1);
+  Tensor gy = randn({4, 16, 12, 10});
+  const Tensor rm0 = uniform({16}, -0.2, 0.2), rv0 = uniform({16}, 0.8, 1.2);
+  for (const FusedCase& c : kFusedCases)
+    for (bool training : {true, false}) {
+      INFO(c.name << (training ? " training" : " eval"));
+      std::vector<Tensor> got[2];
+      for (int fused = 0; fused < 2; ++fused) {
+        Tensor x = x0.clone().detach(), w = w0.clone().detach(), b = b0.clone().detach();
+        x.requires_grad_(true), w.requires_grad_(true), b.requires_grad_(true);
+        Tensor rm = rm0.clone(), rv = rv0.clone();
+        Tensor y = fused ? batch_norm_act(x, w, b, rm, rv, training, 0.1, 1e-5, c.act)
+                         : c.op(batch_norm(x, w, b, rm, rv, training, 0.1, 1e-5));
+        y.backward(gy);
+        got[fused] = {y.detach(), x.grad(), w.grad(), b.grad(), rm, rv};
+      }
+      for (size_t i = 0; i < got[0].size(); ++i) {
+        INFO("tensor " << i << " (y, dx, dw, db, running mean, running var)");
+        REQUIRE(test::bitwise_equal(got[1][i], got[0][i]));
+      }
+      // The activation did something: not the plain normalisation.
+      if (training) CHECK_FALSE(test::bitwise_equal(got[1][0], batch_norm(x0, w0, b0, Tensor(), Tensor(), true)));
+    }
+}

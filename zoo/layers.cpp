@@ -26,6 +26,15 @@ std::shared_ptr<nn::Module> make_act_or_null(const std::string& name) {
   return name.empty() ? nullptr : nn::make_activation(name);
 }
 
+std::optional<NormActivation> fusable_norm_activation(const std::string& name) {
+  if (name == "relu") return NormActivation::relu;
+  if (name == "relu6") return NormActivation::relu6;
+  if (name == "hswish") return NormActivation::hardswish;
+  if (name == "silu") return NormActivation::silu;
+  if (name == "gelu") return NormActivation::gelu_tanh;  // make_activation's GELU
+  return std::nullopt;
+}
+
 std::pair<Tensor, Tensor> ConvLayer::folded_conv_bn() {
   auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
   auto bn = std::static_pointer_cast<nn::BatchNorm2d>(norm_);
@@ -59,6 +68,7 @@ ConvLayer::ConvLayer(const ConvLayerOptions& o) : nn::Module("ConvLayer") {
   conv_ = register_module("conv", std::make_shared<nn::Conv2d>(c));
   if (auto n = make_norm(o.norm, o.out)) norm_ = register_module("norm", n);
   if (auto a = make_act_or_null(o.act)) act_ = register_module("act", a);
+  if (o.norm.kind == "bn2d") fused_act_ = fusable_norm_activation(o.act);
 }
 
 Tensor ConvLayer::forward(const Tensor& x) {
@@ -75,6 +85,7 @@ Tensor ConvLayer::forward(const Tensor& x) {
     return act_ ? act_->forward(y) : y;
   }
   y = conv_->forward(y);
+  if (bn && act_ && fused_act_) return bn->forward_act(y, *fused_act_);
   if (norm_) y = norm_->forward(y);
   if (act_) y = act_->forward(y);
   return y;

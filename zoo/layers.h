@@ -2,11 +2,13 @@
 // ConvLayer {dropout, conv, norm, act}, LinearLayer {dropout, linear, norm, act},
 // OpSequential {op_list}, ResidualBlock {main, shortcut}.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "nn/container.h"
 #include "nn/module.h"
+#include "ops/norm.h"
 
 namespace evit::zoo {
 
@@ -19,6 +21,9 @@ struct NormSpec {
 std::shared_ptr<nn::Module> make_norm(const NormSpec& spec, int64_t channels);
 // Activation by registry name; "" = none.
 std::shared_ptr<nn::Module> make_act_or_null(const std::string& name);
+// The batch_norm_act activation of a registry name (gelu: the tanh form), nullopt for those it
+// does not fuse.
+std::optional<NormActivation> fusable_norm_activation(const std::string& name);
 
 struct ConvLayerOptions {
   ConvLayerOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size = 3, int64_t stride_ = 1)
@@ -49,6 +54,9 @@ class ConvLayer : public nn::Module {
   std::pair<Tensor, Tensor> folded_conv_bn();
 
   std::shared_ptr<nn::Module> dropout_, conv_, norm_, act_;
+  // Training with BatchNorm: the activation applied inside the norm (batch_norm_act), which
+  // spares a pass over the output each way and the normalised tensor in memory.
+  std::optional<NormActivation> fused_act_;
   Tensor folded_w_, folded_b_;
   std::vector<uint64_t> folded_versions_;
 };

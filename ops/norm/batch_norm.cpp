@@ -9,13 +9,22 @@
 //
 // Statistics use sums shifted by the channel's first element (sum d, sum d^2 with d = x - x0):
 // one pass, and no catastrophic cancellation when |mean| >> std.
+//
+// batch_norm_act fuses an activation into both passes on the CPU: the output pass writes
+// act(a·x + b) instead of a·x + b, and backward turns the incoming gradient into the normalised
+// output's gradient on the fly (recomputing a·x + b with the a and b the forward used), so the
+// intermediate tensor is never written, read back or kept for backward. The activation's math is
+// its pointwise functor (ops/pointwise/functors.h), evaluated as the unfused op evaluates it.
 #include <cmath>
+#include <type_traits>
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "core/parallel.h"
+#include "ops/activation.h"
 #include "ops/norm.h"
 #include "ops/norm/cuda_slots.h"
+#include "ops/pointwise/functors.h"
 
 namespace evit {
 namespace {
@@ -42,20 +51,44 @@ inline void shifted_sums(const T* __restrict p, int64_t n, Acc shift, Acc* __res
   }
 }
 
-// s += sum(g), d += sum(g * (x - mean)) over n contiguous elements, lane-wise.
-template <class T>
-inline void grad_sums(const T* __restrict g, const T* __restrict x, int64_t n, Acc mean,
-                      Acc* __restrict s, Acc* __restrict d) {
+// No activation: the functor interface of ops/pointwise/functors.h around the identity.
+struct NoActivation {
+  static constexpr bool uses_output = false;
+  template <class T> T forward(T x) const { return x; }
+  template <class T> T backward(T, T, T g) const { return g; }
+};
+
+// The gradient reaching the normalised value y = x·a + b from the gradient g of act(y).
+template <class Act, class T>
+inline T pre_activation_grad(T g, T x, T a, T b) {
+  if constexpr (std::is_same_v<Act, NoActivation>) {
+    return g;
+  } else {
+    const T y = x * a + b;  // as the forward computed it (affine_act_row)
+    return Act().backward(y, Act::uses_output ? Act().forward(y) : T(0), g);
+  }
+}
+
+// s += sum(dy), d += sum(dy * (x - mean)) over n contiguous elements, lane-wise, with dy the
+// gradient of the normalised value (pre_activation_grad); with kStore, dy is also written to
+// dy_out, so that the output pass reads it instead of recomputing the activation's gradient.
+template <class Act, bool kStore, class T>
+inline void grad_sums(const T* __restrict g, const T* __restrict x, int64_t n, Acc mean, T a, T b,
+                      Acc* __restrict s, Acc* __restrict d, T* __restrict dy_out) {
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes) {
     for (int k = 0; k < kLanes; ++k) {
-      Acc gv = static_cast<Acc>(g[j + k]);
+      const T dy = pre_activation_grad<Act>(g[j + k], x[j + k], a, b);
+      if constexpr (kStore) dy_out[j + k] = dy;
+      const Acc gv = static_cast<Acc>(dy);
       s[k] += gv;
       d[k] += gv * (static_cast<Acc>(x[j + k]) - mean);
     }
   }
   for (; j < n; ++j) {
-    Acc gv = static_cast<Acc>(g[j]);
+    const T dy = pre_activation_grad<Act>(g[j], x[j], a, b);
+    if constexpr (kStore) dy_out[j] = dy;
+    const Acc gv = static_cast<Acc>(dy);
     s[0] += gv;
     d[0] += gv * (static_cast<Acc>(x[j]) - mean);
   }
@@ -67,10 +100,11 @@ inline Acc lane_total(const Acc* v) {
   return t;
 }
 
-// out = a * in + b over n contiguous elements.
-template <class T>
-inline void affine_row(const T* __restrict in, T* __restrict out, int64_t n, T a, T b) {
-  for (int64_t j = 0; j < n; ++j) out[j] = in[j] * a + b;
+// out = act(in * a + b) over n contiguous elements.
+template <class Act, class T>
+inline void affine_act_row(const T* __restrict in, T* __restrict out, int64_t n, T a, T b) {
+  const Act act;
+  for (int64_t j = 0; j < n; ++j) out[j] = act.forward(in[j] * a + b);
 }
 
 // Channels per task: enough work per task to amortize scheduling, fixed by the shape.
@@ -117,15 +151,18 @@ void update_running_stats(const Tensor& running_mean, const Tensor& running_var,
 // CPU forward: per channel the batch statistics (shifted sums accumulated in double, so large
 // means do not cancel the variance away) or the running ones, then y = a·x + b; in training, the
 // running statistics are updated in place afterwards.
-template <class T>
+// Also keeps each channel's a and b (as T) in save_ab [2, C], for a fused activation's backward.
+template <class T, class Act>
 void batch_norm_forward_cpu(const Tensor& xc, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                             const Tensor& running_var, bool training, double momentum, double eps, int64_t N,
-                            int64_t C, int64_t S, Tensor& y, Tensor& save_mean, Tensor& save_invstd) {
+                            int64_t C, int64_t S, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                            Tensor& save_ab) {
   const int64_t M = N * S;
   const T* xp = xc.data_ptr<T>();
   T* yp = y.data_ptr<T>();
   T* mp = save_mean.data_ptr<T>();
   T* ip = save_invstd.data_ptr<T>();
+  T* abp = save_ab.data_ptr<T>();
   std::vector<Acc> unbiased(training ? C : 0);
   parallel_for(0, C, channel_grain(M), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
@@ -149,9 +186,10 @@ void batch_norm_forward_cpu(const Tensor& xc, const Tensor& weight, const Tensor
       ip[c] = static_cast<T>(invstd);
       const Acc a = invstd * param_at<T>(weight, c, 1);
       const Acc b = param_at<T>(bias, c, 0) - mean * a;
+      abp[c] = static_cast<T>(a);
+      abp[C + c] = static_cast<T>(b);
       for (int64_t n = 0; n < N; ++n)
-        affine_row<T>(xp + (n * C + c) * S, yp + (n * C + c) * S, S, static_cast<T>(a),
-                      static_cast<T>(b));
+        affine_act_row<Act, T>(xp + (n * C + c) * S, yp + (n * C + c) * S, S, abp[c], abp[C + c]);
     }
   });
   if (training && running_mean.defined())
@@ -160,31 +198,39 @@ void batch_norm_forward_cpu(const Tensor& xc, const Tensor& weight, const Tensor
 
 // CPU backward: per channel sum(g) and sum(g·(x − mean)) (double accumulators), then dw, db and
 // dx = ka·g + kx·(x − mean) + k0.
-template <class T>
+// With an activation, g is the gradient of act(a·x + b) (a, b from save_ab) and every pass
+// turns it into the normalised value's gradient first.
+template <class T, class Act>
 void batch_norm_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& w, const Tensor& mean_t,
-                             const Tensor& invstd_t, bool training, bool has_weight, int64_t N, int64_t C, int64_t S,
-                             Tensor& dx, Tensor& dw, Tensor& db) {
+                             const Tensor& invstd_t, const Tensor& ab_t, bool training, bool has_weight, int64_t N,
+                             int64_t C, int64_t S, Tensor& dx, Tensor& dw, Tensor& db) {
   const int64_t M = N * S;
   const bool need_x = dx.defined(), need_w = dw.defined(), need_b = db.defined();
   const T* xp = xs.data_ptr<T>();
   const T* gp = g.data_ptr<T>();
   const T* mp = mean_t.data_ptr<T>();
   const T* ip = invstd_t.data_ptr<T>();
+  const T* abp = ab_t.data_ptr<T>();
   T* dxp = need_x ? dx.data_ptr<T>() : nullptr;
   T* dwp = need_w ? dw.data_ptr<T>() : nullptr;
   T* dbp = need_b ? db.data_ptr<T>() : nullptr;
   // Eval mode with only dx needed: no reductions at all.
   const bool reduce = training || need_w || need_b;
+  // With an activation, the reduction pass leaves dy in dx for the output pass to finish in place.
+  constexpr bool kFused = !std::is_same_v<Act, NoActivation>;
+  const bool staged = kFused && reduce && need_x;
   parallel_for(0, C, channel_grain(M), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const Acc mean = mp[c], invstd = ip[c];
+      const T fa = abp[c], fb = abp[C + c];  // the forward's a and b
       const Acc wv = has_weight ? param_at<T>(w, c, 1) : 1.0;
       Acc sum_g = 0, dot = 0;  // sum(g), sum(g * (x - mean))
       if (reduce) {
         Acc s[kLanes] = {}, d[kLanes] = {};
         for (int64_t n = 0; n < N; ++n) {
           const int64_t off = (n * C + c) * S;
-          grad_sums(gp + off, xp + off, S, mean, s, d);
+          if (staged) grad_sums<Act, true>(gp + off, xp + off, S, mean, fa, fb, s, d, dxp + off);
+          else grad_sums<Act, false>(gp + off, xp + off, S, mean, fa, fb, s, d, static_cast<T*>(nullptr));
         }
         sum_g = lane_total(s);
         dot = lane_total(d);
@@ -207,20 +253,61 @@ void batch_norm_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& w,
               tk0 = static_cast<T>(k0), tmean = static_cast<T>(mean);
       for (int64_t n = 0; n < N; ++n) {
         const int64_t off = (n * C + c) * S;
-        const T* __restrict gr = gp + off;
         const T* __restrict xr = xp + off;
-        T* __restrict out = dxp + off;
-        for (int64_t j = 0; j < S; ++j) out[j] = tka * gr[j] + tkx * (xr[j] - tmean) + tk0;
+        if (staged) {
+          T* dy = dxp + off;  // read and overwritten in place
+          for (int64_t j = 0; j < S; ++j) dy[j] = tka * dy[j] + tkx * (xr[j] - tmean) + tk0;
+        } else {
+          const T* __restrict gr = gp + off;
+          T* __restrict out = dxp + off;
+          for (int64_t j = 0; j < S; ++j) {
+            const T dy = pre_activation_grad<Act>(gr[j], xr[j], fa, fb);
+            out[j] = tka * dy + tkx * (xr[j] - tmean) + tk0;
+          }
+        }
       }
     }
   });
 }
 
+// Calls f with the functor of `act` (NoActivation for none).
+template <class F>
+void with_activation(NormActivation act, F&& f) {
+  switch (act) {
+    case NormActivation::none: return f(NoActivation{});
+    case NormActivation::relu: return f(pointwise::ReluOp{});
+    case NormActivation::relu6: return f(pointwise::Relu6Op{});
+    case NormActivation::hardswish: return f(pointwise::HardswishOp{});
+    case NormActivation::silu: return f(pointwise::SiluOp{});
+    case NormActivation::gelu: return f(pointwise::GeluOp{});
+    case NormActivation::gelu_tanh: return f(pointwise::GeluTanhOp{});
+  }
+  EVIT_THROW("batch_norm_act: unknown activation ", static_cast<int>(act));
+}
+
+// The activation as its own op (the CUDA path composes batch_norm and the activation).
+Tensor apply_activation(const Tensor& y, NormActivation act) {
+  switch (act) {
+    case NormActivation::none: return y;
+    case NormActivation::relu: return relu(y);
+    case NormActivation::relu6: return relu6(y);
+    case NormActivation::hardswish: return hardswish(y);
+    case NormActivation::silu: return silu(y);
+    case NormActivation::gelu: return gelu(y);
+    case NormActivation::gelu_tanh: return gelu_tanh(y);
+  }
+  EVIT_THROW("batch_norm_act: unknown activation ", static_cast<int>(act));
+}
+
 }  // namespace
 
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                  const Tensor& running_mean, const Tensor& running_var, bool training,
-                  double momentum, double eps) {
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  return batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps, NormActivation::none);
+}
+
+Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                      const Tensor& running_var, bool training, double momentum, double eps, NormActivation act) {
   EVIT_CHECK(x.dim() >= 2, "batch_norm: input must be at least 2-D [N, C, ...], got ", x.desc());
   EVIT_CHECK(is_floating(x.dtype()), "batch_norm: expected a floating dtype (f32 or f64), got ",
              x.desc());
@@ -242,11 +329,19 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                "batch_norm: eval mode (training=false) needs running_mean and running_var");
   }
 
+  if (act != NormActivation::none && x.device().is_cuda())
+    return apply_activation(batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps,
+                                           NormActivation::none),
+                            act);
+
   const Tensor xc = x.contiguous();
   Tensor y = empty(x.sizes(), {x.dtype(), x.device()});
   // Saved for backward: the mean and 1/sqrt(var + eps) actually used (batch or running).
   Tensor save_mean = empty({C}, {x.dtype(), x.device()});
   Tensor save_invstd = empty({C}, {x.dtype(), x.device()});
+  // The per-channel a and b of y = a·x + b as the CPU forward applied them (a fused activation's
+  // backward recomputes y from them).
+  Tensor save_ab = x.device().is_cuda() ? Tensor() : empty({2, C}, {x.dtype(), x.device()});
 
   if (x.device().is_cuda()) {
     // Parameters and running stats were checked to be on x's device (check_param).
@@ -258,19 +353,23 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
     }
   } else {
     dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-      batch_norm_forward_cpu<decltype(tag)>(xc, weight, bias, running_mean, running_var, training, momentum, eps, N, C,
-                                            S, y, save_mean, save_invstd);
+      with_activation(act, [&](auto fn) {
+        batch_norm_forward_cpu<decltype(tag), decltype(fn)>(xc, weight, bias, running_mean, running_var, training,
+                                                            momentum, eps, N, C, S, y, save_mean, save_invstd, save_ab);
+      });
     });
   }
 
   const bool has_weight = weight.defined();
   autograd::record(
-      "BatchNormBackward", {x, weight, bias}, {y}, {xc, weight, save_mean, save_invstd},
-      [training, has_weight, N, C, S](const BackwardContext& ctx) -> std::vector<Tensor> {
+      act == NormActivation::none ? "BatchNormBackward" : "BatchNormActBackward", {x, weight, bias}, {y},
+      {xc, weight, save_mean, save_invstd, save_ab},
+      [training, has_weight, N, C, S, act](const BackwardContext& ctx) -> std::vector<Tensor> {
         const Tensor& xs = ctx.saved(0);
         const Tensor& w = ctx.saved(1);
         const Tensor& mean_t = ctx.saved(2);
         const Tensor& invstd_t = ctx.saved(3);
+        const Tensor& ab_t = ctx.saved(4);
         const Tensor g = ctx.grad_output(0).contiguous();
         const bool need_x = ctx.needs_input_grad(0), need_w = ctx.needs_input_grad(1),
                    need_b = ctx.needs_input_grad(2);
@@ -283,7 +382,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
           return std::vector<Tensor>{dx, dw, db};
         }
         dispatch_floating(xs.dtype(), "batch_norm backward", [&](auto tag) {
-          batch_norm_backward_cpu<decltype(tag)>(xs, g, w, mean_t, invstd_t, training, has_weight, N, C, S, dx, dw, db);
+          with_activation(act, [&](auto fn) {
+            batch_norm_backward_cpu<decltype(tag), decltype(fn)>(xs, g, w, mean_t, invstd_t, ab_t, training, has_weight,
+                                                                 N, C, S, dx, dw, db);
+          });
         });
         return {dx, dw, db};
       });
