@@ -1,5 +1,7 @@
 #include "data/loader.h"
 
+#include <tuple>
+
 #include "ops/shape.h"
 
 namespace evit::data {
@@ -61,9 +63,9 @@ std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
   return order;
 }
 
-Batch DataLoader::load_batch(int64_t b) const {
+Batch DataLoader::load_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t b) const {
   int64_t begin = b * o_.batch_size;
-  int64_t end = std::min<int64_t>(begin + o_.batch_size, static_cast<int64_t>(order_.size()));
+  int64_t end = std::min<int64_t>(begin + o_.batch_size, static_cast<int64_t>(order.size()));
   if (o_.shards > 1) {
     const int64_t part = (end - begin) / o_.shards;
     EVIT_CHECK(part * o_.shards == end - begin, "DataLoader: a batch of ", end - begin, " samples does not split into ",
@@ -73,10 +75,16 @@ Batch DataLoader::load_batch(int64_t b) const {
   }
   std::vector<Sample> samples;
   for (int64_t k = begin; k < end; ++k) {
-    Generator g = sample_generator(o_.seed, epoch_, order_[k]);
-    samples.push_back(dataset_->get(order_[k], g));
+    Generator g = sample_generator(o_.seed, epoch, order[k]);
+    samples.push_back(dataset_->get(order[k], g));
   }
   return collate(std::move(samples));
+}
+
+DataLoader::Slot DataLoader::stream_slot(int64_t p) const {
+  const int64_t total = batches_per_epoch(), first_epoch_left = total - stream_first_;
+  if (p < first_epoch_left) return {stream_epoch_, stream_first_ + p};
+  return {stream_epoch_ + 1 + (p - first_epoch_left) / total, (p - first_epoch_left) % total};
 }
 
 void DataLoader::stop_workers() {
@@ -93,29 +101,52 @@ void DataLoader::stop_workers() {
 void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   EVIT_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(), "DataLoader: first batch ", first_batch,
              " outside the epoch's ", batches_per_epoch(), " batches");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool follows = epoch_ >= 0 && epoch == epoch_ + 1 && first_batch == 0 && next_batch_ == batches_per_epoch();
+    if (follows && !workers_.empty() && !error_) {
+      // The stream already runs into this epoch: keep its workers and prefetched batches.
+      orders_.erase(epoch_);
+      epoch_ = epoch;
+      next_batch_ = 0;
+      space_cv_.notify_all();  // the stream may now reach one epoch further
+      return;
+    }
+  }
   stop_workers();
   epoch_ = epoch;
-  order_ = epoch_order(epoch);
   next_batch_ = first_batch;
-  first_batch_ = first_batch;
+  stream_epoch_ = epoch;
+  stream_first_ = first_batch;
+  issued_ = consumed_ = 0;
+  orders_.clear();
+  orders_[epoch] = epoch_order(epoch);
   done_.clear();
   error_ = nullptr;
   stop_ = false;
-  for (int w = 0; w < o_.workers; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+  for (int w = 0; w < o_.workers; ++w) workers_.emplace_back([this] { worker_loop(); });
 }
 
-void DataLoader::worker_loop(int worker) {
-  const int64_t total = batches_per_epoch();
-  for (int64_t b = first_batch_ + worker; b < total; b += o_.workers) {
+void DataLoader::worker_loop() {
+  for (;;) {
+    int64_t epoch = 0, b = 0;
+    const std::vector<int64_t>* order = nullptr;
     {
-      // Bounded prefetch: stay at most workers * prefetch batches ahead of the consumer.
+      // Bounded prefetch: stay at most workers * prefetch batches ahead of the consumer, and at
+      // most one epoch beyond the consumer's.
       std::unique_lock<std::mutex> lock(mu_);
-      space_cv_.wait(lock, [&] { return stop_ || b < next_batch_ + o_.workers * o_.prefetch; });
+      space_cv_.wait(lock, [&] {
+        return stop_ || (issued_ < consumed_ + o_.workers * o_.prefetch && stream_slot(issued_).first <= epoch_ + 1);
+      });
       if (stop_) return;
+      std::tie(epoch, b) = stream_slot(issued_++);
+      auto it = orders_.find(epoch);
+      if (it == orders_.end()) it = orders_.emplace(epoch, epoch_order(epoch)).first;
+      order = &it->second;  // map nodes stay put; erased only once the consumer is past this epoch
     }
     Batch batch;
     try {
-      batch = load_batch(b);
+      batch = load_batch(epoch, *order, b);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!error_) error_ = std::current_exception();
@@ -123,7 +154,7 @@ void DataLoader::worker_loop(int worker) {
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    done_.emplace(b, std::move(batch));
+    done_.emplace(Slot{epoch, b}, std::move(batch));
     ready_cv_.notify_all();
   }
 }
@@ -132,15 +163,17 @@ bool DataLoader::next(Batch& out) {
   EVIT_CHECK(epoch_ >= 0, "DataLoader: call start_epoch() before next()");
   if (next_batch_ >= batches_per_epoch()) return false;
   if (o_.workers == 0) {
-    out = load_batch(next_batch_++);
+    out = load_batch(epoch_, orders_.at(epoch_), next_batch_++);
     return true;
   }
   std::unique_lock<std::mutex> lock(mu_);
-  ready_cv_.wait(lock, [&] { return error_ || done_.count(next_batch_); });
-  if (!done_.count(next_batch_)) std::rethrow_exception(error_);
-  out = std::move(done_.at(next_batch_));
-  done_.erase(next_batch_);
+  const Slot slot{epoch_, next_batch_};
+  ready_cv_.wait(lock, [&] { return error_ || done_.count(slot); });
+  if (!done_.count(slot)) std::rethrow_exception(error_);
+  out = std::move(done_.at(slot));
+  done_.erase(slot);
   ++next_batch_;
+  ++consumed_;
   space_cv_.notify_all();
   return true;
 }

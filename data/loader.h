@@ -3,6 +3,12 @@
 // The order of an epoch is a permutation seeded by (seed, epoch), and every sample's random
 // transforms use sample_generator(seed, epoch, index): batches are identical for any number of
 // workers, and a run resumed at epoch e sees exactly the batches it would have seen.
+//
+// The workers take the batches one after another from a stream that runs on into the next epoch:
+// near the end of an epoch they already load the next one's first batches, and start_epoch(e + 1)
+// after a finished epoch e keeps them (workers and prefetched batches carry on), so a small
+// dataset of a few batches per epoch does not stall the model at every epoch boundary. Any other
+// start_epoch (a first call, a resume mid-epoch, a jump) restarts the stream.
 #pragma once
 #include <condition_variable>
 #include <exception>
@@ -47,8 +53,8 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   int64_t batches_per_epoch() const;
-  // Starts (or restarts) epoch `epoch` at batch `first_batch` (to resume mid-epoch); workers
-  // begin loading at once.
+  // Starts epoch `epoch` at batch `first_batch` (to resume mid-epoch); workers begin loading at
+  // once, or carry on when this is the epoch after a finished one (see above).
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The index within the epoch of the batch next() returns next.
   int64_t next_batch_index() const { return next_batch_; }
@@ -58,20 +64,26 @@ class DataLoader {
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
  private:
-  Batch load_batch(int64_t b) const;
+  // (epoch, batch index within the epoch).
+  using Slot = std::pair<int64_t, int64_t>;
+  Batch load_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t b) const;
+  // The slot at position p of the stream that started at (stream_epoch_, stream_first_).
+  Slot stream_slot(int64_t p) const;
   void stop_workers();
-  void worker_loop(int worker);
+  void worker_loop();
 
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions o_;
-  int64_t epoch_ = -1;
-  std::vector<int64_t> order_;
+  int64_t epoch_ = -1;      // the consumer's epoch
   int64_t next_batch_ = 0;  // next batch the consumer takes
-  int64_t first_batch_ = 0;
 
   std::mutex mu_;
   std::condition_variable ready_cv_, space_cv_;
-  std::map<int64_t, Batch> done_;
+  // Guarded by mu_: the stream's start, positions handed to workers and taken by the consumer,
+  // the sample orders of the consumer's epoch and the next, and the loaded batches.
+  int64_t stream_epoch_ = 0, stream_first_ = 0, issued_ = 0, consumed_ = 0;
+  std::map<int64_t, std::vector<int64_t>> orders_;
+  std::map<Slot, Batch> done_;
   std::exception_ptr error_;
   bool stop_ = false;
   std::vector<std::thread> workers_;

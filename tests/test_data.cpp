@@ -3,6 +3,9 @@
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <map>
 
 #include "data/dataset.h"
@@ -301,4 +304,81 @@ TEST_CASE("8-bit random_resized_crop is Pillow's bicubic resize of the drawn cro
   }
   REQUIRE(resized_down > 0);  // both shrinking (antialiased) and enlarging crops were checked
   REQUIRE(resized_up > 0);
+}
+
+namespace {
+// A dataset of n scalar samples (the index, plus a random draw of its transform's generator) that
+// counts its loads.
+class CountingDataset : public data::Dataset {
+ public:
+  explicit CountingDataset(int64_t n) : n_(n) {}
+  int64_t size() const override { return n_; }
+  data::Sample load(int64_t index) const override {
+    ++loads;
+    data::Sample s;
+    s.input = full({1}, static_cast<double>(index));
+    s.target = full({}, static_cast<double>(index), DType::i64);
+    s.id = std::to_string(index);
+    return s;
+  }
+  data::Sample get(int64_t index, Generator& rng) const override {
+    data::Sample s = load(index);
+    s.input = add(s.input, rng.uniform_double());  // the (seed, epoch, index) generator's draw
+    return s;
+  }
+  std::string describe() const override { return "counting dataset"; }
+  mutable std::atomic<int64_t> loads{0};
+
+ private:
+  int64_t n_;
+};
+}  // namespace
+
+TEST_CASE("the loader prefetches across epoch boundaries and keeps the batches of every epoch", "[data]") {
+  auto ds = std::make_shared<CountingDataset>(7);  // 3 batches of 2, the last dropped
+  data::LoaderOptions o;
+  o.batch_size = 2;
+  o.drop_last = true;
+  o.seed = 9;
+  auto epochs = [&](int workers, bool resume_mid_epoch) {
+    o.workers = workers;
+    data::DataLoader loader(ds, o);
+    std::vector<std::vector<std::string>> ids;
+    std::vector<Tensor> inputs;
+    for (int64_t e = 0; e < 4; ++e) {
+      loader.start_epoch(e, resume_mid_epoch && e == 2 ? 1 : 0);
+      data::Batch b;
+      while (loader.next(b)) ids.push_back(b.ids), inputs.push_back(b.input);
+    }
+    return std::make_pair(ids, inputs);
+  };
+  const auto want = epochs(0, false);
+  REQUIRE(want.first.size() == 12);
+  for (int workers : {1, 3}) {
+    INFO(workers << " workers");
+    const auto got = epochs(workers, false);
+    REQUIRE(got.first == want.first);
+    for (size_t i = 0; i < got.second.size(); ++i) REQUIRE(test::bitwise_equal(got.second[i], want.second[i]));
+    // A mid-epoch start restarts the stream and gives that epoch's remaining batches.
+    const auto resumed = epochs(workers, true);
+    REQUIRE(resumed.first.size() == 11);
+    std::vector<std::vector<std::string>> expected = want.first;
+    expected.erase(expected.begin() + 6);  // epoch 2's first batch is skipped
+    REQUIRE(resumed.first == expected);
+  }
+  // With the whole of epoch 0 consumed, the workers go on loading epoch 1 before start_epoch(1).
+  o.workers = 2;
+  ds->loads = 0;
+  data::DataLoader loader(ds, o);
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+  }
+  for (int i = 0; i < 2000 && ds->loads < 12; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(ds->loads == 12);  // epochs 0 and 1, and no further: at most one epoch ahead
+  loader.start_epoch(1);
+  std::vector<std::vector<std::string>> epoch1;
+  while (loader.next(b)) epoch1.push_back(b.ids);
+  REQUIRE(epoch1 == std::vector<std::vector<std::string>>(want.first.begin() + 3, want.first.begin() + 6));
 }
