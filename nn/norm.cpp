@@ -15,9 +15,9 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_)
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::i64));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) { return forward_act(x, NormActivation::none); }
+Tensor BatchNorm2d::forward(const Tensor& x) { return forward_act(x, ActivationKind::none); }
 
-Tensor BatchNorm2d::forward_act(const Tensor& x, NormActivation act) {
+Tensor BatchNorm2d::forward_act(const Tensor& x, ActivationKind act) {
   if (is_training() && batch_statistics) {
     // Momentum 1 makes the "running" update store exactly this batch's statistics.
     Tensor mean = zeros_like(running_mean), var = ones_like(running_var);

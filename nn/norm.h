@@ -14,7 +14,7 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x) override;
   // act(forward(x)) through batch_norm_act: one pass less each way on the CPU (ops/norm.h).
-  Tensor forward_act(const Tensor& x, NormActivation act);
+  Tensor forward_act(const Tensor& x, ActivationKind act);
   double eps, momentum;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   // When set (data-parallel steps split into micro-batches), a training forward appends its batch

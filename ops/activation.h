@@ -13,4 +13,10 @@ Tensor gelu(const Tensor& x);
 // Tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), used by EfficientViT.
 Tensor gelu_tanh(const Tensor& x);
 
+// The activations other ops can apply inside their own passes (batch_norm_act, conv2d_act);
+// gelu: the erf form, gelu_tanh: the tanh approximation.
+enum class ActivationKind { none, relu, relu6, hardswish, silu, gelu, gelu_tanh };
+// The activation as its own op (x itself for none).
+Tensor apply_activation(const Tensor& x, ActivationKind act);
+
 }  // namespace evit

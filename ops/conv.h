@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "ops/activation.h"
 
 namespace evit {
 
@@ -28,6 +29,13 @@ struct Pair2 {
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(), Pair2 stride = 1,
               Pair2 padding = 0, Pair2 dilation = 1, int64_t groups = 1);
+
+// act(conv2d(x, w, bias, ...)), the same values. For inference: on the CPU, when no gradient is
+// recorded (grad mode off, or no operand requiring one), the activation runs on each block of the
+// output as soon as the block is final, while it is in cache, instead of as a pass of its own
+// over a new tensor; otherwise it is the two ops in sequence.
+Tensor conv2d_act(const Tensor& x, const Tensor& w, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
+                  int64_t groups, ActivationKind act);
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(),
                         Pair2 stride = 1, Pair2 padding = 0, Pair2 output_padding = 0,

@@ -7,6 +7,7 @@
 // order, so results are bitwise identical for any thread count.
 #pragma once
 #include "core/tensor.h"
+#include "ops/activation.h"
 
 namespace evit {
 
@@ -21,15 +22,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum = 0.1, double eps = 1e-5);
 
-// The activations batch_norm_act can apply (gelu: erf form; gelu_tanh: the tanh approximation).
-enum class NormActivation { none, relu, relu6, hardswish, silu, gelu, gelu_tanh };
-
 // act(batch_norm(x, ...)), the same values and gradients as the two ops in sequence. On the CPU
 // the activation runs inside batch_norm's output pass and its gradient inside batch_norm's two
 // backward passes: one pass less each way, and the normalised tensor is neither written nor kept
 // for backward. On CUDA it is the two ops in sequence.
 Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                      const Tensor& running_var, bool training, double momentum, double eps, NormActivation act);
+                      const Tensor& running_var, bool training, double momentum, double eps, ActivationKind act);
 
 // Normalizes over the last normalized_shape.size() dims of x, which must equal normalized_shape
 // (biased variance). weight, bias: normalized_shape or undefined.

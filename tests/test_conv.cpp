@@ -1,7 +1,9 @@
 // conv2d / conv_transpose2d: gradchecks for every kernel path, PyTorch goldens, f32 vs f64,
 // error messages and 1-vs-2-thread bitwise determinism.
+#include "autograd/grad_mode.h"
 #include "core/parallel.h"
 #include "ops/conv.h"
+#include "ops/linalg/gemm.h"
 #include "ops/ops.h"
 #include "tests/support/test_util.h"
 
@@ -178,4 +180,48 @@ TEST_CASE("conv2d forward and backward are bitwise identical on 1 and 2 threads"
       REQUIRE(test::bitwise_equal(r1[i], r2[i]));
     }
   }
+}
+
+TEST_CASE("conv2d_act gives the activation of conv2d bit for bit on every path", "[conv]") {
+  struct Case {
+    const char* name;
+    Shape x, w;
+    int64_t stride, padding, groups;
+  };
+  const Case cases[] = {
+      {"1x1 (one product)", {1, 8, 5, 7}, {6, 8, 1, 1}, 1, 0, 1},
+      {"1x1 (tiles)", {2, 64, 32, 40}, {96, 64, 1, 1}, 1, 0, 1},
+      {"1x1 (chunks of a long K)", {1, 16384, 4, 8}, {16, 16384, 1, 1}, 1, 0, 1},
+      {"3x3 im2col", {2, 12, 33, 29}, {40, 12, 3, 3}, 1, 1, 1},
+      {"3x3 stride 2", {1, 3, 65, 64}, {16, 3, 3, 3}, 2, 1, 1},
+      {"grouped 1x1", {1, 24, 16, 16}, {48, 6, 1, 1}, 1, 0, 4},
+      {"depthwise 3x3", {2, 16, 17, 19}, {16, 1, 3, 3}, 1, 1, 16},
+      {"depthwise 5x5 stride 2", {1, 8, 23, 21}, {8, 1, 5, 5}, 2, 2, 8},
+  };
+  // The product splits the cases above exercise (the epilogue runs per tile, and after the sum
+  // of the K chunks).
+  REQUIRE(detail::gemm_split(96, 32 * 40, 64).tasks() > 1);
+  REQUIRE(detail::gemm_split(16, 4 * 8, 16384).k_chunks > 1);
+  const ActivationKind acts[] = {ActivationKind::relu,  ActivationKind::relu6, ActivationKind::hardswish,
+                                 ActivationKind::silu,  ActivationKind::gelu,  ActivationKind::gelu_tanh};
+  for (const Case& c : cases)
+    for (DType dt : {DType::f32, DType::f64}) {
+      const Tensor x = mul(randn(c.x, dt), 3.0);  // values past hardswish's ±3 and relu6's 6
+      const Tensor w = mul(randn(c.w, dt), 1.0 / std::sqrt(static_cast<double>(c.w[1] * c.w[2] * c.w[3])));
+      const Tensor b = randn({c.w[0]}, dt);
+      for (const Tensor& bias : {b, Tensor()})
+        for (ActivationKind act : acts) {
+          INFO(c.name << ", " << dtype_name(dt) << (bias.defined() ? ", bias" : "") << ", activation "
+                      << static_cast<int>(act));
+          const Tensor want = apply_activation(conv2d(x, w, bias, c.stride, c.padding, 1, c.groups), act);
+          NoGradGuard no_grad;
+          const Tensor got = conv2d_act(x, w, bias, c.stride, c.padding, 1, c.groups, act);
+          REQUIRE(test::bitwise_equal(got, want));
+        }
+    }
+  // With gradients to record it is the two ops: the activation's gradient reaches x.
+  Tensor x = test::random_leaf({1, 4, 6, 6}, -2.0, 2.0, 3);
+  Tensor w = test::random_leaf({5, 4, 3, 3}, -0.5, 0.5, 4);
+  sum(conv2d_act(x, w, Tensor(), 1, 1, 1, 1, ActivationKind::relu)).backward();
+  REQUIRE(x.grad().defined());
 }

@@ -209,14 +209,14 @@ TEST_CASE("batch_norm forward and backward are bitwise equal on 1 and 2 threads"
 
 namespace {
 struct FusedCase {
-  NormActivation act;
+  ActivationKind act;
   const char* name;
   Tensor (*op)(const Tensor&);
 };
 const FusedCase kFusedCases[] = {
-    {NormActivation::relu, "relu", relu},          {NormActivation::relu6, "relu6", relu6},
-    {NormActivation::hardswish, "hardswish", hardswish}, {NormActivation::silu, "silu", silu},
-    {NormActivation::gelu, "gelu", gelu},          {NormActivation::gelu_tanh, "gelu_tanh", gelu_tanh},
+    {ActivationKind::relu, "relu", relu},          {ActivationKind::relu6, "relu6", relu6},
+    {ActivationKind::hardswish, "hardswish", hardswish}, {ActivationKind::silu, "silu", silu},
+    {ActivationKind::gelu, "gelu", gelu},          {ActivationKind::gelu_tanh, "gelu_tanh", gelu_tanh},
 };
 }  // namespace
 
@@ -227,7 +227,7 @@ TEST_CASE("batch_norm_act gradcheck for every activation, training and eval", "[
   Tensor rm = uniform({4}, -0.5, 0.5, DType::f64), rv = uniform({4}, 0.5, 1.5, DType::f64);
   for (const FusedCase& c : kFusedCases) {
     INFO(c.name);
-    const NormActivation act = c.act;
+    const ActivationKind act = c.act;
     EVIT_REQUIRE_GRADCHECK(
         [act](const std::vector<Tensor>& in) {
           return batch_norm_act(in[0], in[1], in[2], Tensor(), Tensor(), true, 0.1, 1e-5, act);

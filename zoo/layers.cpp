@@ -26,12 +26,12 @@ std::shared_ptr<nn::Module> make_act_or_null(const std::string& name) {
   return name.empty() ? nullptr : nn::make_activation(name);
 }
 
-std::optional<NormActivation> fusable_norm_activation(const std::string& name) {
-  if (name == "relu") return NormActivation::relu;
-  if (name == "relu6") return NormActivation::relu6;
-  if (name == "hswish") return NormActivation::hardswish;
-  if (name == "silu") return NormActivation::silu;
-  if (name == "gelu") return NormActivation::gelu_tanh;  // make_activation's GELU
+std::optional<ActivationKind> fusable_norm_activation(const std::string& name) {
+  if (name == "relu") return ActivationKind::relu;
+  if (name == "relu6") return ActivationKind::relu6;
+  if (name == "hswish") return ActivationKind::hardswish;
+  if (name == "silu") return ActivationKind::silu;
+  if (name == "gelu") return ActivationKind::gelu_tanh;  // make_activation's GELU
   return std::nullopt;
 }
 
@@ -80,6 +80,12 @@ Tensor ConvLayer::forward(const Tensor& x) {
     auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
     auto [w, shift] = folded_conv_bn();
     const auto& o = conv->options();
+    if (act_ && fused_act_) {
+      // Without gradients the activation runs inside the convolution's output blocks.
+      y = conv2d_act(y, w, shift, o.stride, o.padding, o.dilation, o.groups, *fused_act_);
+      nn::MacCounter::add(y.numel() * w.size(1) * w.size(2) * w.size(3));
+      return y;
+    }
     y = conv2d(y, w, shift, o.stride, o.padding, o.dilation, o.groups);
     nn::MacCounter::add(y.numel() * w.size(1) * w.size(2) * w.size(3));
     return act_ ? act_->forward(y) : y;

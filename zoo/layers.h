@@ -23,7 +23,7 @@ std::shared_ptr<nn::Module> make_norm(const NormSpec& spec, int64_t channels);
 std::shared_ptr<nn::Module> make_act_or_null(const std::string& name);
 // The batch_norm_act activation of a registry name (gelu: the tanh form), nullopt for those it
 // does not fuse.
-std::optional<NormActivation> fusable_norm_activation(const std::string& name);
+std::optional<ActivationKind> fusable_norm_activation(const std::string& name);
 
 struct ConvLayerOptions {
   ConvLayerOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size = 3, int64_t stride_ = 1)
@@ -54,9 +54,10 @@ class ConvLayer : public nn::Module {
   std::pair<Tensor, Tensor> folded_conv_bn();
 
   std::shared_ptr<nn::Module> dropout_, conv_, norm_, act_;
-  // Training with BatchNorm: the activation applied inside the norm (batch_norm_act), which
-  // spares a pass over the output each way and the normalised tensor in memory.
-  std::optional<NormActivation> fused_act_;
+  // The activation applied inside another op's passes: in training inside BatchNorm
+  // (batch_norm_act: a pass less each way, no normalised tensor kept), in eval inside the
+  // convolution with the folded BatchNorm (conv2d_act).
+  std::optional<ActivationKind> fused_act_;
   Tensor folded_w_, folded_b_;
   std::vector<uint64_t> folded_versions_;
 };

@@ -8,6 +8,7 @@
 // CUDA tensors take the twins in ops/conv/cuda_slots.h (same paths). Under autocast the GEMM
 // paths (not depthwise) read f16/bf16 copies of their operands and write f32; the choice is made
 // in the forward and captured by the backward.
+#include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "ops/conv.h"
 #include "ops/conv/cuda_slots.h"
@@ -55,10 +56,9 @@ T* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-}  // namespace
-
-Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pair2 stride,
-              Pair2 padding, Pair2 dilation, int64_t groups) {
+// The checked geometry of conv2d(x_in, w_in, bias_in, ...).
+conv::Geom conv2d_geom(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pair2 stride, Pair2 padding,
+                       Pair2 dilation, int64_t groups) {
   check_common("conv2d", x_in, w_in, bias_in, stride, padding, dilation, groups);
   conv::Geom g;
   g.N = x_in.size(0);
@@ -84,7 +84,14 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
              g.pw, ")) is smaller than the dilated kernel ", w_in.desc());
   g.OH = (eff_h - 1) / g.sh + 1;
   g.OW = (eff_w - 1) / g.sw + 1;
+  return g;
+}
 
+}  // namespace
+
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pair2 stride,
+              Pair2 padding, Pair2 dilation, int64_t groups) {
+  const conv::Geom g = conv2d_geom(x_in, w_in, bias_in, stride, padding, dilation, groups);
   Tensor x = x_in.contiguous(), w = w_in.contiguous();
   Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   Tensor y = empty({g.N, g.O, g.OH, g.OW}, {x.dtype(), x.device()});
@@ -142,6 +149,26 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
         });
         return {gx, gw, gb};
       });
+  return y;
+}
+
+Tensor conv2d_act(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pair2 stride, Pair2 padding,
+                  Pair2 dilation, int64_t groups, ActivationKind act) {
+  const bool records = GradMode::is_enabled() &&
+                       (x_in.requires_grad() || w_in.requires_grad() || (bias_in.defined() && bias_in.requires_grad()));
+  if (act == ActivationKind::none || records || !x_in.device().is_cpu())
+    return apply_activation(conv2d(x_in, w_in, bias_in, stride, padding, dilation, groups), act);
+  const conv::Geom g = conv2d_geom(x_in, w_in, bias_in, stride, padding, dilation, groups);
+  const Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
+  Tensor y = empty({g.N, g.O, g.OH, g.OW}, {x.dtype(), x.device()});
+  dispatch(x.dtype(), "conv2d_act", [&](auto tag) {
+    using T = decltype(tag);
+    if (g.depthwise())
+      conv::depthwise_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
+    else
+      conv::gemm_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
+  });
   return y;
 }
 

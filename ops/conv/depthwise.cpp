@@ -20,6 +20,7 @@
 
 #include "core/parallel.h"
 #include "ops/conv/kernels.h"
+#include "ops/pointwise/activation_functor.h"
 
 namespace evit::conv {
 namespace {
@@ -247,22 +248,28 @@ int64_t plane_grain(const Geom& g) {
 }  // namespace
 
 template <class T>
-void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act) {
   const int64_t KK = g.KK(), HW = g.H * g.W, OHW = g.OH * g.OW;
   const Layout L = make_layout(g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw, kV<T>);
   const std::vector<int64_t> off = tap_offsets(L, g.KH, g.KW, g.dh, g.dw);
-  dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
-    constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
-    parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
-      std::vector<T> buf(L.alloc, T(0));
-      for (int64_t p = b; p < e; ++p) {
-        const int64_t c = p % g.C;
-        build(x + p * HW, g.H, g.W, L, buf.data());
-        const T bv = bias ? bias[c] : T(0);
-        for (int64_t oh = 0; oh < g.OH; ++oh)
-          conv_row<T, KH, KW>(buf.data() + oh * g.sh * L.RS, off.data(), w + c * KK, bv,
-                              y + p * OHW + oh * g.OW, g.OW, KK);
-      }
+  with_activation_functor(act, [&](auto fn) {
+    dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
+      constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
+      parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
+        std::vector<T> buf(L.alloc, T(0));
+        for (int64_t p = b; p < e; ++p) {
+          const int64_t c = p % g.C;
+          build(x + p * HW, g.H, g.W, L, buf.data());
+          const T bv = bias ? bias[c] : T(0);
+          for (int64_t oh = 0; oh < g.OH; ++oh) {
+            T* row = y + p * OHW + oh * g.OW;
+            conv_row<T, KH, KW>(buf.data() + oh * g.sh * L.RS, off.data(), w + c * KK, bv, row, g.OW, KK);
+            // A fused activation (conv2d_act) on the row just written, still in L1.
+            if constexpr (!std::is_same_v<decltype(fn), NoActivation>)
+              for (int64_t j = 0; j < g.OW; ++j) row[j] = fn.forward(row[j]);
+          }
+        }
+      });
     });
   });
 }
@@ -338,9 +345,10 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
   }
 }
 
-template void depthwise_forward<float>(const Geom&, const float*, const float*, const float*, float*);
-template void depthwise_forward<double>(const Geom&, const double*, const double*, const double*,
-                                        double*);
+template void depthwise_forward<float>(const Geom&, const float*, const float*, const float*, float*,
+                                       ActivationKind);
+template void depthwise_forward<double>(const Geom&, const double*, const double*, const double*, double*,
+                                        ActivationKind);
 template void depthwise_backward<float>(const Geom&, const float*, const float*, const float*,
                                         float*, float*);
 template void depthwise_backward<double>(const Geom&, const double*, const double*, const double*,

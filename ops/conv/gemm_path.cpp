@@ -6,11 +6,13 @@
 // (deterministic).
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "core/parallel.h"
 #include "ops/conv/kernels.h"
 #include "ops/linalg/gemm.h"
+#include "ops/pointwise/activation_functor.h"
 
 namespace evit::conv {
 namespace {
@@ -163,8 +165,21 @@ void for_each_image_group(const Geom& g, int64_t M, int64_t N, int64_t K, Fn&& f
 }
 
 template <class T>
-void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
+  // The activation on a finished block of the product whose top-left element is `c` (leading
+  // dimension OHW); blocks of one product run on different threads, each on its own.
+  auto act_epilogue = [&](T* c) -> std::optional<detail::GemmEpilogue> {
+    if (act == ActivationKind::none) return std::nullopt;
+    return detail::GemmEpilogue([c, act, OHW](int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+      with_activation_functor(act, [&](auto fn) {
+        for (int64_t m = m0; m < m0 + rows; ++m) {
+          T* row = c + m * OHW + n0;
+          for (int64_t j = 0; j < cols; ++j) row[j] = fn.forward(row[j]);
+        }
+      });
+    });
+  };
   const int64_t Kr = Cg * g.KK();
   const T beta = bias ? T(1) : T(0);
   const bool pw = g.pointwise();
@@ -178,8 +193,10 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   }
   if (pw && Kr > 0) {
     for_each_image_group(g, Og, OHW, Cg, [&](int64_t n, int64_t gr) {
+      T* yg = y + n * g.O * OHW + gr * Og * OHW;
+      const auto ep = act_epilogue(yg);
       detail::gemm(false, false, Og, OHW, Cg, T(1), w + gr * Og * Kr, Cg, x + n * g.C * HW + gr * Cg * HW, HW, beta,
-                   y + n * g.O * OHW + gr * Og * OHW, OHW);
+                   yg, OHW, ep ? &*ep : nullptr);
     });
     return;
   }
@@ -191,13 +208,15 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
       T* yg = yn + gr * Og * OHW;
       if (Kr == 0) {
         if (!bias) std::fill(yg, yg + Og * OHW, T(0));
+        if (const auto ep = act_epilogue(yg)) (*ep)(0, Og, 0, OHW);
         continue;
       }
       for (int64_t oh0 = 0; oh0 < g.OH; oh0 += crows) {
         const int64_t rows = std::min(crows, g.OH - oh0), cols = rows * g.OW;
         im2col(g, xn + gr * Cg * HW, oh0, rows, col.data());
-        detail::gemm(false, false, Og, cols, Kr, T(1), wg, Kr, col.data(), cols, beta,
-                     yg + oh0 * g.OW, OHW);
+        const auto ep = act_epilogue(yg + oh0 * g.OW);
+        detail::gemm(false, false, Og, cols, Kr, T(1), wg, Kr, col.data(), cols, beta, yg + oh0 * g.OW, OHW,
+                     ep ? &*ep : nullptr);
       }
     }
   }
@@ -269,7 +288,7 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
 }
 
 #define EVIT_CONV_INSTANTIATE(T)                                                          \
-  template void gemm_forward<T>(const Geom&, const T*, const T*, const T*, T*);          \
+  template void gemm_forward<T>(const Geom&, const T*, const T*, const T*, T*, ActivationKind); \
   template void gemm_backward_input<T>(const Geom&, const T*, const T*, T*);             \
   template void gemm_backward_weight<T>(const Geom&, const T*, const T*, T*);            \
   template void bias_backward<T>(int64_t, int64_t, int64_t, const T*, T*);               \

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/activation.h"
+
 namespace evit::conv {
 
 struct Geom {
@@ -22,13 +24,17 @@ struct Geom {
   }
 };
 
-// GEMM path (any geometry). y, dx, dw are fully written.
-template <class T> void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y);
+// GEMM path (any geometry). y, dx, dw are fully written. The forwards apply `act` to each block of
+// y as soon as it is final (conv2d_act).
+template <class T>
+void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act = ActivationKind::none);
 template <class T> void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx);
 template <class T> void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw);
 
 // Depthwise path (g.depthwise()). dx / dw may be null (not needed).
-template <class T> void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y);
+template <class T>
+void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y,
+                       ActivationKind act = ActivationKind::none);
 template <class T>
 void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* dx, T* dw);
 

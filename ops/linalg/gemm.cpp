@@ -85,12 +85,20 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 
 template <class T>
 void tiled_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+                const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const GemmEpilogue* epilogue) {
   if (M <= 0 || N <= 0) return;
-  if (K <= 0) return scale_c(M, N, beta, C, ldc);
+  if (K <= 0) {
+    scale_c(M, N, beta, C, ldc);
+    if (epilogue) (*epilogue)(0, M, 0, N);
+    return;
+  }
   (void)get_num_threads();  // starts the pool, which pins OpenBLAS to one thread, before any call
   const GemmSplit s = gemm_split(M, N, K);
-  if (s.tasks() == 1) return blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (s.tasks() == 1) {
+    blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (epilogue) (*epilogue)(0, M, 0, N);
+    return;
+  }
   // Partial products of K chunks 1.. (chunk 0 goes straight into C with the caller's beta).
   std::vector<T> partial(static_cast<size_t>((s.k_chunks - 1) * M * N));
   const int64_t tiles = s.tiles_m * s.tiles_n;
@@ -103,9 +111,10 @@ void tiled_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
       const int64_t kt = std::min(s.k_chunk, K - k0);
       const T* a = A + (ta ? k0 * lda + m0 : m0 * lda + k0);
       const T* bp = B + (tb ? n0 * ldb + k0 : k0 * ldb + n0);
-      if (chunk == 0)
+      if (chunk == 0) {
         blas(ta, tb, mt, nt, kt, alpha, a, lda, bp, ldb, beta, C + m0 * ldc + n0, ldc);
-      else
+        if (epilogue && s.k_chunks == 1) (*epilogue)(m0, mt, n0, nt);
+      } else
         blas(ta, tb, mt, nt, kt, alpha, a, lda, bp, ldb, T(0), partial.data() + (chunk - 1) * M * N + m0 * N + n0,
              N);
     }
@@ -119,6 +128,7 @@ void tiled_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
         T* row = C + m * ldc;
         for (int64_t n = 0; n < N; ++n) row[n] += p[n];
       }
+    if (epilogue) (*epilogue)(b, e - b, 0, N);
   });
 }
 
@@ -165,13 +175,14 @@ GemmSplit gemm_split(int64_t M, int64_t N, int64_t K) {
 }
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  tiled_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* epilogue) {
+  tiled_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue);
 }
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  tiled_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc,
+          const GemmEpilogue* epilogue) {
+  tiled_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue);
 }
 
 }  // namespace evit::detail

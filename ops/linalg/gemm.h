@@ -14,14 +14,21 @@
 // Safe to call inside a parallel_for body (the pieces then run inline, in the same order).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace evit::detail {
 
+// Called on each finished block of C — (first row, rows, first column, columns) — right after its
+// last piece is computed, while the block is still in cache: for work fused into a product (an
+// activation). Blocks never overlap and together cover C once.
+using GemmEpilogue = std::function<void(int64_t m0, int64_t rows, int64_t n0, int64_t cols)>;
+
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* epilogue = nullptr);
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc,
+          const GemmEpilogue* epilogue = nullptr);
 
 // How gemm() splits a product: tiles_m x tiles_n tiles of C, each over k_chunks chunks of K.
 // A function of the shape only (exposed so tests and callers can reason about the split).

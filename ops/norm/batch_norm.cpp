@@ -21,10 +21,9 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "core/parallel.h"
-#include "ops/activation.h"
 #include "ops/norm.h"
 #include "ops/norm/cuda_slots.h"
-#include "ops/pointwise/functors.h"
+#include "ops/pointwise/activation_functor.h"
 
 namespace evit {
 namespace {
@@ -50,13 +49,6 @@ inline void shifted_sums(const T* __restrict p, int64_t n, Acc shift, Acc* __res
     q[0] += d * d;
   }
 }
-
-// No activation: the functor interface of ops/pointwise/functors.h around the identity.
-struct NoActivation {
-  static constexpr bool uses_output = false;
-  template <class T> T forward(T x) const { return x; }
-  template <class T> T backward(T, T, T g) const { return g; }
-};
 
 // The gradient reaching the normalised value y = x·a + b from the gradient g of act(y).
 template <class Act, class T>
@@ -270,44 +262,15 @@ void batch_norm_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& w,
   });
 }
 
-// Calls f with the functor of `act` (NoActivation for none).
-template <class F>
-void with_activation(NormActivation act, F&& f) {
-  switch (act) {
-    case NormActivation::none: return f(NoActivation{});
-    case NormActivation::relu: return f(pointwise::ReluOp{});
-    case NormActivation::relu6: return f(pointwise::Relu6Op{});
-    case NormActivation::hardswish: return f(pointwise::HardswishOp{});
-    case NormActivation::silu: return f(pointwise::SiluOp{});
-    case NormActivation::gelu: return f(pointwise::GeluOp{});
-    case NormActivation::gelu_tanh: return f(pointwise::GeluTanhOp{});
-  }
-  EVIT_THROW("batch_norm_act: unknown activation ", static_cast<int>(act));
-}
-
-// The activation as its own op (the CUDA path composes batch_norm and the activation).
-Tensor apply_activation(const Tensor& y, NormActivation act) {
-  switch (act) {
-    case NormActivation::none: return y;
-    case NormActivation::relu: return relu(y);
-    case NormActivation::relu6: return relu6(y);
-    case NormActivation::hardswish: return hardswish(y);
-    case NormActivation::silu: return silu(y);
-    case NormActivation::gelu: return gelu(y);
-    case NormActivation::gelu_tanh: return gelu_tanh(y);
-  }
-  EVIT_THROW("batch_norm_act: unknown activation ", static_cast<int>(act));
-}
-
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
-  return batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps, NormActivation::none);
+  return batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps, ActivationKind::none);
 }
 
 Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                      const Tensor& running_var, bool training, double momentum, double eps, NormActivation act) {
+                      const Tensor& running_var, bool training, double momentum, double eps, ActivationKind act) {
   EVIT_CHECK(x.dim() >= 2, "batch_norm: input must be at least 2-D [N, C, ...], got ", x.desc());
   EVIT_CHECK(is_floating(x.dtype()), "batch_norm: expected a floating dtype (f32 or f64), got ",
              x.desc());
@@ -329,9 +292,9 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
                "batch_norm: eval mode (training=false) needs running_mean and running_var");
   }
 
-  if (act != NormActivation::none && x.device().is_cuda())
+  if (act != ActivationKind::none && x.device().is_cuda())
     return apply_activation(batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps,
-                                           NormActivation::none),
+                                           ActivationKind::none),
                             act);
 
   const Tensor xc = x.contiguous();
@@ -353,7 +316,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
     }
   } else {
     dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-      with_activation(act, [&](auto fn) {
+      with_activation_functor(act, [&](auto fn) {
         batch_norm_forward_cpu<decltype(tag), decltype(fn)>(xc, weight, bias, running_mean, running_var, training,
                                                             momentum, eps, N, C, S, y, save_mean, save_invstd, save_ab);
       });
@@ -362,7 +325,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
 
   const bool has_weight = weight.defined();
   autograd::record(
-      act == NormActivation::none ? "BatchNormBackward" : "BatchNormActBackward", {x, weight, bias}, {y},
+      act == ActivationKind::none ? "BatchNormBackward" : "BatchNormActBackward", {x, weight, bias}, {y},
       {xc, weight, save_mean, save_invstd, save_ab},
       [training, has_weight, N, C, S, act](const BackwardContext& ctx) -> std::vector<Tensor> {
         const Tensor& xs = ctx.saved(0);
@@ -382,7 +345,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
           return std::vector<Tensor>{dx, dw, db};
         }
         dispatch_floating(xs.dtype(), "batch_norm backward", [&](auto tag) {
-          with_activation(act, [&](auto fn) {
+          with_activation_functor(act, [&](auto fn) {
             batch_norm_backward_cpu<decltype(tag), decltype(fn)>(xs, g, w, mean_t, invstd_t, ab_t, training, has_weight,
                                                                  N, C, S, dx, dw, db);
           });
