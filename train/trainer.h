@@ -19,8 +19,9 @@
 //
 // Under an MPI launcher (`mpirun -n 4 evit train ...`) every rank builds a Trainer on the same
 // config; with data.micro_batches > 1 or more than one rank each step runs as fixed micro-batches
-// (train/data_parallel.h), so the weights do not depend on the number of ranks. Rank 0 alone
-// writes the run folder and evaluates.
+// (train/data_parallel.h), so the weights do not depend on the number of ranks. Every rank
+// evaluates its share of the validation set (train/evaluator.h); rank 0 alone writes the run
+// folder.
 #pragma once
 #include <map>
 #include <memory>
