@@ -52,6 +52,15 @@ std::vector<Case> cases() {
          static Tensor rm = zeros({128}), rv = ones({128});
          return batch_norm(in[0], in[1], in[2], rm, rv, true, 0.1, 1e-5);
        }},
+      {"batch_norm+hardswish train [16,64,56,56]", {{16, 64, 56, 56}, {64}, {64}},
+       [](auto& in) {
+         static Tensor rm = zeros({64}), rv = ones({64});
+         return batch_norm_act(in[0], in[1], in[2], rm, rv, true, 0.1, 1e-5, ActivationKind::hardswish);
+       }},
+      {"depthwise 3x3 s2 [16,64,112,112]", {{16, 64, 112, 112}, {64, 1, 3, 3}},
+       [](auto& in) { return conv_case(in, 2, 1, 64); }},
+      {"depthwise 3x3 [16,128,28,28]", {{16, 128, 28, 28}, {128, 1, 3, 3}},
+       [](auto& in) { return conv_case(in, 1, 1, 128); }},
       {"hardswish [1,512,32,64]", {{1, 512, 32, 64}}, [](auto& in) { return hardswish(in[0]); }},
       {"matmul [2048,128]x[128,512]", {{2048, 128}, {128, 512}},
        [](auto& in) { return matmul(in[0], in[1]); }},

@@ -3,7 +3,10 @@ the same cases (same names, shapes and parameters); keep them in step.
 
 Shapes are EfficientViT-B1's for a 512x1024 input: stage 3 features are
 [1,128,32,64] (LiteMLA: 8 heads of dim 16, qkv 384 channels, aggregated branch 384 channels),
-MBConv expands to 512 channels; stage 4 is [1,256,16,32].
+MBConv expands to 512 channels; stage 4 is [1,256,16,32]. The batch-16 cases are
+EfficientViT-B0's training shapes at 224x224 (an MBConv of stage 1 expanded to 64 channels at
+112x112 before its stride-2 depthwise; stage 2's expanded depthwise; a ConvLayer's BatchNorm +
+hardswish).
 """
 WARMUP = 3
 RUNS = 15
@@ -21,6 +24,12 @@ CASES = [
      "shapes": [[1, 16, 16, 2048]] * 3},
     {"name": "batch_norm train [1,128,32,64]", "kind": "batch_norm",
      "shapes": [[1, 128, 32, 64], [128], [128]]},
+    {"name": "batch_norm+hardswish train [16,64,56,56]", "kind": "batch_norm_hardswish",
+     "shapes": [[16, 64, 56, 56], [64], [64]]},
+    {"name": "depthwise 3x3 s2 [16,64,112,112]", "kind": "conv",
+     "shapes": [[16, 64, 112, 112], [64, 1, 3, 3]], "stride": 2, "padding": 1, "groups": 64},
+    {"name": "depthwise 3x3 [16,128,28,28]", "kind": "conv",
+     "shapes": [[16, 128, 28, 28], [128, 1, 3, 3]], "stride": 1, "padding": 1, "groups": 128},
     {"name": "hardswish [1,512,32,64]", "kind": "hardswish", "shapes": [[1, 512, 32, 64]]},
     {"name": "matmul [2048,128]x[128,512]", "kind": "matmul", "shapes": [[2048, 128], [128, 512]]},
 ]

@@ -2,8 +2,8 @@
 
 Prints one JSON line per case: {"op": name, "median_ms": t, "runs": n}. Thread settings are
 applied by run_op_bench.sh (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS=1, malloc settings) and here
-(torch.set_num_threads). Inputs are fresh random tensors every iteration, made outside the timed
-region; each iteration times forward + backward.
+(torch.set_num_threads). Inputs and the output gradient are fresh random tensors every
+iteration, made outside the timed region; each iteration times forward + backward.
 """
 import json
 import statistics
@@ -38,6 +38,10 @@ def make(case):
         c = shapes[0][1]
         rm, rv = torch.zeros(c), torch.ones(c)
         return ins, lambda: F.batch_norm(ins[0], rm, rv, ins[1], ins[2], True, 0.1, 1e-5)
+    if kind == "batch_norm_hardswish":
+        c = shapes[0][1]
+        rm, rv = torch.zeros(c), torch.ones(c)
+        return ins, lambda: F.hardswish(F.batch_norm(ins[0], rm, rv, ins[1], ins[2], True, 0.1, 1e-5))
     if kind == "hardswish":
         return ins, lambda: F.hardswish(ins[0])
     if kind == "matmul":
@@ -52,9 +56,11 @@ def main():
         times = []
         for it in range(WARMUP + RUNS):
             ins, fn = make(case)
+            with torch.no_grad():  # the gradient's shape, made outside the timed region
+                gy = torch.randn_like(fn())
             t0 = time.perf_counter()
             y = fn()
-            y.backward(torch.randn_like(y))
+            y.backward(gy)
             t1 = time.perf_counter()
             if it >= WARMUP:
                 times.append((t1 - t0) * 1e3)

@@ -6,7 +6,9 @@
 // inner loops are plain vector loops over the output width with no bounds checks:
 //   y[oh][ow] = b + Σ_ij k[i][j] · buf[oh·sh + i·dh][phase(j·dw)][ow + (j·dw) / sw].
 // The row kernel keeps one accumulator block per kernel row (independent FMA chains) and is
-// unrolled at compile time for 3×3, 5×5 and 7×7.
+// unrolled at compile time for 3×3, 5×5 and 7×7. A task zeroes its buffer once: each plane's
+// copy writes only the plane's positions (whole vector blocks; a stride-2 row is split into its
+// two phases by shuffles), so the padding stays zero from plane to plane.
 // Backward: the input gradient for stride 1 is the same kernel run on the padded output gradient
 // with the flipped kernel (a "full" correlation); for stride > 1 it is the exact adjoint of the
 // forward (scatter into the phase buffer, then read back). The weight gradient is, per plane and
@@ -37,9 +39,12 @@ struct Layout {
   int64_t top = 0, left = 0;               // buffer row r <-> source row r - top (same for cols)
   int64_t sh = 1, sw = 1;
   size_t alloc = 0;  // elements, including slack for the last partial vector block
+  // Slots [lo[q], hi[q]) of phase q hold a source column (c = m·sw + q < RW, 0 <= c - left < W
+  // for the plane width W the layout was made for); the other slots are padding (zeros).
+  std::vector<int64_t> lo, hi;
 };
 
-Layout make_layout(int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+Layout make_layout(int64_t W, int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
                    int64_t dh, int64_t dw, int64_t top, int64_t left, int64_t slack) {
   Layout L;
   L.RH = (OH - 1) * sh + (KH - 1) * dh + 1;
@@ -51,6 +56,16 @@ Layout make_layout(int64_t OH, int64_t OW, int64_t KH, int64_t KW, int64_t sh, i
   L.sh = sh;
   L.sw = sw;
   L.alloc = static_cast<size_t>(L.RH * L.RS + slack);
+  L.lo.resize(sw);
+  L.hi.resize(sw);
+  for (int64_t q = 0; q < sw; ++q) {
+    int64_t lo = std::max<int64_t>(0, floor_div(left - q + sw - 1, sw));
+    int64_t hi = std::min<int64_t>(L.PW, floor_div(W - 1 + left - q, sw) + 1);
+    hi = std::min<int64_t>(hi, floor_div(L.RW - 1 - q, sw) + 1);
+    lo = std::min(lo, L.PW);
+    L.lo[q] = lo;
+    L.hi[q] = std::max(hi, lo);
+  }
   return L;
 }
 
@@ -61,65 +76,6 @@ std::vector<int64_t> tap_offsets(const Layout& L, int64_t KH, int64_t KW, int64_
     for (int64_t j = 0; j < KW; ++j)
       off[i * KW + j] = i * dh * L.RS + ((j * dw) % L.sw) * L.PW + (j * dw) / L.sw;
   return off;
-}
-
-// Slots [lo, hi) of phase q that hold a source column (c = m·sw + q < RW, 0 <= c - left < W).
-inline void phase_range(const Layout& L, int64_t W, int64_t q, int64_t& lo, int64_t& hi) {
-  lo = std::max<int64_t>(0, floor_div(L.left - q + L.sw - 1, L.sw));
-  hi = std::min<int64_t>(L.PW, floor_div(W - 1 + L.left - q, L.sw) + 1);
-  hi = std::min<int64_t>(hi, floor_div(L.RW - 1 - q, L.sw) + 1);
-  lo = std::min(lo, L.PW);
-  hi = std::max(hi, lo);
-}
-
-// Copies plane src [H, W] into buf (zeros outside the plane). The slack is left as is.
-template <class T>
-void build(const T* src, int64_t H, int64_t W, const Layout& L, T* buf) {
-  for (int64_t r = 0; r < L.RH; ++r) {
-    T* row = buf + r * L.RS;
-    const int64_t sr = r - L.top;
-    if (sr < 0 || sr >= H) {
-      std::fill(row, row + L.RS, T(0));
-      continue;
-    }
-    const T* s = src + sr * W;
-    for (int64_t q = 0; q < L.sw; ++q) {
-      T* dst = row + q * L.PW;
-      int64_t lo, hi;
-      phase_range(L, W, q, lo, hi);
-      std::fill(dst, dst + lo, T(0));
-      const T* sp = s + q - L.left;  // sp[m·sw] = source column m·sw + q - left
-      if (L.sw == 1) {
-        if (hi > lo) std::memcpy(dst + lo, sp + lo, sizeof(T) * (hi - lo));
-      } else {
-        for (int64_t m = lo; m < hi; ++m) dst[m] = sp[m * L.sw];
-      }
-      std::fill(dst + hi, dst + L.PW, T(0));
-    }
-  }
-}
-
-// The reverse copy: plane dst [H, W] = the buffer's values at the plane's positions (zero where
-// the buffer does not reach).
-template <class T>
-void unbuild(const T* buf, const Layout& L, int64_t H, int64_t W, T* dst) {
-  for (int64_t sr = 0; sr < H; ++sr) {
-    T* d = dst + sr * W;
-    const int64_t r = sr + L.top;
-    if (r < 0 || r >= L.RH) {
-      std::fill(d, d + W, T(0));
-      continue;
-    }
-    const T* row = buf + r * L.RS;
-    if (L.RW - L.left < W || L.left < 0) std::fill(d, d + W, T(0));
-    for (int64_t q = 0; q < L.sw; ++q) {
-      int64_t lo, hi;
-      phase_range(L, W, q, lo, hi);
-      T* dp = d + q - L.left;
-      const T* src = row + q * L.PW;
-      for (int64_t m = lo; m < hi; ++m) dp[m * L.sw] = src[m];
-    }
-  }
 }
 
 // 64-byte SIMD vectors through GCC/Clang vector extensions: portable (split into narrower
@@ -134,6 +90,140 @@ template <class T> inline typename Simd<T>::v vload(const T* p) {
   return r;
 }
 template <class T> inline void vstore(T* p, typename Simd<T>::v v) { std::memcpy(p, &v, sizeof v); }
+
+// Integer vectors of Simd<T>'s shape: the lane indices of a shuffle.
+template <class T> struct SimdIndex {
+  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef I v __attribute__((vector_size(64)));
+};
+
+// The 2N values a:b split into their even and odd lanes (a stride-2 row into its two phases).
+template <class T>
+inline void split_even_odd(typename Simd<T>::v a, typename Simd<T>::v b, typename Simd<T>::v& even,
+                           typename Simd<T>::v& odd) {
+  typename SimdIndex<T>::v ie, io;
+  for (int l = 0; l < Simd<T>::N; ++l) {
+    ie[l] = 2 * l;
+    io[l] = 2 * l + 1;
+  }
+  even = __builtin_shuffle(a, b, ie);
+  odd = __builtin_shuffle(a, b, io);
+}
+
+// The reverse: a:b = even and odd interleaved.
+template <class T>
+inline void merge_even_odd(typename Simd<T>::v even, typename Simd<T>::v odd, typename Simd<T>::v& a,
+                           typename Simd<T>::v& b) {
+  constexpr int N = Simd<T>::N;
+  typename SimdIndex<T>::v ia, ib;
+  for (int l = 0; l < N; ++l) {
+    ia[l] = (l % 2) * N + l / 2;
+    ib[l] = (l % 2) * N + N / 2 + l / 2;
+  }
+  a = __builtin_shuffle(even, odd, ia);
+  b = __builtin_shuffle(even, odd, ib);
+}
+
+// d[i] = s[i], i < n, inline (rows are short: a library call per row would cost more than the
+// copy). The last block overlaps the one before it rather than running a scalar tail.
+template <class T>
+inline void copy_run(T* __restrict d, const T* __restrict s, int64_t n) {
+  constexpr int N = Simd<T>::N;
+  if (n < N) {
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+    return;
+  }
+  for (int64_t i = 0; i + N < n; i += N) vstore(d + i, vload(s + i));
+  vstore(d + n - N, vload(s + n - N));
+}
+
+// Slots [m0, m1) of phases 0 and 1 of a stride-2 layout where both phases hold source columns
+// and the 2·(m1 - m0) columns are inside the row: there whole vector blocks move at once.
+inline void stride2_span(const Layout& L, int64_t W, int64_t& m0, int64_t& m1) {
+  m0 = std::max(L.lo[0], L.lo[1]);
+  m1 = std::max(m0, std::min({L.hi[0], L.hi[1], floor_div(W + L.left, 2)}));
+}
+
+// Calls f(k) for the slots k of [lo, hi) outside [m0, m), the range the vector loop moved.
+template <class F>
+inline void for_rest(int64_t lo, int64_t hi, int64_t m0, int64_t m, F&& f) {
+  for (int64_t k = lo; k < std::min(hi, m0); ++k) f(k);
+  for (int64_t k = std::max(lo, m); k < hi; ++k) f(k);
+}
+
+// Copies plane src [H, W] into buf. Only the plane's positions are written: the padding keeps
+// the zeros the buffer was made with, so a buffer must only ever be built into with one layout.
+template <class T>
+void build(const T* src, int64_t H, int64_t W, const Layout& L, T* buf) {
+  constexpr int N = Simd<T>::N;
+  int64_t m0 = 0, m1 = 0;
+  if (L.sw == 2) stride2_span(L, W, m0, m1);
+  const int64_t r0 = std::max<int64_t>(0, L.top), r1 = std::min<int64_t>(L.RH, H + L.top);
+  for (int64_t r = r0; r < r1; ++r) {
+    T* row = buf + r * L.RS;
+    const T* s = src + (r - L.top) * W - L.left;  // s[c] = source column c - left
+    if (L.sw == 1) {
+      copy_run(row + L.lo[0], s + L.lo[0], L.hi[0] - L.lo[0]);
+    } else if (L.sw == 2) {
+      T* d0 = row;
+      T* d1 = row + L.PW;
+      int64_t m = m0;
+      for (; m + N <= m1; m += N) {
+        typename Simd<T>::v e, o;
+        split_even_odd<T>(vload(s + 2 * m), vload(s + 2 * m + N), e, o);
+        vstore(d0 + m, e);
+        vstore(d1 + m, o);
+      }
+      for_rest(L.lo[0], L.hi[0], m0, m, [&](int64_t k) { d0[k] = s[2 * k]; });
+      for_rest(L.lo[1], L.hi[1], m0, m, [&](int64_t k) { d1[k] = s[2 * k + 1]; });
+    } else {
+      for (int64_t q = 0; q < L.sw; ++q) {
+        T* dst = row + q * L.PW;
+        for (int64_t k = L.lo[q]; k < L.hi[q]; ++k) dst[k] = s[k * L.sw + q];
+      }
+    }
+  }
+}
+
+// The reverse copy: plane dst [H, W] = the buffer's values at the plane's positions (zero where
+// the buffer does not reach).
+template <class T>
+void unbuild(const T* buf, const Layout& L, int64_t H, int64_t W, T* dst) {
+  constexpr int N = Simd<T>::N;
+  int64_t m0 = 0, m1 = 0;
+  if (L.sw == 2) stride2_span(L, W, m0, m1);
+  for (int64_t sr = 0; sr < H; ++sr) {
+    T* d = dst + sr * W;
+    const int64_t r = sr + L.top;
+    if (r < 0 || r >= L.RH) {
+      std::fill(d, d + W, T(0));
+      continue;
+    }
+    const T* row = buf + r * L.RS;
+    if (L.RW - L.left < W || L.left < 0) std::fill(d, d + W, T(0));
+    T* dp = d - L.left;  // dp[c] = plane column c - left
+    if (L.sw == 1) {
+      copy_run(dp + L.lo[0], row + L.lo[0], L.hi[0] - L.lo[0]);
+    } else if (L.sw == 2) {
+      const T* s0 = row;
+      const T* s1 = row + L.PW;
+      int64_t m = m0;
+      for (; m + N <= m1; m += N) {
+        typename Simd<T>::v a, b;
+        merge_even_odd<T>(vload(s0 + m), vload(s1 + m), a, b);
+        vstore(dp + 2 * m, a);
+        vstore(dp + 2 * m + N, b);
+      }
+      for_rest(L.lo[0], L.hi[0], m0, m, [&](int64_t k) { dp[2 * k] = s0[k]; });
+      for_rest(L.lo[1], L.hi[1], m0, m, [&](int64_t k) { dp[2 * k + 1] = s1[k]; });
+    } else {
+      for (int64_t q = 0; q < L.sw; ++q) {
+        const T* src = row + q * L.PW;
+        for (int64_t k = L.lo[q]; k < L.hi[q]; ++k) dp[k * L.sw + q] = src[k];
+      }
+    }
+  }
+}
 
 // One output row: y[o] = b + Σ_t k[t] · base[off[t] + o], o < n, in blocks of two vectors.
 // KH/KW > 0: unrolled, one accumulator pair per kernel row (independent dependency chains),
@@ -250,7 +340,7 @@ int64_t plane_grain(const Geom& g) {
 template <class T>
 void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act) {
   const int64_t KK = g.KK(), HW = g.H * g.W, OHW = g.OH * g.OW;
-  const Layout L = make_layout(g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw, kV<T>);
+  const Layout L = make_layout(g.W, g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw, kV<T>);
   const std::vector<int64_t> off = tap_offsets(L, g.KH, g.KW, g.dh, g.dw);
   with_activation_functor(act, [&](auto fn) {
     dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
@@ -281,10 +371,10 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
   const int64_t OWp = round_up(std::max<int64_t>(g.OW, 1), V);
   const bool unit_stride = g.sh == 1 && g.sw == 1;
   // Layout of x (weight gradient, and the scatter target of the strided input gradient).
-  const Layout Lx = make_layout(g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw, V);
+  const Layout Lx = make_layout(g.W, g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw, V);
   const std::vector<int64_t> offx = tap_offsets(Lx, g.KH, g.KW, g.dh, g.dw);
   // Layout of the padded dy for the stride-1 input gradient ("full" correlation, flipped kernel).
-  const Layout Ld = make_layout(g.H, g.W, g.KH, g.KW, 1, 1, g.dh, g.dw, (g.KH - 1) * g.dh - g.ph,
+  const Layout Ld = make_layout(g.OW, g.H, g.W, g.KH, g.KW, 1, 1, g.dh, g.dw, (g.KH - 1) * g.dh - g.ph,
                                 (g.KW - 1) * g.dw - g.pw, V);
   const std::vector<int64_t> offd = tap_offsets(Ld, g.KH, g.KW, g.dh, g.dw);
   std::vector<T> wflip(g.C * KK);
@@ -296,7 +386,8 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
   dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
     constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
     parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
-      std::vector<T> xbuf(dw || (dx && !unit_stride) ? Lx.alloc : 0, T(0));
+      std::vector<T> xbuf(dw ? Lx.alloc : 0, T(0));
+      std::vector<T> sbuf(dx && !unit_stride ? Lx.alloc : 0);  // scatter target, zeroed per plane
       std::vector<T> dbuf(dx && unit_stride ? Ld.alloc : 0, T(0));
       std::vector<T> dyp(need_dyp ? g.OH * OWp : 0, T(0));
       for (int64_t p = b; p < e; ++p) {
@@ -321,14 +412,14 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
                                 T(0), dxplane + ih * g.W, g.W, KK);
         } else {
           // Adjoint of the forward: scatter k · dy into the phase buffer, then read it back.
-          std::fill(xbuf.begin(), xbuf.end(), T(0));
+          std::fill(sbuf.begin(), sbuf.end(), T(0));
           const T* k = w + c * KK;
           for (int64_t oh = 0; oh < g.OH; ++oh) {
-            T* base = xbuf.data() + oh * g.sh * Lx.RS;
+            T* base = sbuf.data() + oh * g.sh * Lx.RS;
             const T* d = dyp.data() + oh * OWp;
             for (int64_t t = 0; t < KK; ++t) axpy(base + offx[t], d, k[t], OWp);
           }
-          unbuild(xbuf.data(), Lx, g.H, g.W, dxplane);
+          unbuild(sbuf.data(), Lx, g.H, g.W, dxplane);
         }
       }
     });

@@ -15,7 +15,9 @@
 // output's gradient on the fly (recomputing a·x + b with the a and b the forward used), so the
 // intermediate tensor is never written, read back or kept for backward. The activation's math is
 // its pointwise functor (ops/pointwise/functors.h), evaluated as the unfused op evaluates it.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "autograd/grad_mode.h"
@@ -31,18 +33,39 @@ namespace {
 using Acc = double;
 constexpr int kLanes = 8;
 
+// The kLanes f64 lanes as one vector (an AVX-512 register, two AVX2 ones): GCC does not
+// vectorize the f32 -> f64 lane sums on its own. Lane k of a row's sums takes the row's
+// elements j with j % kLanes == k in order, the tail (n % kLanes elements) goes to lane 0.
+typedef Acc Lanes __attribute__((vector_size(kLanes * sizeof(Acc))));
+
+template <class T>
+inline Lanes load_lanes(const T* p) {
+  typedef T Row __attribute__((vector_size(kLanes * sizeof(T))));
+  Row v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::is_same_v<T, Acc>) return v;
+  else return __builtin_convertvector(v, Lanes);
+}
+inline Lanes load_acc(const Acc* a) {
+  Lanes v;
+  std::memcpy(&v, a, sizeof v);
+  return v;
+}
+inline void store_acc(Acc* a, Lanes v) { std::memcpy(a, &v, sizeof v); }
+
 // s += sum(p - shift), q += sum((p - shift)^2) over n contiguous elements, lane-wise.
 template <class T>
 inline void shifted_sums(const T* __restrict p, int64_t n, Acc shift, Acc* __restrict s,
                          Acc* __restrict q) {
+  Lanes sv = load_acc(s), qv = load_acc(q);
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes) {
-    for (int k = 0; k < kLanes; ++k) {
-      Acc d = static_cast<Acc>(p[j + k]) - shift;
-      s[k] += d;
-      q[k] += d * d;
-    }
+    const Lanes d = load_lanes(p + j) - shift;
+    sv += d;
+    qv += d * d;
   }
+  store_acc(s, sv);
+  store_acc(q, qv);
   for (; j < n; ++j) {
     Acc d = static_cast<Acc>(p[j]) - shift;
     s[0] += d;
@@ -64,25 +87,37 @@ inline T pre_activation_grad(T g, T x, T a, T b) {
 // s += sum(dy), d += sum(dy * (x - mean)) over n contiguous elements, lane-wise, with dy the
 // gradient of the normalised value (pre_activation_grad); with kStore, dy is also written to
 // dy_out, so that the output pass reads it instead of recomputing the activation's gradient.
+// With an activation, dy is made a block at a time (a plain loop the compiler vectorizes) and
+// then summed as the activation-free case sums g; blocks are whole lane groups, so every
+// element reaches the same lane in the same order either way.
 template <class Act, bool kStore, class T>
 inline void grad_sums(const T* __restrict g, const T* __restrict x, int64_t n, Acc mean, T a, T b,
                       Acc* __restrict s, Acc* __restrict d, T* __restrict dy_out) {
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    for (int k = 0; k < kLanes; ++k) {
-      const T dy = pre_activation_grad<Act>(g[j + k], x[j + k], a, b);
-      if constexpr (kStore) dy_out[j + k] = dy;
-      const Acc gv = static_cast<Acc>(dy);
-      s[k] += gv;
-      d[k] += gv * (static_cast<Acc>(x[j + k]) - mean);
+  if constexpr (!std::is_same_v<Act, NoActivation>) {
+    constexpr int64_t kBlock = 16 * kLanes;
+    T tmp[kBlock];
+    for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+      const int64_t m = std::min(kBlock, n - j0);
+      T* __restrict dy = kStore ? dy_out + j0 : tmp;
+      for (int64_t j = 0; j < m; ++j) dy[j] = pre_activation_grad<Act>(g[j0 + j], x[j0 + j], a, b);
+      grad_sums<NoActivation, false>(dy, x + j0, m, mean, a, b, s, d, static_cast<T*>(nullptr));
     }
-  }
-  for (; j < n; ++j) {
-    const T dy = pre_activation_grad<Act>(g[j], x[j], a, b);
-    if constexpr (kStore) dy_out[j] = dy;
-    const Acc gv = static_cast<Acc>(dy);
-    s[0] += gv;
-    d[0] += gv * (static_cast<Acc>(x[j]) - mean);
+  } else {
+    static_assert(!kStore, "without an activation the output pass reads g itself");
+    Lanes sv = load_acc(s), dv = load_acc(d);
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes) {
+      const Lanes gv = load_lanes(g + j);
+      sv += gv;
+      dv += gv * (load_lanes(x + j) - mean);
+    }
+    store_acc(s, sv);
+    store_acc(d, dv);
+    for (; j < n; ++j) {
+      const Acc gv = static_cast<Acc>(g[j]);
+      s[0] += gv;
+      d[0] += gv * (static_cast<Acc>(x[j]) - mean);
+    }
   }
 }
 
@@ -221,8 +256,13 @@ void batch_norm_backward_cpu(const Tensor& xs, const Tensor& g, const Tensor& w,
         Acc s[kLanes] = {}, d[kLanes] = {};
         for (int64_t n = 0; n < N; ++n) {
           const int64_t off = (n * C + c) * S;
-          if (staged) grad_sums<Act, true>(gp + off, xp + off, S, mean, fa, fb, s, d, dxp + off);
-          else grad_sums<Act, false>(gp + off, xp + off, S, mean, fa, fb, s, d, static_cast<T*>(nullptr));
+          if constexpr (kFused) {
+            if (staged) {
+              grad_sums<Act, true>(gp + off, xp + off, S, mean, fa, fb, s, d, dxp + off);
+              continue;
+            }
+          }
+          grad_sums<Act, false>(gp + off, xp + off, S, mean, fa, fb, s, d, static_cast<T*>(nullptr));
         }
         sum_g = lane_total(s);
         dot = lane_total(d);
