@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <cmath>
 #include <filesystem>
@@ -38,26 +39,28 @@ void require_dir(const std::string& dir, const std::string& what) {
 
 }  // namespace
 
-Tensor load_rgb(const std::string& path) {
-  Image img = read_image(path);
-  Tensor t = image_to_chw_float(img);
-  if (img.channels == 1 || img.channels == 2) t = expand(slice(t, 0, 0, 1), {3, img.height, img.width});
-  else if (img.channels == 4) t = slice(t, 0, 0, 3);
-  return t.contiguous();
+namespace {
+
+// The image with three channels, either depth: gray replicated, alpha dropped.
+Image to_rgb(Image img) {
+  if (img.channels == 3) return img;
+  Image rgb(img.height, img.width, 3, img.bit_depth);
+  const size_t bytes = static_cast<size_t>(img.bit_depth / 8);  // per sample
+  const int64_t C = img.channels;
+  for (int64_t i = 0; i < img.height * img.width; ++i)
+    for (int64_t c = 0; c < 3; ++c)
+      std::memcpy(&rgb.data[(i * 3 + c) * bytes], &img.data[(i * C + (C < 3 ? 0 : c)) * bytes], bytes);
+  return rgb;
 }
 
-// The 8-bit samples of an image file as u8 [H,W,3] (gray replicated, alpha dropped); a 16-bit
-// file as load_rgb's floats.
+}  // namespace
+
+Tensor load_rgb(const std::string& path) { return image_to_chw_float(to_rgb(read_image(path))); }
+
+// A 16-bit file keeps its precision: load_rgb's floats.
 Tensor load_rgb_u8(const std::string& path) {
-  Image img = read_image(path);
-  if (img.bit_depth != 8) return load_rgb(path);
-  if (img.channels == 3) return image_to_hwc_u8(img);
-  Image rgb(img.height, img.width, 3);
-  const uint8_t* p = img.samples8();
-  uint8_t* q = rgb.samples8();
-  for (int64_t i = 0; i < img.height * img.width; ++i)
-    for (int64_t c = 0; c < 3; ++c) q[i * 3 + c] = p[i * img.channels + (img.channels < 3 ? 0 : c)];
-  return image_to_hwc_u8(rgb);
+  Image rgb = to_rgb(read_image(path));
+  return rgb.bit_depth == 8 ? image_to_hwc_u8(rgb) : image_to_chw_float(rgb);
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "core/error.h"
@@ -96,15 +97,23 @@ const std::array<T, 256>& unit_scale_table() {
   return table;
 }
 
-// Interleaved 8-bit samples [HW][C] -> planes [C][HW] of v / 255.
-template <typename T>
-void planes_from_interleaved(const uint8_t* in, int64_t hw, int64_t channels, T* out) {
-  const std::array<T, 256>& scale = unit_scale_table<T>();
+// Interleaved 8-bit samples [HW][C] -> planes [C][HW], value v of channel c becoming
+// table_of(c)[v].
+template <typename T, typename TableOf>
+void planes_through_tables(const uint8_t* in, int64_t hw, int64_t channels, TableOf table_of, T* out) {
   for (int64_t c = 0; c < channels; ++c) {
+    const std::array<T, 256>& table = table_of(c);
     T* plane = out + c * hw;
     const uint8_t* src = in + c;
-    for (int64_t p = 0; p < hw; ++p) plane[p] = scale[src[p * channels]];
+    for (int64_t p = 0; p < hw; ++p) plane[p] = table[src[p * channels]];
   }
+}
+
+// The same with v / 255 for every channel.
+template <typename T>
+void planes_from_interleaved(const uint8_t* in, int64_t hw, int64_t channels, T* out) {
+  planes_through_tables(in, hw, channels, [](int64_t) -> const std::array<T, 256>& { return unit_scale_table<T>(); },
+                        out);
 }
 
 }  // namespace
@@ -141,6 +150,19 @@ Tensor hwc_u8_to_chw_float(const Tensor& hwc) {
   return t;
 }
 
+Tensor hwc_u8_to_chw_mapped(const Tensor& hwc, const std::vector<std::array<float, 256>>& tables) {
+  EVIT_CHECK(hwc.dtype() == DType::u8 && hwc.dim() == 3 && hwc.size(2) == static_cast<int64_t>(tables.size()),
+             "hwc_u8_to_chw_mapped: expected a u8 [H,W,", tables.size(), "] image (one table per channel), got ",
+             hwc.desc());
+  const Tensor c = hwc.contiguous();
+  const int64_t H = c.size(0), W = c.size(1), C = c.size(2);
+  Tensor t = empty({C, H, W}, DType::f32);
+  planes_through_tables(c.data_ptr<uint8_t>(), H * W, C,
+                        [&](int64_t ch) -> const std::array<float, 256>& { return tables[static_cast<size_t>(ch)]; },
+                        t.data_ptr<float>());
+  return t;
+}
+
 bool is_hwc_u8_rgb(const Tensor& t) { return t.defined() && t.dtype() == DType::u8 && t.dim() == 3 && t.size(2) == 3; }
 
 Image chw_float_to_image(const Tensor& chw) {
@@ -165,9 +187,13 @@ Image chw_float_to_image(const Tensor& chw) {
 Image hwc_u8_to_image(const Tensor& hwc) {
   EVIT_CHECK(hwc.dim() == 3 && hwc.dtype() == DType::u8 && hwc.size(2) >= 1 && hwc.size(2) <= 4,
              "hwc_u8_to_image: expected a u8 [H,W,C] tensor with C in 1..4, got ", hwc.desc());
-  Tensor t = hwc.contiguous();
-  Image img(t.size(0), t.size(1), t.size(2), 8);
-  std::copy(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + t.numel(), img.data.begin());
+  // Rows are copied straight out of a view whose rows are dense (a crop of a larger image):
+  // no contiguous copy first.
+  const Tensor t = hwc.stride(2) == 1 && hwc.stride(1) == hwc.size(2) ? hwc : hwc.contiguous();
+  const int64_t H = t.size(0), row = t.size(1) * t.size(2);
+  Image img(H, t.size(1), t.size(2), 8);
+  const uint8_t* src = t.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < H; ++y) std::memcpy(img.samples8() + y * row, src + y * t.stride(0), static_cast<size_t>(row));
   return img;
 }
 

@@ -9,6 +9,7 @@
 // Every failure throws evit::Error naming the file (or the `source` given for in-memory data)
 // and the decoder's own message. Truncated or corrupt data is an error, never a partial image.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -74,6 +75,9 @@ Tensor image_to_chw_float(const Image& image, DType dtype = DType::f32);
 // [H,W,C] u8 tensor (C in 1..4) -> [C,H,W] f32 tensor of v / 255, the values image_to_chw_float
 // gives for the same samples.
 Tensor hwc_u8_to_chw_float(const Tensor& hwc);
+// [H,W,C] u8 tensor -> [C,H,W] f32 tensor with value v of channel c becoming tables[c][v]: any
+// per-sample map of 8-bit values (normalisation) as one lookup. One table per channel.
+Tensor hwc_u8_to_chw_mapped(const Tensor& hwc, const std::vector<std::array<float, 256>>& tables);
 // Whether `t` is an 8-bit RGB image in samples order, u8 [H,W,3] (data/dataset.h: Sample::input).
 bool is_hwc_u8_rgb(const Tensor& t);
 // The inverse: [C,H,W] float tensor (C in 1..4) -> 8-bit Image, round(clamp(v, 0, 1) * 255).

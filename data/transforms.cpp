@@ -98,21 +98,14 @@ double beta_draw(Generator& g, double a) {
 Transform normalize(std::array<double, 3> mean, std::array<double, 3> std) {
   // An 8-bit sample maps each sample value through a per-channel table holding what the float
   // path computes for it: (v / 255 - mean) / std in f32 arithmetic.
-  std::array<std::array<float, 256>, 3> table{};
+  std::vector<std::array<float, 256>> table(3);
   for (size_t c = 0; c < 3; ++c)
     for (int v = 0; v < 256; ++v)
       table[c][static_cast<size_t>(v)] =
           (static_cast<float>(v / 255.0) - static_cast<float>(mean[c])) / static_cast<float>(std[c]);
   return [mean, std, table](Sample& s, Generator&) {
     if (is_hwc_u8_rgb(s.input)) {
-      const Tensor hwc = s.input.contiguous();
-      const int64_t hw = hwc.size(0) * hwc.size(1);
-      Tensor out = empty({3, hwc.size(0), hwc.size(1)}, DType::f32);
-      const uint8_t* p = hwc.data_ptr<uint8_t>();
-      float* q = out.data_ptr<float>();
-      for (size_t c = 0; c < 3; ++c)
-        for (int64_t i = 0; i < hw; ++i) q[static_cast<int64_t>(c) * hw + i] = table[c][p[i * 3 + static_cast<int64_t>(c)]];
-      s.input = out;
+      s.input = hwc_u8_to_chw_mapped(s.input, table);
       return;
     }
     EVIT_CHECK(s.input.dim() == 3 && s.input.size(0) == 3, "normalize: expected a [3,H,W] image, got ",
@@ -204,7 +197,7 @@ Transform random_resized_crop(int64_t size, double min_area, double max_area) {
         random_resized_crop_box(s.input.size(eight_bit ? 0 : 1), s.input.size(eight_bit ? 1 : 2), g, min_area, max_area);
     if (eight_bit) {
       // As torchvision resizes the crop of a PIL image: Pillow's antialiased bicubic on 8 bits.
-      const Tensor crop = slice(slice(s.input, 0, y0, y0 + ch), 1, x0, x0 + cw).contiguous();
+      const Tensor crop = slice(slice(s.input, 0, y0, y0 + ch), 1, x0, x0 + cw);  // a view, copied once below
       s.input = image_to_hwc_u8(resize_bicubic_pil(hwc_u8_to_image(crop), size, size));
       return;
     }

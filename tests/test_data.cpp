@@ -276,6 +276,26 @@ TEST_CASE("8-bit samples: loading, flip and normalize give the float path's valu
   REQUIRE(test::bitwise_equal(batch.input, unsqueeze(floats.load(0).input, 0)));
 }
 
+TEST_CASE("load_rgb and load_rgb_u8 drop alpha and replicate gray the same way", "[data]") {
+  const fs::path dir = fs::temp_directory_path() / "evit_load_rgb";
+  fs::create_directories(dir);
+  for (int64_t channels : {1, 2, 4}) {
+    Image img(3, 5, channels);
+    for (size_t i = 0; i < img.data.size(); ++i) img.data[i] = static_cast<uint8_t>(37 * i + 11);
+    const std::string path = (dir / ("c" + std::to_string(channels) + ".png")).string();
+    encode_png(path, img);
+    const Tensor f = data::load_rgb(path), b = data::load_rgb_u8(path);
+    REQUIRE(f.sizes() == Shape{3, 3, 5});
+    REQUIRE(b.sizes() == Shape{3, 5, 3});
+    REQUIRE(test::bitwise_equal(hwc_u8_to_chw_float(b), f));
+    for (int64_t y = 0; y < 3; ++y)
+      for (int64_t x = 0; x < 5; ++x)
+        for (int64_t c = 0; c < 3; ++c)  // gray (+alpha): channel 0 everywhere; RGBA: its RGB
+          REQUIRE(b.data_ptr<uint8_t>()[(y * 5 + x) * 3 + c] == img.at(y, x, channels < 3 ? 0 : c));
+  }
+  fs::remove_all(dir);
+}
+
 TEST_CASE("8-bit random_resized_crop is Pillow's bicubic resize of the drawn crop", "[data]") {
   const std::string root = make_image_folder("evit_folder8_crop");
   data::ImageFolderDataset bytes(root, "val");
