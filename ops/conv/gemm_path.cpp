@@ -1,4 +1,5 @@
-// GEMM-based convolution: 1×1 stride-1 convs use the input planes directly as the column matrix;
+// GEMM-based convolution: 1×1 stride-1 convs use the input planes directly as the column matrix
+// (a batch of small images regrouped into one matrix first, see fold_batch);
 // other geometries build im2col columns for a bounded chunk of output rows at a time (one group
 // of one image), so the buffer never exceeds kColBudget elements whatever the image size.
 // Each GEMM splits itself over the thread pool (ops/linalg/gemm.h); im2col / col2im / fills are
@@ -164,22 +165,55 @@ void for_each_image_group(const Geom& g, int64_t M, int64_t N, int64_t K, Fn&& f
     for (int64_t gr = 0; gr < g.groups; ++gr) fn(n, gr);
 }
 
+// A 1×1 convolution of a batch of small images is ONE product over all images: the planes are
+// regrouped from [N, C, HW] to [C, N·HW] (a copy), so the weight is packed once instead of once
+// per image, and the weight gradient sums over N·HW in one product instead of N read-modify-write
+// passes over dw with a depth of HW each. That pays only where the per-image products are very
+// thin: at EfficientViT's 7×7 stage (bs16, 128->512: 4.2 -> 2.6 ms forward + backward on 2
+// threads) but not at 14×14 or 28×28, where the regrouping copies cost more than they save
+// (6.8 -> 9.7 ms, 7.7 -> 12.5 ms).
+constexpr int64_t kFoldHW = 100;
+
+bool fold_batch(const Geom& g) { return g.pointwise() && g.groups == 1 && g.N > 1 && g.H * g.W < kFoldHW; }
+
+// dst [C, N, HW] from src [N, C, HW] (to_rows), or back (from_rows).
+template <class T>
+void regroup(const T* src, int64_t N, int64_t C, int64_t HW, T* dst, bool to_rows) {
+  const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(HW, 1));
+  parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {  // p = n·C + c
+      const int64_t n = p / C, c = p % C;
+      const T* from = to_rows ? src + p * HW : src + (c * N + n) * HW;
+      T* to = to_rows ? dst + (c * N + n) * HW : dst + p * HW;
+      std::memcpy(to, from, sizeof(T) * HW);
+    }
+  });
+}
+
+template <class T>
+std::vector<T> batch_as_rows(const T* src, int64_t N, int64_t C, int64_t HW) {
+  std::vector<T> rows(static_cast<size_t>(N * C * HW));
+  regroup(src, N, C, HW, rows.data(), true);
+  return rows;
+}
+
 template <class T>
 void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
   // The activation on a finished block of the product whose top-left element is `c` (leading
   // dimension OHW); blocks of one product run on different threads, each on its own.
-  auto act_epilogue = [&](T* c) -> std::optional<detail::GemmEpilogue> {
+  auto act_epilogue_ld = [&](T* c, int64_t ld) -> std::optional<detail::GemmEpilogue> {
     if (act == ActivationKind::none) return std::nullopt;
-    return detail::GemmEpilogue([c, act, OHW](int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+    return detail::GemmEpilogue([c, act, ld](int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
       with_activation_functor(act, [&](auto fn) {
         for (int64_t m = m0; m < m0 + rows; ++m) {
-          T* row = c + m * OHW + n0;
+          T* row = c + m * ld + n0;
           for (int64_t j = 0; j < cols; ++j) row[j] = fn.forward(row[j]);
         }
       });
     });
   };
+  auto act_epilogue = [&](T* c) { return act_epilogue_ld(c, OHW); };
   const int64_t Kr = Cg * g.KK();
   const T beta = bias ? T(1) : T(0);
   const bool pw = g.pointwise();
@@ -190,6 +224,17 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, Ac
     parallel_for(0, g.N * g.O, grain, [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) std::fill(y + p * OHW, y + (p + 1) * OHW, bias[p % g.O]);
     });
+  }
+  if (fold_batch(g) && Kr > 0) {
+    const std::vector<T> xr = batch_as_rows(x, g.N, g.C, HW);
+    std::vector<T> yr(static_cast<size_t>(g.O * g.N * HW));
+    if (bias) regroup(y, g.N, g.O, HW, yr.data(), true);
+    const int64_t cols = g.N * HW;
+    const auto ep = act_epilogue_ld(yr.data(), cols);
+    detail::gemm(false, false, g.O, cols, g.C, T(1), w, g.C, xr.data(), cols, beta, yr.data(), cols,
+                 ep ? &*ep : nullptr);
+    regroup(yr.data(), g.N, g.O, HW, y, false);
+    return;
   }
   if (pw && Kr > 0) {
     for_each_image_group(g, Og, OHW, Cg, [&](int64_t n, int64_t gr) {
@@ -229,6 +274,14 @@ void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx) {
   const bool pw = g.pointwise();
   if (!pw || Og == 0) fill_parallel(dx, g.N * g.C * HW, T(0));
   if (Og == 0) return;
+  if (fold_batch(g)) {
+    const std::vector<T> dyr = batch_as_rows(dy, g.N, g.O, HW);
+    std::vector<T> dxr(static_cast<size_t>(g.C * g.N * HW));
+    const int64_t cols = g.N * HW;
+    detail::gemm(true, false, g.C, cols, g.O, T(1), w, g.C, dyr.data(), cols, T(0), dxr.data(), cols);
+    regroup(dxr.data(), g.N, g.C, HW, dx, false);
+    return;
+  }
   const int64_t crows = chunk_rows(g);
   std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
   if (pw) {
@@ -262,6 +315,12 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
   // Accumulate over images and chunks in order (beta = 1 onto zeros): deterministic.
   std::fill(dw, dw + g.O * Kr, T(0));
   if (Kr == 0 || OHW == 0) return;
+  if (fold_batch(g)) {
+    const std::vector<T> dyr = batch_as_rows(dy, g.N, g.O, HW), xr = batch_as_rows(x, g.N, g.C, HW);
+    const int64_t depth = g.N * HW;
+    detail::gemm(false, true, g.O, g.C, depth, T(1), dyr.data(), depth, xr.data(), depth, T(0), dw, g.C);
+    return;
+  }
   const int64_t crows = chunk_rows(g);
   std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
   if (pw) {
