@@ -12,7 +12,8 @@
 // Backward: the input gradient for stride 1 is the same kernel run on the padded output gradient
 // with the flipped kernel (a "full" correlation); for stride > 1 it is the exact adjoint of the
 // forward (scatter into the phase buffer, then read back). The weight gradient is, per plane and
-// tap, a dot product of the output gradient with the tap's run of the input buffer; per-plane
+// tap, a dot product of the output gradient with the tap's run of the input buffer (a kernel
+// row's taps in one pass over the output gradient for the unrolled sizes); per-plane
 // partials are then summed over the batch in order (deterministic for any thread count).
 #include <algorithm>
 #include <cmath>
@@ -314,6 +315,36 @@ T tap_dot(const T* __restrict x, int64_t row_step, const T* __restrict d, int64_
   return s;
 }
 
+// The KW taps of one kernel row at once: out[j] = Σ over rows and the padded width of
+// d · x[off[j] + ...]. Each block of d is loaded once for all KW taps (tap_dot loads it once per
+// tap); two accumulators per tap, combined in a fixed order.
+template <class T, int KW>
+void tap_row_dots(const T* __restrict x, const int64_t* __restrict off, int64_t row_step,
+                  const T* __restrict d, int64_t OWp, int64_t OH, T* __restrict out) {
+  using V = typename Simd<T>::v;
+  constexpr int L = Simd<T>::N;
+  V a0[KW], a1[KW];
+  for (int j = 0; j < KW; ++j) a0[j] = a1[j] = V{};
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const T* xr = x + oh * row_step;
+    const T* dr = d + oh * OWp;
+    for (int64_t o = 0; o < OWp; o += 2 * L) {
+      const V d0 = vload(dr + o), d1 = vload(dr + o + L);
+#pragma GCC unroll 8
+      for (int j = 0; j < KW; ++j) {
+        a0[j] += d0 * vload(xr + off[j] + o);
+        a1[j] += d1 * vload(xr + off[j] + o + L);
+      }
+    }
+  }
+  for (int j = 0; j < KW; ++j) {
+    const V v = a0[j] + a1[j];
+    T t = 0;
+    for (int l = 0; l < L; ++l) t += v[l];
+    out[j] = t;
+  }
+}
+
 // dst[o] += a · src[o] for o < n (n a multiple of the block).
 template <class T>
 void axpy(T* __restrict dst, const T* __restrict src, T a, int64_t n) {
@@ -399,9 +430,14 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
         }
         if (dw) {
           build(x + p * HW, g.H, g.W, Lx, xbuf.data());
-          for (int64_t t = 0; t < KK; ++t)
-            part[p * KK + t] =
-                tap_dot(xbuf.data() + offx[t], g.sh * Lx.RS, dyp.data(), OWp, g.OH);
+          if constexpr (KW > 0) {
+            for (int64_t i = 0; i < g.KH; ++i)
+              tap_row_dots<T, KW>(xbuf.data(), offx.data() + i * KW, g.sh * Lx.RS, dyp.data(), OWp, g.OH,
+                                  part.data() + p * KK + i * KW);
+          } else {
+            for (int64_t t = 0; t < KK; ++t)
+              part[p * KK + t] = tap_dot(xbuf.data() + offx[t], g.sh * Lx.RS, dyp.data(), OWp, g.OH);
+          }
         }
         if (!dx) continue;
         T* dxplane = dx + p * HW;
