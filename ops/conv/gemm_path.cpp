@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "core/parallel.h"
@@ -200,38 +201,42 @@ std::vector<T> batch_as_rows(const T* src, int64_t N, int64_t C, int64_t HW) {
 template <class T>
 void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
-  // The activation on a finished block of the product whose top-left element is `c` (leading
-  // dimension OHW); blocks of one product run on different threads, each on its own.
-  auto act_epilogue_ld = [&](T* c, int64_t ld) -> std::optional<detail::GemmEpilogue> {
-    if (act == ActivationKind::none) return std::nullopt;
-    return detail::GemmEpilogue([c, act, ld](int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+  // Bias and activation on each finished block of a product whose top-left element is `c`
+  // (leading dimension ld, row m = output channel o0 + m) while the block is still in cache:
+  // no pass that fills y with the bias before the product, none that applies the activation
+  // after it. Blocks of one product run on different threads, each on its own.
+  auto epilogue = [&](T* c, int64_t ld, int64_t o0) -> std::optional<detail::GemmEpilogue> {
+    if (act == ActivationKind::none && !bias) return std::nullopt;
+    const T* b = bias ? bias + o0 : nullptr;
+    return detail::GemmEpilogue([c, act, ld, b](int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
       with_activation_functor(act, [&](auto fn) {
+        constexpr bool kAct = !std::is_same_v<decltype(fn), NoActivation>;
         for (int64_t m = m0; m < m0 + rows; ++m) {
           T* row = c + m * ld + n0;
-          for (int64_t j = 0; j < cols; ++j) row[j] = fn.forward(row[j]);
+          if (b) {
+            const T bm = b[m];
+            if constexpr (kAct) {
+              for (int64_t j = 0; j < cols; ++j) row[j] = fn.forward(row[j] + bm);
+            } else {
+              for (int64_t j = 0; j < cols; ++j) row[j] += bm;
+            }
+          } else if constexpr (kAct) {
+            for (int64_t j = 0; j < cols; ++j) row[j] = fn.forward(row[j]);
+          }
         }
       });
     });
   };
-  auto act_epilogue = [&](T* c) { return act_epilogue_ld(c, OHW); };
   const int64_t Kr = Cg * g.KK();
-  const T beta = bias ? T(1) : T(0);
   const bool pw = g.pointwise();
   const int64_t crows = chunk_rows(g);
   std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
-  if (bias) {
-    const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(OHW, 1));
-    parallel_for(0, g.N * g.O, grain, [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p) std::fill(y + p * OHW, y + (p + 1) * OHW, bias[p % g.O]);
-    });
-  }
   if (fold_batch(g) && Kr > 0) {
     const std::vector<T> xr = batch_as_rows(x, g.N, g.C, HW);
     std::vector<T> yr(static_cast<size_t>(g.O * g.N * HW));
-    if (bias) regroup(y, g.N, g.O, HW, yr.data(), true);
     const int64_t cols = g.N * HW;
-    const auto ep = act_epilogue_ld(yr.data(), cols);
-    detail::gemm(false, false, g.O, cols, g.C, T(1), w, g.C, xr.data(), cols, beta, yr.data(), cols,
+    const auto ep = epilogue(yr.data(), cols, 0);
+    detail::gemm(false, false, g.O, cols, g.C, T(1), w, g.C, xr.data(), cols, T(0), yr.data(), cols,
                  ep ? &*ep : nullptr);
     regroup(yr.data(), g.N, g.O, HW, y, false);
     return;
@@ -239,8 +244,8 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, Ac
   if (pw && Kr > 0) {
     for_each_image_group(g, Og, OHW, Cg, [&](int64_t n, int64_t gr) {
       T* yg = y + n * g.O * OHW + gr * Og * OHW;
-      const auto ep = act_epilogue(yg);
-      detail::gemm(false, false, Og, OHW, Cg, T(1), w + gr * Og * Kr, Cg, x + n * g.C * HW + gr * Cg * HW, HW, beta,
+      const auto ep = epilogue(yg, OHW, gr * Og);
+      detail::gemm(false, false, Og, OHW, Cg, T(1), w + gr * Og * Kr, Cg, x + n * g.C * HW + gr * Cg * HW, HW, T(0),
                    yg, OHW, ep ? &*ep : nullptr);
     });
     return;
@@ -252,15 +257,15 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, Ac
       const T* wg = w + gr * Og * Kr;
       T* yg = yn + gr * Og * OHW;
       if (Kr == 0) {
-        if (!bias) std::fill(yg, yg + Og * OHW, T(0));
-        if (const auto ep = act_epilogue(yg)) (*ep)(0, Og, 0, OHW);
+        std::fill(yg, yg + Og * OHW, T(0));
+        if (const auto ep = epilogue(yg, OHW, gr * Og)) (*ep)(0, Og, 0, OHW);
         continue;
       }
       for (int64_t oh0 = 0; oh0 < g.OH; oh0 += crows) {
         const int64_t rows = std::min(crows, g.OH - oh0), cols = rows * g.OW;
         im2col(g, xn + gr * Cg * HW, oh0, rows, col.data());
-        const auto ep = act_epilogue(yg + oh0 * g.OW);
-        detail::gemm(false, false, Og, cols, Kr, T(1), wg, Kr, col.data(), cols, beta, yg + oh0 * g.OW, OHW,
+        const auto ep = epilogue(yg + oh0 * g.OW, OHW, gr * Og);
+        detail::gemm(false, false, Og, cols, Kr, T(1), wg, Kr, col.data(), cols, T(0), yg + oh0 * g.OW, OHW,
                      ep ? &*ep : nullptr);
       }
     }
