@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "ops/conv/kernels.h"
 #include "ops/pointwise/activation_functor.h"
 
@@ -377,7 +378,7 @@ void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* 
     dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
       constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
       parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
-        std::vector<T> buf(L.alloc, T(0));
+        Scratch<T> buf(L.alloc, T(0));
         for (int64_t p = b; p < e; ++p) {
           const int64_t c = p % g.C;
           build(x + p * HW, g.H, g.W, L, buf.data());
@@ -417,10 +418,10 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
   dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
     constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
     parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
-      std::vector<T> xbuf(dw ? Lx.alloc : 0, T(0));
-      std::vector<T> sbuf(dx && !unit_stride ? Lx.alloc : 0);  // scatter target, zeroed per plane
-      std::vector<T> dbuf(dx && unit_stride ? Ld.alloc : 0, T(0));
-      std::vector<T> dyp(need_dyp ? g.OH * OWp : 0, T(0));
+      Scratch<T> xbuf(dw ? Lx.alloc : 0, T(0));
+      Scratch<T> sbuf(dx && !unit_stride ? Lx.alloc : 0);  // scatter target, zeroed per plane
+      Scratch<T> dbuf(dx && unit_stride ? Ld.alloc : 0, T(0));
+      Scratch<T> dyp(need_dyp ? g.OH * OWp : 0, T(0));
       for (int64_t p = b; p < e; ++p) {
         const int64_t c = p % g.C;
         const T* dyplane = dy + p * OHW;

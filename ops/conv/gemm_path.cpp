@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "ops/conv/kernels.h"
 #include "ops/linalg/gemm.h"
 #include "ops/pointwise/activation_functor.h"
@@ -192,8 +193,8 @@ void regroup(const T* src, int64_t N, int64_t C, int64_t HW, T* dst, bool to_row
 }
 
 template <class T>
-std::vector<T> batch_as_rows(const T* src, int64_t N, int64_t C, int64_t HW) {
-  std::vector<T> rows(static_cast<size_t>(N * C * HW));
+Scratch<T> batch_as_rows(const T* src, int64_t N, int64_t C, int64_t HW) {
+  Scratch<T> rows(static_cast<size_t>(N * C * HW));
   regroup(src, N, C, HW, rows.data(), true);
   return rows;
 }
@@ -230,10 +231,10 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, Ac
   const int64_t Kr = Cg * g.KK();
   const bool pw = g.pointwise();
   const int64_t crows = chunk_rows(g);
-  std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
+  Scratch<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
   if (fold_batch(g) && Kr > 0) {
-    const std::vector<T> xr = batch_as_rows(x, g.N, g.C, HW);
-    std::vector<T> yr(static_cast<size_t>(g.O * g.N * HW));
+    const Scratch<T> xr = batch_as_rows(x, g.N, g.C, HW);
+    Scratch<T> yr(static_cast<size_t>(g.O * g.N * HW));
     const int64_t cols = g.N * HW;
     const auto ep = epilogue(yr.data(), cols, 0);
     detail::gemm(false, false, g.O, cols, g.C, T(1), w, g.C, xr.data(), cols, T(0), yr.data(), cols,
@@ -280,15 +281,15 @@ void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx) {
   if (!pw || Og == 0) fill_parallel(dx, g.N * g.C * HW, T(0));
   if (Og == 0) return;
   if (fold_batch(g)) {
-    const std::vector<T> dyr = batch_as_rows(dy, g.N, g.O, HW);
-    std::vector<T> dxr(static_cast<size_t>(g.C * g.N * HW));
+    const Scratch<T> dyr = batch_as_rows(dy, g.N, g.O, HW);
+    Scratch<T> dxr(static_cast<size_t>(g.C * g.N * HW));
     const int64_t cols = g.N * HW;
     detail::gemm(true, false, g.C, cols, g.O, T(1), w, g.C, dyr.data(), cols, T(0), dxr.data(), cols);
     regroup(dxr.data(), g.N, g.C, HW, dx, false);
     return;
   }
   const int64_t crows = chunk_rows(g);
-  std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
+  Scratch<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
   if (pw) {
     for_each_image_group(g, Cg, HW, Og, [&](int64_t n, int64_t gr) {
       detail::gemm(true, false, Cg, HW, Og, T(1), w + gr * Og * Kr, Cg, dy + n * g.O * OHW + gr * Og * OHW, OHW, T(0),
@@ -321,13 +322,13 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
   std::fill(dw, dw + g.O * Kr, T(0));
   if (Kr == 0 || OHW == 0) return;
   if (fold_batch(g)) {
-    const std::vector<T> dyr = batch_as_rows(dy, g.N, g.O, HW), xr = batch_as_rows(x, g.N, g.C, HW);
+    const Scratch<T> dyr = batch_as_rows(dy, g.N, g.O, HW), xr = batch_as_rows(x, g.N, g.C, HW);
     const int64_t depth = g.N * HW;
     detail::gemm(false, true, g.O, g.C, depth, T(1), dyr.data(), depth, xr.data(), depth, T(0), dw, g.C);
     return;
   }
   const int64_t crows = chunk_rows(g);
-  std::vector<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
+  Scratch<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
   if (pw) {
     for_each_image_group(g, Og, Cg, OHW, [&](int64_t n, int64_t gr) {
       detail::gemm(false, true, Og, Cg, OHW, T(1), dy + n * g.O * OHW + gr * Og * OHW, OHW, x + n * g.C * HW + gr * Cg * HW,

@@ -31,6 +31,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
 
 namespace evit::detail {
 namespace {
@@ -100,7 +101,7 @@ void tiled_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
     return;
   }
   // Partial products of K chunks 1.. (chunk 0 goes straight into C with the caller's beta).
-  std::vector<T> partial(static_cast<size_t>((s.k_chunks - 1) * M * N));
+  Scratch<T> partial(static_cast<size_t>((s.k_chunks - 1) * M * N));
   const int64_t tiles = s.tiles_m * s.tiles_n;
   parallel_for(0, s.tasks(), 1, [&](int64_t b, int64_t e) {
     for (int64_t task = b; task < e; ++task) {
