@@ -143,11 +143,8 @@ Tensor image_to_chw_float(const Image& image, DType dtype) {
 Tensor hwc_u8_to_chw_float(const Tensor& hwc) {
   EVIT_CHECK(hwc.dtype() == DType::u8 && hwc.dim() == 3 && hwc.size(2) >= 1 && hwc.size(2) <= 4,
              "hwc_u8_to_chw_float: expected a u8 [H,W,C] image with C in 1..4, got ", hwc.desc());
-  const Tensor c = hwc.contiguous();
-  const int64_t H = c.size(0), W = c.size(1), C = c.size(2);
-  Tensor t = empty({C, H, W}, DType::f32);
-  planes_from_interleaved(c.data_ptr<uint8_t>(), H * W, C, t.data_ptr<float>());
-  return t;
+  return hwc_u8_to_chw_mapped(hwc, std::vector<std::array<float, 256>>(static_cast<size_t>(hwc.size(2)),
+                                                                       unit_scale_table<float>()));
 }
 
 Tensor hwc_u8_to_chw_mapped(const Tensor& hwc, const std::vector<std::array<float, 256>>& tables) {

@@ -35,7 +35,8 @@ Tensor L(const Shape& s, uint64_t seed) { return test::random_leaf(s, -1, 1, see
 }  // namespace
 
 TEST_CASE("conv2d gradcheck: 1x1 paths (GEMM per image / per group)", "[conv]") {
-  gc(conv_fn(1, 0, 1, 1), {L({2, 4, 5, 5}, 1), L({3, 4, 1, 1}, 2), L({3}, 3)});
+  gc(conv_fn(1, 0, 1, 1), {L({2, 4, 5, 5}, 1), L({3, 4, 1, 1}, 2), L({3}, 3)});  // small images: one product
+  gc(conv_fn(1, 0, 1, 1), {L({2, 2, 10, 11}, 9), L({3, 2, 1, 1}, 10)});         // 110 positions: per image
   gc(conv_fn(1, 0, 1, 2), {L({2, 4, 4, 4}, 4), L({6, 2, 1, 1}, 5)});
   // strided 1x1 goes through im2col
   gc(conv_fn(2, 0, 1, 1), {L({1, 3, 5, 5}, 6), L({2, 3, 1, 1}, 7), L({2}, 8)});

@@ -80,15 +80,12 @@ Tensor ConvLayer::forward(const Tensor& x) {
     auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
     auto [w, shift] = folded_conv_bn();
     const auto& o = conv->options();
-    if (act_ && fused_act_) {
-      // Without gradients the activation runs inside the convolution's output blocks.
-      y = conv2d_act(y, w, shift, o.stride, o.padding, o.dilation, o.groups, *fused_act_);
-      nn::MacCounter::add(y.numel() * w.size(1) * w.size(2) * w.size(3));
-      return y;
-    }
-    y = conv2d(y, w, shift, o.stride, o.padding, o.dilation, o.groups);
+    // A fusable activation runs inside the convolution's output blocks (without gradients).
+    const bool fused = act_ && fused_act_;
+    y = fused ? conv2d_act(y, w, shift, o.stride, o.padding, o.dilation, o.groups, *fused_act_)
+              : conv2d(y, w, shift, o.stride, o.padding, o.dilation, o.groups);
     nn::MacCounter::add(y.numel() * w.size(1) * w.size(2) * w.size(3));
-    return act_ ? act_->forward(y) : y;
+    return act_ && !fused ? act_->forward(y) : y;
   }
   y = conv_->forward(y);
   if (bn && act_ && fused_act_) return bn->forward_act(y, *fused_act_);

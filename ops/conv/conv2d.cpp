@@ -87,6 +87,18 @@ conv::Geom conv2d_geom(const Tensor& x_in, const Tensor& w_in, const Tensor& bia
   return g;
 }
 
+// y = act(conv2d) on the CPU, by the path the geometry takes; x, w, bias contiguous.
+void cpu_forward(const conv::Geom& g, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
+                 ActivationKind act) {
+  dispatch(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    if (g.depthwise())
+      conv::depthwise_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
+    else
+      conv::gemm_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
+  });
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pair2 stride,
@@ -102,15 +114,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
       conv_depthwise_forward_cuda(g, x, w, bias, y);
     else
       conv_gemm_forward_cuda(g, detail::gemm_operand(x, ac), detail::gemm_operand(w, ac), bias, y);
-  } else dispatch(x.dtype(), "conv2d", [&](auto tag) {
-    using T = decltype(tag);
-    if (dwise)
-      conv::depthwise_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias),
-                                 y.data_ptr<T>());
-    else
-      conv::gemm_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias),
-                            y.data_ptr<T>());
-  });
+  } else cpu_forward(g, x, w, bias, y, ActivationKind::none);
   autograd::record(
       dwise ? "DepthwiseConv2dBackward" : "Conv2dBackward", {x_in, w_in, bias_in}, {y}, {x, w},
       [g, dwise, ac](const BackwardContext& ctx) -> std::vector<Tensor> {
@@ -139,10 +143,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
               conv::depthwise_backward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), gy.data_ptr<T>(),
                                           ptr_or_null<T>(gx), ptr_or_null<T>(gw));
           } else {
-            if (gx.defined())
-              conv::gemm_backward_input<T>(g, gy.data_ptr<T>(), w.data_ptr<T>(), gx.data_ptr<T>());
-            if (gw.defined())
-              conv::gemm_backward_weight<T>(g, x.data_ptr<T>(), gy.data_ptr<T>(), gw.data_ptr<T>());
+            conv::gemm_backward<T>(g, x.data_ptr<T>(), gy.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(gx),
+                                   ptr_or_null<T>(gw));
           }
           if (gb.defined())
             conv::bias_backward<T>(g.N, g.O, g.OH * g.OW, gy.data_ptr<T>(), gb.data_ptr<T>());
@@ -162,13 +164,7 @@ Tensor conv2d_act(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
   const Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   Tensor y = empty({g.N, g.O, g.OH, g.OW}, {x.dtype(), x.device()});
-  dispatch(x.dtype(), "conv2d_act", [&](auto tag) {
-    using T = decltype(tag);
-    if (g.depthwise())
-      conv::depthwise_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
-    else
-      conv::gemm_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
-  });
+  cpu_forward(g, x, w, bias, y, act);
   return y;
 }
 

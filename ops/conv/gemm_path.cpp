@@ -178,7 +178,7 @@ constexpr int64_t kFoldHW = 100;
 
 bool fold_batch(const Geom& g) { return g.pointwise() && g.groups == 1 && g.N > 1 && g.H * g.W < kFoldHW; }
 
-// dst [C, N, HW] from src [N, C, HW] (to_rows), or back (from_rows).
+// dst [C, N, HW] from src [N, C, HW] (to_rows), or src [C, N, HW] back to dst [N, C, HW].
 template <class T>
 void regroup(const T* src, int64_t N, int64_t C, int64_t HW, T* dst, bool to_rows) {
   const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(HW, 1));
@@ -197,6 +197,22 @@ Scratch<T> batch_as_rows(const T* src, int64_t N, int64_t C, int64_t HW) {
   Scratch<T> rows(static_cast<size_t>(N * C * HW));
   regroup(src, N, C, HW, rows.data(), true);
   return rows;
+}
+
+// The folded backward products, from the output gradient already regrouped (dyr [O, N·HW]).
+template <class T>
+void folded_backward_input(const Geom& g, const T* dyr, const T* w, T* dx) {
+  const int64_t HW = g.H * g.W, cols = g.N * HW;
+  Scratch<T> dxr(static_cast<size_t>(g.C * cols));
+  detail::gemm(true, false, g.C, cols, g.O, T(1), w, g.C, dyr, cols, T(0), dxr.data(), cols);
+  regroup(dxr.data(), g.N, g.C, HW, dx, false);
+}
+
+template <class T>
+void folded_backward_weight(const Geom& g, const T* x, const T* dyr, T* dw) {
+  const int64_t HW = g.H * g.W, depth = g.N * HW;
+  const Scratch<T> xr = batch_as_rows(x, g.N, g.C, HW);
+  detail::gemm(false, true, g.O, g.C, depth, T(1), dyr, depth, xr.data(), depth, T(0), dw, g.C);
 }
 
 template <class T>
@@ -280,14 +296,7 @@ void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx) {
   const bool pw = g.pointwise();
   if (!pw || Og == 0) fill_parallel(dx, g.N * g.C * HW, T(0));
   if (Og == 0) return;
-  if (fold_batch(g)) {
-    const Scratch<T> dyr = batch_as_rows(dy, g.N, g.O, HW);
-    Scratch<T> dxr(static_cast<size_t>(g.C * g.N * HW));
-    const int64_t cols = g.N * HW;
-    detail::gemm(true, false, g.C, cols, g.O, T(1), w, g.C, dyr.data(), cols, T(0), dxr.data(), cols);
-    regroup(dxr.data(), g.N, g.C, HW, dx, false);
-    return;
-  }
+  if (fold_batch(g)) return folded_backward_input(g, batch_as_rows(dy, g.N, g.O, HW).data(), w, dx);
   const int64_t crows = chunk_rows(g);
   Scratch<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
   if (pw) {
@@ -321,12 +330,7 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
   // Accumulate over images and chunks in order (beta = 1 onto zeros): deterministic.
   std::fill(dw, dw + g.O * Kr, T(0));
   if (Kr == 0 || OHW == 0) return;
-  if (fold_batch(g)) {
-    const Scratch<T> dyr = batch_as_rows(dy, g.N, g.O, HW), xr = batch_as_rows(x, g.N, g.C, HW);
-    const int64_t depth = g.N * HW;
-    detail::gemm(false, true, g.O, g.C, depth, T(1), dyr.data(), depth, xr.data(), depth, T(0), dw, g.C);
-    return;
-  }
+  if (fold_batch(g)) return folded_backward_weight(g, x, batch_as_rows(dy, g.N, g.O, HW).data(), dw);
   const int64_t crows = chunk_rows(g);
   Scratch<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
   if (pw) {
@@ -352,10 +356,23 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
   }
 }
 
+template <class T>
+void gemm_backward(const Geom& g, const T* x, const T* dy, const T* w, T* dx, T* dw) {
+  if (dx && dw && fold_batch(g) && g.O > 0 && g.C > 0) {  // one regrouping of dy for both
+    const Scratch<T> dyr = batch_as_rows(dy, g.N, g.O, g.H * g.W);
+    folded_backward_input(g, dyr.data(), w, dx);
+    folded_backward_weight(g, x, dyr.data(), dw);
+    return;
+  }
+  if (dx) gemm_backward_input(g, dy, w, dx);
+  if (dw) gemm_backward_weight(g, x, dy, dw);
+}
+
 #define EVIT_CONV_INSTANTIATE(T)                                                          \
   template void gemm_forward<T>(const Geom&, const T*, const T*, const T*, T*, ActivationKind); \
   template void gemm_backward_input<T>(const Geom&, const T*, const T*, T*);             \
   template void gemm_backward_weight<T>(const Geom&, const T*, const T*, T*);            \
+  template void gemm_backward<T>(const Geom&, const T*, const T*, const T*, T*, T*);      \
   template void bias_backward<T>(int64_t, int64_t, int64_t, const T*, T*);               \
   template void add_bias<T>(int64_t, int64_t, int64_t, const T*, T*);
 EVIT_CONV_INSTANTIATE(float)

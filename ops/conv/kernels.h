@@ -30,6 +30,9 @@ template <class T>
 void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act = ActivationKind::none);
 template <class T> void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx);
 template <class T> void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw);
+// Both gradients of the GEMM path (either pointer may be null): the two functions above, with
+// the work they would each repeat (regrouping dy for a batch of small images) done once.
+template <class T> void gemm_backward(const Geom& g, const T* x, const T* dy, const T* w, T* dx, T* dw);
 
 // Depthwise path (g.depthwise()). dx / dw may be null (not needed).
 template <class T>

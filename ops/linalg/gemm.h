@@ -20,8 +20,8 @@
 namespace evit::detail {
 
 // Called on each finished block of C — (first row, rows, first column, columns) — right after its
-// last piece is computed, while the block is still in cache: for work fused into a product (an
-// activation). Blocks never overlap and together cover C once.
+// last piece is computed, while the block is still in cache: for work fused into a product (a
+// bias, an activation). Blocks never overlap and together cover C once.
 using GemmEpilogue = std::function<void(int64_t m0, int64_t rows, int64_t n0, int64_t cols)>;
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
