@@ -2,7 +2,7 @@
 // encoder (inference, and a stage-1 distillation step: MSE towards a teacher embedding), the evit
 // side of bench/models_torch.py (same cases, names, warm-up, run count and timing rule).
 //
-//   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [--profile] [CASE_SUBSTRING]
+//   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [--profile] [--runs N] [CASE_SUBSTRING]
 //
 // Output: one JSON line per case {"case": name, "median_ms": t, "runs": n, "gflop": f, "peak_mib": m}, f the
 // case's floating-point work in 10^9 operations (2 per multiply-accumulate as the paper counts them
@@ -17,12 +17,15 @@
 // of device memory allocated during the case, weights, optimizer state and activations together
 // (what PyTorch's torch.cuda.max_memory_allocated reports).
 //
+// --runs N times N iterations instead of 10 (to hold a sampling profiler such as `perf record` on
+// the timed loop rather than on model construction); the comparison scripts keep the default.
 // --profile (CUDA) runs one more iteration per case under the kernel profile
 // (core/kernel_profile.h) and prints to stderr where its time went, by kernel slot.
 #include <algorithm>
 #include <optional>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -46,7 +49,7 @@ using namespace evit;
 
 namespace {
 constexpr int kWarmup = 3;
-constexpr int kRuns = 10;
+int g_runs = 10;  // --runs
 
 // What a case times: the model's forward (infer), a classification training step (train), or the
 // SAM image encoder alone, forward (sam_infer) or a distillation step (sam_distill).
@@ -81,8 +84,8 @@ void sync(const Setup& s) {
 }
 
 // Warm-ups, timed runs, and with --profile one extra profiled iteration.
-int iterations(const Setup& s) { return kWarmup + kRuns + (s.profile ? 1 : 0); }
-bool is_profiled(int it) { return it == kWarmup + kRuns; }
+int iterations(const Setup& s) { return kWarmup + g_runs + (s.profile ? 1 : 0); }
+bool is_profiled(int it) { return it == kWarmup + g_runs; }
 
 // Called just before iteration `it`'s timed region begins.
 void begin_iteration(int it) {
@@ -234,6 +237,9 @@ int main(int argc, char** argv) {
       else if (v != "off") return std::fprintf(stderr, "--amp: expected off, f16 or bf16\n"), 2;
     } else if (a == "--profile") {
       setup.profile = true;
+    } else if (a == "--runs" && i + 1 < argc) {
+      g_runs = std::atoi(argv[++i]);
+      if (g_runs < 1) return std::fprintf(stderr, "--runs: expected a positive count\n"), 2;
     } else {
       only = a;
     }
@@ -292,7 +298,7 @@ int main(int argc, char** argv) {
                : status_mib("VmHWM") - baseline_mib;
     std::printf("{\"case\": \"%s\", \"median_ms\": %.3f, \"runs\": %d, \"threads\": %d, \"gemm\": \"%s\", "
                 "\"gflop\": %.3f, \"peak_mib\": %.1f}\n",
-                c.name, median(times), kRuns, get_num_threads(), detail::gemm_backend().c_str(), gflop, peak_mib);
+                c.name, median(times), g_runs, get_num_threads(), detail::gemm_backend().c_str(), gflop, peak_mib);
     std::fflush(stdout);
   }
   return 0;

@@ -109,7 +109,9 @@ TEST_CASE("conv2d f32 kernels agree with f64 (forward and backward)", "[conv]") 
   const std::vector<Case> cases = {
       {{2, 8, 13, 70}, {8, 1, 5, 5}, 1, 2, 8},   // depthwise 5x5, several vector blocks
       {{2, 8, 13, 70}, {8, 1, 5, 5}, 2, 2, 8},   // depthwise 5x5 stride 2
-      {{1, 6, 9, 33}, {6, 1, 3, 3}, 1, 1, 6},    // depthwise 3x3
+      {{1, 6, 9, 33}, {6, 1, 3, 3}, 1, 1, 6},    // depthwise 3x3 (rows run as one flat run)
+      {{2, 16, 7, 7}, {16, 1, 5, 5}, 1, 2, 16},  // depthwise 5x5 on a 7x7 plane (flat run)
+      {{1, 4, 3, 64}, {4, 1, 3, 3}, 1, 1, 4},    // whole-block rows: row by row
       {{1, 6, 9, 33}, {6, 1, 3, 3}, 2, 1, 6},
       {{2, 6, 9, 11}, {10, 6, 1, 1}, 1, 0, 1},   // 1x1
       {{2, 6, 9, 11}, {10, 3, 3, 3}, 1, 1, 2},   // grouped 3x3

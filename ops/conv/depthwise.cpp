@@ -281,6 +281,46 @@ void conv_row(const T* __restrict base, const int64_t* __restrict off, const T* 
   }
 }
 
+// With stride 1, output row oh reads the buffer from row oh on (row step RS), so the whole plane
+// can run as ONE flat run of (OH - 1)·RS + OW positions: the RS - OW positions between two rows
+// are computed and dropped. For the narrow planes of the late stages (7×7, 14×14: a row fills a
+// fifth to a half of a two-vector block) that takes 2-2.5x fewer blocks than row by row. The
+// flat run's length where it takes fewer blocks than the rows, else 0.
+template <class T>
+int64_t flat_run(int64_t OH, int64_t OW, int64_t RS, int64_t row_step) {
+  constexpr int64_t B = 2 * Simd<T>::N;
+  if (row_step != RS || OH < 2) return 0;
+  const int64_t n = (OH - 1) * RS + OW;
+  return (n + B - 1) / B < OH * ((OW + B - 1) / B) ? n : 0;
+}
+
+// The OH×OW output plane y = act(b + k ⋆ buf), buffer rows row_step apart: as one flat run
+// through `flat` (flat_run elements, when nonzero) or row by row, the activation applied to each
+// row while it is in L1. The same sums either way (one output's taps in the same order).
+template <class T, int KH, int KW, class Act>
+void conv_plane(const T* buf, int64_t row_step, int64_t RS, const int64_t* off, const T* k, T b, T* y,
+                int64_t OH, int64_t OW, int64_t KK, int64_t nflat, T* flat, Act fn) {
+  constexpr bool kAct = !std::is_same_v<Act, NoActivation>;
+  if (nflat > 0) {
+    conv_row<T, KH, KW>(buf, off, k, b, flat, nflat, KK);
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const T* src = flat + oh * RS;
+      T* row = y + oh * OW;
+      if constexpr (kAct)
+        for (int64_t j = 0; j < OW; ++j) row[j] = fn.forward(src[j]);
+      else
+        std::memcpy(row, src, sizeof(T) * OW);
+    }
+    return;
+  }
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    T* row = y + oh * OW;
+    conv_row<T, KH, KW>(buf + oh * row_step, off, k, b, row, OW, KK);
+    if constexpr (kAct)
+      for (int64_t j = 0; j < OW; ++j) row[j] = fn.forward(row[j]);
+  }
+}
+
 // Σ over rows and the (zero-padded) width of d · x for one tap. Four vector accumulators
 // (two rows × two halves of a block) give independent chains; combined in a fixed order.
 template <class T>
@@ -374,22 +414,17 @@ void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* 
   const int64_t KK = g.KK(), HW = g.H * g.W, OHW = g.OH * g.OW;
   const Layout L = make_layout(g.W, g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw, kV<T>);
   const std::vector<int64_t> off = tap_offsets(L, g.KH, g.KW, g.dh, g.dw);
+  const int64_t nflat = flat_run<T>(g.OH, g.OW, L.RS, g.sh * L.RS);
   with_activation_functor(act, [&](auto fn) {
     dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
       constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
       parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
-        Scratch<T> buf(L.alloc, T(0));
+        Scratch<T> buf(L.alloc, T(0)), flat(nflat);
         for (int64_t p = b; p < e; ++p) {
           const int64_t c = p % g.C;
           build(x + p * HW, g.H, g.W, L, buf.data());
-          const T bv = bias ? bias[c] : T(0);
-          for (int64_t oh = 0; oh < g.OH; ++oh) {
-            T* row = y + p * OHW + oh * g.OW;
-            conv_row<T, KH, KW>(buf.data() + oh * g.sh * L.RS, off.data(), w + c * KK, bv, row, g.OW, KK);
-            // A fused activation (conv2d_act) on the row just written, still in L1.
-            if constexpr (!std::is_same_v<decltype(fn), NoActivation>)
-              for (int64_t j = 0; j < g.OW; ++j) row[j] = fn.forward(row[j]);
-          }
+          conv_plane<T, KH, KW>(buf.data(), g.sh * L.RS, L.RS, off.data(), w + c * KK, bias ? bias[c] : T(0),
+                                y + p * OHW, g.OH, g.OW, KK, nflat, flat.data(), fn);
         }
       });
     });
@@ -409,44 +444,52 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
   const Layout Ld = make_layout(g.OW, g.H, g.W, g.KH, g.KW, 1, 1, g.dh, g.dw, (g.KH - 1) * g.dh - g.ph,
                                 (g.KW - 1) * g.dw - g.pw, V);
   const std::vector<int64_t> offd = tap_offsets(Ld, g.KH, g.KW, g.dh, g.dw);
+  const int64_t nflat_dx = flat_run<T>(g.H, g.W, Ld.RS, Ld.RS);
   std::vector<T> wflip(g.C * KK);
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t t = 0; t < KK; ++t) wflip[c * KK + t] = w[c * KK + KK - 1 - t];
   std::vector<T> part(dw ? g.N * g.C * KK : 0);
   const bool need_dyp = dw || (dx && !unit_stride);
+  // dy's rows copied into dyp, zero-padded: OWp apart, or for stride 1 where a flat run takes
+  // fewer blocks, Lx.RS apart (the rows of x's buffer), so that the weight gradient's dot
+  // products run over the whole plane at once.
+  const int64_t nflat_dw = dw && unit_stride ? flat_run<T>(g.OH, g.OW, Lx.RS, Lx.RS) : 0;
+  const int64_t dy_step = nflat_dw ? Lx.RS : OWp;
+  const int64_t dy_len = nflat_dw ? round_up(nflat_dw, V) : g.OH * OWp;
 
   dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
     constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
     parallel_for(0, g.N * g.C, plane_grain(g), [&](int64_t b, int64_t e) {
       Scratch<T> xbuf(dw ? Lx.alloc : 0, T(0));
       Scratch<T> sbuf(dx && !unit_stride ? Lx.alloc : 0);  // scatter target, zeroed per plane
-      Scratch<T> dbuf(dx && unit_stride ? Ld.alloc : 0, T(0));
-      Scratch<T> dyp(need_dyp ? g.OH * OWp : 0, T(0));
+      Scratch<T> dbuf(dx && unit_stride ? Ld.alloc : 0, T(0)), dflat(dx && unit_stride ? nflat_dx : 0);
+      Scratch<T> dyp(need_dyp ? dy_len : 0, T(0));
       for (int64_t p = b; p < e; ++p) {
         const int64_t c = p % g.C;
         const T* dyplane = dy + p * OHW;
         if (need_dyp) {  // rows padded with zeros to whole vector blocks
           for (int64_t oh = 0; oh < g.OH; ++oh)
-            std::memcpy(dyp.data() + oh * OWp, dyplane + oh * g.OW, sizeof(T) * g.OW);
+            std::memcpy(dyp.data() + oh * dy_step, dyplane + oh * g.OW, sizeof(T) * g.OW);
         }
         if (dw) {
           build(x + p * HW, g.H, g.W, Lx, xbuf.data());
+          // A flat dyp is one row of dy_len; otherwise OH rows of OWp.
+          const int64_t rows = nflat_dw ? 1 : g.OH, width = nflat_dw ? dy_len : OWp;
           if constexpr (KW > 0) {
             for (int64_t i = 0; i < g.KH; ++i)
-              tap_row_dots<T, KW>(xbuf.data(), offx.data() + i * KW, g.sh * Lx.RS, dyp.data(), OWp, g.OH,
+              tap_row_dots<T, KW>(xbuf.data(), offx.data() + i * KW, g.sh * Lx.RS, dyp.data(), width, rows,
                                   part.data() + p * KK + i * KW);
           } else {
             for (int64_t t = 0; t < KK; ++t)
-              part[p * KK + t] = tap_dot(xbuf.data() + offx[t], g.sh * Lx.RS, dyp.data(), OWp, g.OH);
+              part[p * KK + t] = tap_dot(xbuf.data() + offx[t], g.sh * Lx.RS, dyp.data(), width, rows);
           }
         }
         if (!dx) continue;
         T* dxplane = dx + p * HW;
         if (unit_stride) {
           build(dyplane, g.OH, g.OW, Ld, dbuf.data());
-          for (int64_t ih = 0; ih < g.H; ++ih)
-            conv_row<T, KH, KW>(dbuf.data() + ih * Ld.RS, offd.data(), wflip.data() + c * KK,
-                                T(0), dxplane + ih * g.W, g.W, KK);
+          conv_plane<T, KH, KW>(dbuf.data(), Ld.RS, Ld.RS, offd.data(), wflip.data() + c * KK, T(0), dxplane,
+                                g.H, g.W, KK, nflat_dx, dflat.data(), NoActivation{});
         } else {
           // Adjoint of the forward: scatter k · dy into the phase buffer, then read it back.
           std::fill(sbuf.begin(), sbuf.end(), T(0));
