@@ -4,6 +4,7 @@
 // map fresh pages each time (a page fault and a page clear per 4 KiB), which showed up as 4-5%
 // of a training step. The contents start uninitialised: zero them where the kernel needs zeros.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 
@@ -17,10 +18,10 @@ class Scratch {
   explicit Scratch(size_t n) : n_(n) {
     if (n > 0) block_ = Storage::allocate(n * sizeof(T), kCPU);
   }
-  // n elements, each set to `fill`.
-  Scratch(size_t n, T fill) : Scratch(n) {
-    for (size_t i = 0; i < n; ++i) data()[i] = fill;
-  }
+  // n elements, each set to `fill`. Through a local pointer: a loop over data()[i] reloads the
+  // block's pointer after every store (a T store might alias it), which GCC compiled into
+  // scatter instructions, 10x slower than the plain vector stores of std::fill_n.
+  Scratch(size_t n, T fill) : Scratch(n) { std::fill_n(data(), n, fill); }
 
   T* data() const { return block_ ? static_cast<T*>(block_->data()) : nullptr; }
   size_t size() const { return n_; }
