@@ -68,17 +68,19 @@ ConvLayer::ConvLayer(const ConvLayerOptions& o) : nn::Module("ConvLayer") {
   conv_ = register_module("conv", std::make_shared<nn::Conv2d>(c));
   if (auto n = make_norm(o.norm, o.out)) norm_ = register_module("norm", n);
   if (auto a = make_act_or_null(o.act)) act_ = register_module("act", a);
-  if (o.norm.kind == "bn2d") fused_act_ = fusable_norm_activation(o.act);
+  if (o.norm.kind == "bn2d" || o.norm.none()) fused_act_ = fusable_norm_activation(o.act);
 }
 
 Tensor ConvLayer::forward(const Tensor& x) {
   Tensor y = dropout_ ? dropout_->forward(x) : x;
   auto bn = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm_);
-  if (bn && !bn->is_training()) {
+  const bool eval_bn = bn && !bn->is_training();
+  if (eval_bn || (!norm_ && fused_act_)) {
     // Eval-mode BatchNorm is a per-channel affine map: fold it into the convolution's weight and
-    // bias and save a full pass over the activation.
+    // bias and save a full pass over the activation. Without a norm (the first two layers of
+    // the attention stages' MBConvs) the activation can follow the convolution at once too.
     auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
-    auto [w, shift] = folded_conv_bn();
+    auto [w, shift] = eval_bn ? folded_conv_bn() : std::pair{conv->weight, conv->bias};
     const auto& o = conv->options();
     // A fusable activation runs inside the convolution's output blocks (without gradients).
     const bool fused = act_ && fused_act_;

@@ -56,7 +56,8 @@ class ConvLayer : public nn::Module {
   std::shared_ptr<nn::Module> dropout_, conv_, norm_, act_;
   // The activation applied inside another op's passes: in training inside BatchNorm
   // (batch_norm_act: a pass less each way, no normalised tensor kept), in eval inside the
-  // convolution with the folded BatchNorm (conv2d_act).
+  // convolution with the folded BatchNorm, and without a norm inside the convolution
+  // (conv2d_act, which records the two ops in sequence when a gradient is needed).
   std::optional<ActivationKind> fused_act_;
   Tensor folded_w_, folded_b_;
   std::vector<uint64_t> folded_versions_;
