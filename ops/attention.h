@@ -24,4 +24,11 @@ namespace evit {
 // Differentiable in q, k and v.
 Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, double eps = 1e-15);
 
+// The same attention with q, k and v packed in one tensor, LiteMLA's layout: qkv [B, G, 3d, N],
+// each group's q, k and v consecutive blocks of d rows; returns [B, G, d, N]. Differentiable in
+// qkv, whose gradient is made as ONE tensor, block by block (three slices of qkv given to
+// linear_attention would each make a zero-filled gradient of qkv's full size, which backward
+// then adds together). On CUDA it is linear_attention on the three slices.
+Tensor linear_attention_qkv(const Tensor& qkv, int64_t d, double eps = 1e-15);
+
 }  // namespace evit

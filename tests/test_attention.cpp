@@ -80,6 +80,34 @@ TEST_CASE("linear_attention gradcheck on slices of one qkv tensor and permuted i
   EVIT_REQUIRE_GRADCHECK(la, (std::vector<Tensor>{qp, kp, vp}));
 }
 
+TEST_CASE("linear_attention_qkv: gradcheck on the packed tensor, and the three-slice op's values",
+          "[attention]") {
+  auto packed = [](int64_t d) {
+    return [d](const std::vector<Tensor>& in) { return linear_attention_qkv(in[0], d); };
+  };
+  // Linear path (N = 6 > d = 3) and quadratic path (N = 4 <= d = 4).
+  EVIT_REQUIRE_GRADCHECK(packed(3), std::vector<Tensor>{off_kink_leaf({2, 2, 9, 6}, 12)});
+  EVIT_REQUIRE_GRADCHECK(packed(4), std::vector<Tensor>{off_kink_leaf({1, 3, 12, 4}, 13)});
+  // A non-contiguous packed input: the op copies it.
+  Tensor t = permute(off_kink_leaf({1, 2, 6, 9}, 14), {0, 1, 3, 2}).detach().requires_grad_();
+  EVIT_REQUIRE_GRADCHECK(packed(3), std::vector<Tensor>{t});
+  // Bit for bit the op on three slices, output and gradient, in f32.
+  for (int64_t n : {5, 40}) {
+    INFO("N = " << n);
+    Generator g(15);
+    Tensor x = uniform({2, 3, 24, n}, -1, 1, {DType::f32}, &g), w = uniform({2, 3, 8, n}, -1, 1, {DType::f32}, &g);
+    Tensor a = x.clone().detach().requires_grad_(), b = x.clone().detach().requires_grad_();
+    Tensor ya = linear_attention_qkv(a, 8);
+    Tensor yb = linear_attention(slice(b, 2, 0, 8), slice(b, 2, 8, 16), slice(b, 2, 16, 24));
+    sum(mul(ya, w)).backward();
+    sum(mul(yb, w)).backward();
+    CHECK(ya.to_vector<float>() == yb.to_vector<float>());
+    CHECK(a.grad().to_vector<float>() == b.grad().to_vector<float>());
+  }
+  CHECK_THROWS_WITH(linear_attention_qkv(zeros({1, 2, 10, 5}), 3),
+                    Catch::Contains("qkv must be [B, G, 3d, N] with d = 3"));
+}
+
 TEST_CASE("linear_attention matches the PyTorch LiteMLA reference", "[attention]") {
   for (const char* c : {"lin_f64", "lin_dv_f64", "quad_f64", "quad_eq_f64"})
     test::check_golden_case("attention", c, la, 1e-9, 1e-11);

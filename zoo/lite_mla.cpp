@@ -49,11 +49,7 @@ Tensor LiteMLA::forward(const Tensor& x) {
   Tensor z = multi.size() == 1 ? qkv : cat(multi, 1);
   // [B, heads·(1+S), 3d, N]: each head's q, k, v are consecutive blocks of d channels.
   const int64_t groups = z.size(1) / (3 * dim_);
-  Tensor heads = reshape(z, {b, groups, 3 * dim_, n});
-  Tensor q = slice(heads, 2, 0, dim_);
-  Tensor k = slice(heads, 2, dim_, 2 * dim_);
-  Tensor v = slice(heads, 2, 2 * dim_, 3 * dim_);
-  Tensor att = linear_attention(q, k, v, eps_);  // [B, groups, d, N]
+  Tensor att = linear_attention_qkv(reshape(z, {b, groups, 3 * dim_, n}), dim_, eps_);  // [B, groups, d, N]
   // The paper counts the two matmuls of the linear form: (d+1)·d·N each, per head.
   nn::MacCounter::add(b * groups * 2 * (dim_ + 1) * dim_ * n);
   return proj_->forward(reshape(att, {b, groups * dim_, h, w}));

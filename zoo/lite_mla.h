@@ -7,7 +7,7 @@
 namespace evit::zoo {
 
 // qkv (1×1 conv C -> 3T) -> aggreg[s] (depthwise k×k then grouped 1×1 with 3h groups) ->
-// concat -> heads of [q; k; v] (head-major) -> linear_attention (eps 1e-15; the quadratic form
+// concat -> heads of [q; k; v] (head-major) -> linear_attention_qkv (eps 1e-15; the quadratic form
 // when H·W <= d) -> proj (1×1 conv to C, BN). Attribute names: qkv, aggreg.<s>.{0,1},
 // kernel_func, proj.
 class LiteMLA : public nn::Module {

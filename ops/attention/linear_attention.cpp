@@ -17,14 +17,17 @@
 // reduction unrolled in order. relu is applied on the fly. One task per (batch, head), so the
 // result does not depend on the thread count.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "ops/attention.h"
 #include "ops/attention/cuda_slots.h"
+#include "ops/shape.h"
 
 namespace evit {
 namespace {
@@ -357,6 +360,68 @@ HeadArgs head_args(const Tensor& q, const Tensor& k, const Tensor& v) {
 
 }  // namespace
 
+namespace {
+
+// Calls f(bh, q, k, v, scratch) for every (batch, head) bh, in parallel (one task per head), with
+// pointers to that head's q, k and v blocks.
+template <class T, class F>
+void for_each_head(const Tensor& q, const Tensor& k, const Tensor& v, F&& f) {
+  const T* qp = q.data_ptr<T>();
+  const T* kp = k.data_ptr<T>();
+  const T* vp = v.data_ptr<T>();
+  parallel_for(0, q.size(0) * q.size(1), 1, [&](int64_t b0, int64_t b1) {
+    Scratch<T> scratch;
+    for (int64_t bh = b0; bh < b1; ++bh)
+      f(bh, qp + head_offset(q, bh), kp + head_offset(k, bh), vp + head_offset(v, bh), scratch);
+  });
+}
+
+// Forward of every (batch, head) on the CPU into out [B, H, dv, N] (contiguous).
+void cpu_forward(const Tensor& q, const Tensor& k, const Tensor& v, double eps, bool quadratic, Tensor& out) {
+  dispatch_floating(q.dtype(), "linear_attention", [&](auto tag) {
+    using T = decltype(tag);
+    const HeadArgs a = head_args(q, k, v);
+    const T e = static_cast<T>(eps);
+    T* op_ = out.data_ptr<T>();
+    for_each_head<T>(q, k, v, [&](int64_t bh, const T* qh, const T* kh, const T* vh, Scratch<T>& scratch) {
+      T* oh = op_ + bh * a.dv * a.n;
+      if (quadratic)
+        quadratic_forward_head<T>(a, qh, kh, vh, oh, e);
+      else
+        linear_forward_head<T>(a, qh, kh, vh, oh, e, scratch);
+    });
+  });
+}
+
+// Backward of every (batch, head) on the CPU: the gradients of q, k, v (each undefined when not
+// wanted) are written head by head at head_offset, their [d, N] blocks with row stride N, so
+// they may be slices of one packed gradient.
+void cpu_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& g, double eps,
+                  bool quadratic, const Tensor& dq, const Tensor& dk, const Tensor& dvt) {
+  dispatch_floating(q.dtype(), "LinearAttentionBackward", [&](auto tag) {
+    using T = decltype(tag);
+    const HeadArgs a = head_args(q, k, v);
+    const T e = static_cast<T>(eps);
+    const T* opp = o.data_ptr<T>();
+    const T* gp = g.data_ptr<T>();
+    T* dqp = dq.defined() ? dq.data_ptr<T>() : nullptr;
+    T* dkp = dk.defined() ? dk.data_ptr<T>() : nullptr;
+    T* dvp = dvt.defined() ? dvt.data_ptr<T>() : nullptr;
+    for_each_head<T>(q, k, v, [&](int64_t bh, const T* qh, const T* kh, const T* vh, Scratch<T>& scratch) {
+      const int64_t out_offset = bh * a.dv * a.n;
+      T* dqh = dqp ? dqp + head_offset(dq, bh) : nullptr;
+      T* dkh = dkp ? dkp + head_offset(dk, bh) : nullptr;
+      T* dvh = dvp ? dvp + head_offset(dvt, bh) : nullptr;
+      if (quadratic)
+        quadratic_backward_head<T>(a, qh, kh, vh, gp + out_offset, dqh, dkh, dvh, e);
+      else
+        linear_backward_head<T>(a, qh, kh, vh, opp + out_offset, gp + out_offset, dqh, dkh, dvh, e, scratch);
+    });
+  });
+}
+
+}  // namespace
+
 Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double eps) {
   const char* op = "linear_attention";
   EVIT_CHECK(q_in.dim() == 4 && k_in.dim() == 4 && v_in.dim() == 4, op,
@@ -381,27 +446,9 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
   if (q.device().is_cuda()) {
     // The fused kernels always take the linear form (the same function as the quadratic one).
     linear_attention_forward_cuda(q, k, v, eps, out);
-  } else dispatch_floating(q.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    const HeadArgs a = head_args(q, k, v);
-    const T* qp = q.data_ptr<T>();
-    const T* kp = k.data_ptr<T>();
-    const T* vp = v.data_ptr<T>();
-    T* op_ = out.data_ptr<T>();
-    parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) {
-      Scratch<T> scratch;
-      for (int64_t bh = b0; bh < b1; ++bh) {
-        const T* qh = qp + head_offset(q, bh);
-        const T* kh = kp + head_offset(k, bh);
-        const T* vh = vp + head_offset(v, bh);
-        T* oh = op_ + bh * dv * N;
-        if (quadratic)
-          quadratic_forward_head<T>(a, qh, kh, vh, oh, static_cast<T>(eps));
-        else
-          linear_forward_head<T>(a, qh, kh, vh, oh, static_cast<T>(eps), scratch);
-      }
-    });
-  });
+  } else {
+    cpu_forward(q, k, v, eps, quadratic, out);
+  }
   autograd::record(
       "LinearAttentionBackward", {q_in, k_in, v_in}, {out}, {q, k, v, out},
       [eps, quadratic](const BackwardContext& ctx) -> std::vector<Tensor> {
@@ -413,40 +460,48 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
         if (ctx.needs_input_grad(0)) dq = empty({B, H, d, N}, {q.dtype(), q.device()});
         if (ctx.needs_input_grad(1)) dk = empty({B, H, d, N}, {q.dtype(), q.device()});
         if (ctx.needs_input_grad(2)) dvt = empty({B, H, dv, N}, {q.dtype(), q.device()});
-        if (q.device().is_cuda()) {
+        if (q.device().is_cuda())
           linear_attention_backward_cuda(q, k, v, o, g, eps, dq, dk, dvt);
-          return {dq, dk, dvt};
-        }
-        dispatch_floating(q.dtype(), "LinearAttentionBackward", [&](auto tag) {
-          using T = decltype(tag);
-          const HeadArgs a = head_args(q, k, v);
-          const T* qp = q.data_ptr<T>();
-          const T* kp = k.data_ptr<T>();
-          const T* vp = v.data_ptr<T>();
-          const T* opp = o.data_ptr<T>();
-          const T* gp = g.data_ptr<T>();
-          T* dqp = dq.defined() ? dq.data_ptr<T>() : nullptr;
-          T* dkp = dk.defined() ? dk.data_ptr<T>() : nullptr;
-          T* dvp = dvt.defined() ? dvt.data_ptr<T>() : nullptr;
-          parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) {
-            Scratch<T> scratch;
-            for (int64_t bh = b0; bh < b1; ++bh) {
-              const T* qh = qp + head_offset(q, bh);
-              const T* kh = kp + head_offset(k, bh);
-              const T* vh = vp + head_offset(v, bh);
-              const T* gh = gp + bh * dv * N;
-              T* dqh = dqp ? dqp + bh * d * N : nullptr;
-              T* dkh = dkp ? dkp + bh * d * N : nullptr;
-              T* dvh = dvp ? dvp + bh * dv * N : nullptr;
-              if (quadratic)
-                quadratic_backward_head<T>(a, qh, kh, vh, gh, dqh, dkh, dvh, static_cast<T>(eps));
-              else
-                linear_backward_head<T>(a, qh, kh, vh, opp + bh * dv * N, gh, dqh, dkh, dvh,
-                                        static_cast<T>(eps), scratch);
-            }
-          });
-        });
+        else
+          cpu_backward(q, k, v, o, g, eps, quadratic, dq, dk, dvt);
         return {dq, dk, dvt};
+      });
+  return out;
+}
+
+Tensor linear_attention_qkv(const Tensor& qkv, int64_t d, double eps) {
+  EVIT_CHECK(qkv.dim() == 4 && d >= 1 && qkv.size(2) == 3 * d, "linear_attention_qkv: qkv must be [B, G, 3d, N] ",
+             "with d = ", d, ", got ", qkv.desc());
+  auto parts = [d](const Tensor& t) {
+    return std::array<Tensor, 3>{slice(t, 2, 0, d), slice(t, 2, d, 2 * d), slice(t, 2, 2 * d, 3 * d)};
+  };
+  if (qkv.device().is_cuda()) {  // the three-operand op, its gradient through the slices
+    auto [q, k, v] = parts(qkv);
+    return linear_attention(q, k, v, eps);
+  }
+  EVIT_CHECK(eps >= 0, "linear_attention_qkv: eps must be >= 0, got ", eps);
+  Tensor packed = block_layout(qkv);
+  std::array<Tensor, 3> qkv_views;
+  {
+    NoGradGuard views_only;  // the op records itself below, on the packed tensor
+    qkv_views = parts(packed);
+  }
+  const auto& [q, k, v] = qkv_views;
+  const int64_t N = q.size(3);
+  const bool quadratic = N <= d;  // as the reference: H*W <= d
+  Tensor out = empty({q.size(0), q.size(1), d, N}, {q.dtype(), q.device()});
+  cpu_forward(q, k, v, eps, quadratic, out);
+  autograd::record(
+      "LinearAttentionQkvBackward", {qkv}, {out}, {packed, out},
+      [d, eps, quadratic, parts](const BackwardContext& ctx) -> std::vector<Tensor> {
+        const Tensor &packed = ctx.saved(0), &o = ctx.saved(1);
+        Tensor g = ctx.grad_output(0).contiguous();
+        Tensor grad = empty(packed.sizes(), {packed.dtype(), packed.device()});  // every block written
+        NoGradGuard views_only;
+        auto [q, k, v] = parts(packed);
+        auto [dq, dk, dv] = parts(grad);
+        cpu_backward(q, k, v, o, g, eps, quadratic, dq, dk, dv);
+        return {grad};
       });
   return out;
 }
