@@ -2,7 +2,11 @@
 // encoder (inference, and a stage-1 distillation step: MSE towards a teacher embedding), the evit
 // side of bench/models_torch.py (same cases, names, warm-up, run count and timing rule).
 //
-//   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [--profile] [--runs N] [CASE_SUBSTRING]
+//   bench_models [--device cpu|cuda] [--amp off|f16|bf16] [--profile] [--runs N] [--list] [CASE]
+//
+// CASE: a case's exact name runs that case alone; otherwise every case whose name contains it.
+// --list prints the names of the cases CASE selects, one per line, and runs nothing
+// (bench/run_model_bench.sh runs each case in its own process, alternating with PyTorch's).
 //
 // Output: one JSON line per case {"case": name, "median_ms": t, "runs": n, "gflop": f, "peak_mib": m}, f the
 // case's floating-point work in 10^9 operations (2 per multiply-accumulate as the paper counts them
@@ -225,6 +229,7 @@ void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 int main(int argc, char** argv) {
   std::string only;
+  bool list_only = false;
   Setup setup{kCPU, std::nullopt, false, {}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -237,6 +242,8 @@ int main(int argc, char** argv) {
       else if (v != "off") return std::fprintf(stderr, "--amp: expected off, f16 or bf16\n"), 2;
     } else if (a == "--profile") {
       setup.profile = true;
+    } else if (a == "--list") {
+      list_only = true;
     } else if (a == "--runs" && i + 1 < argc) {
       g_runs = std::atoi(argv[++i]);
       if (g_runs < 1) return std::fprintf(stderr, "--runs: expected a positive count\n"), 2;
@@ -269,9 +276,19 @@ int main(int argc, char** argv) {
       {"sam-l0 encoder infer bs8 512", "efficientvit-sam-l0", Kind::sam_infer, 8, 512, 512},
       {"gemm peak 4096", "", Kind::gemm, 4096, 4096, 4096},
   };
+  const auto& cases = setup.device.is_cuda() ? gpu_cases : cpu_cases;
+  const bool exact = std::any_of(cases.begin(), cases.end(), [&](const Case& c) { return only == c.name; });
+  auto selected = [&](const Case& c) {
+    return only.empty() || (exact ? only == c.name : std::string(c.name).find(only) != std::string::npos);
+  };
+  if (list_only) {
+    for (const Case& c : cases)
+      if (selected(c)) std::printf("%s\n", c.name);
+    return 0;
+  }
   Generator gen(7);
-  for (const Case& c : setup.device.is_cuda() ? gpu_cases : cpu_cases) {
-    if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
+  for (const Case& c : cases) {
+    if (!selected(c)) continue;
     setup.case_name = c.name;
     reset_peak_rss();
     const double baseline_mib = status_mib("VmRSS");

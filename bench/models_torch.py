@@ -1,7 +1,7 @@
 """Whole-model PyTorch timings with the reference models of tools/reference/efficientvit_ref.py,
 the PyTorch side of the evit model benchmarks.
 
-    /usr/bin/python3 bench/models_torch.py THREADS [CASE_SUBSTRING] [--device cuda] [--amp f16|bf16]
+    /usr/bin/python3 bench/models_torch.py THREADS [CASE (an exact name, or a substring of names)] [--device cuda] [--amp f16|bf16]
 
 Prints one JSON line per case: {"case": name, "median_ms": t, "runs": n, "peak_mib": m} (m: the
 case's peak resident memory over the resident memory when it began, as bench_models reports it).
@@ -214,8 +214,10 @@ def main():
         torch.backends.cudnn.benchmark = True  # the fastest convolution algorithm per shape
     only = args[1] if len(args) > 1 else None
     torch.manual_seed(0)
-    for name, model_name, mode, n, h, w in (GPU_CASES if device.type == "cuda" else CASES):
-        if only and only not in name:
+    cases = GPU_CASES if device.type == "cuda" else CASES
+    exact = any(c[0] == only for c in cases)  # an exact name selects that case alone
+    for name, model_name, mode, n, h, w in cases:
+        if only and (name != only if exact else only not in name):
             continue
         reset_peak_rss()
         baseline_mib = status_mib("VmRSS")

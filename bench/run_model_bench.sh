@@ -1,21 +1,40 @@
 #!/usr/bin/env bash
 # Times EfficientViT inference and training steps in evit and in PyTorch (the reference models of
-# tools/reference/efficientvit_ref.py) on this machine, same threads, one run, and prints the
-# table of medians and ratios (evit / PyTorch).
-# Usage: bash bench/run_model_bench.sh [threads] [case substring]   (PYTHON=... picks the torch)
+# tools/reference/efficientvit_ref.py) on this machine, same threads, and prints the table of
+# medians and ratios (evit / PyTorch).
+# Each case runs in its own process, evit's and PyTorch's in turn, for ROUNDS rounds (default 3):
+# the two sides see the same machine state within a round, so the machine's drift (a shared
+# machine's speed moves 10-30% in minutes) moves both, and a case's memory figure is never
+# lowered by an earlier case's cached blocks. A time is the median over the rounds of each
+# process's median; a ratio the median of the rounds' ratios.
+# Usage: bash bench/run_model_bench.sh [threads] [case: exact name or substring]
+#        (PYTHON=... picks the torch; ROUNDS=1 for a quick look)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-$(nproc)}
 only=${2:-}
+rounds=${ROUNDS:-3}
 if [ -z "${PYTHON:-}" ]; then
   if python3 -c "import torch" 2>/dev/null; then PYTHON=python3; else PYTHON=/usr/bin/python3; fi
 fi
 [ -x build/bench_models ] || { cmake -S . -B build -DEVIT_CUDA="${EVIT_CUDA:-OFF}" >/dev/null && cmake --build build -j"$(nproc)" --target bench_models; }
+mapfile -t cases < <(./build/bench_models --list "$only")
+[ ${#cases[@]} -gt 0 ] || { echo "no case matches '$only'" >&2; exit 2; }
+# The GEMM peak case always runs (seconds): the table's "% of peak" columns come from it.
+mapfile -t peak < <(./build/bench_models --list "gemm peak")
+[[ " ${cases[*]} " == *" ${peak[0]} "* ]] || cases+=("${peak[@]}")
 out=$(mktemp -d)
-EVIT_NUM_THREADS=$threads ./build/bench_models "$only" > "$out/evit.jsonl"
-OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=$threads \
-MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_TOP_PAD_=268435456 \
-  "$PYTHON" bench/models_torch.py "$threads" $only > "$out/torch.jsonl"
+for round in $(seq "$rounds"); do
+  for c in "${cases[@]}"; do
+    echo "round $round/$rounds: $c" >&2
+    EVIT_NUM_THREADS=$threads ./build/bench_models "$c" >> "$out/evit.jsonl"
+    # Fair PyTorch settings (docs/performance.md): OpenMP threads = ours, no extra OpenBLAS
+    # threads, and glibc keeping freed memory (PyTorch has no caching CPU allocator).
+    OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=$threads \
+    MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_TOP_PAD_=268435456 \
+      "$PYTHON" bench/models_torch.py "$threads" "$c" >> "$out/torch.jsonl"
+  done
+done
 torch_version=$("$PYTHON" -c "import torch; print(torch.__version__)")
 "$PYTHON" bench/print_table.py "$out/evit.jsonl" "$out/torch.jsonl" "$threads" "$torch_version" \
   "inference: eval, no grad; training step: forward + cross-entropy + backward + AdamW; SAM: the image encoder alone, distill step = MSE to a random embedding + backward + AdamW"
