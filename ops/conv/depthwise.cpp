@@ -449,13 +449,19 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t t = 0; t < KK; ++t) wflip[c * KK + t] = w[c * KK + KK - 1 - t];
   std::vector<T> part(dw ? g.N * g.C * KK : 0);
-  const bool need_dyp = dw || (dx && !unit_stride);
   // dy's rows copied into dyp, zero-padded: OWp apart, or for stride 1 where a flat run takes
   // fewer blocks, Lx.RS apart (the rows of x's buffer), so that the weight gradient's dot
   // products run over the whole plane at once.
   const int64_t nflat_dw = dw && unit_stride ? flat_run<T>(g.OH, g.OW, Lx.RS, Lx.RS) : 0;
   const int64_t dy_step = nflat_dw ? Lx.RS : OWp;
   const int64_t dy_len = nflat_dw ? round_up(nflat_dw, V) : g.OH * OWp;
+  // When the input gradient's padded dy (dbuf) has x's row stride — a "same" convolution — its
+  // interior from dy_at on IS that flat dyp: the same values, the gaps between rows zero
+  // padding, zeros after the last row. The weight gradient then reads dbuf, and dy is copied once.
+  const int64_t dy_at = Ld.top * Ld.RS + Ld.left;
+  const bool dw_reads_dbuf = nflat_dw > 0 && dx && Ld.RS == Lx.RS && Ld.top >= 0 && Ld.left >= 0 &&
+                             dy_at + dy_len <= static_cast<int64_t>(Ld.alloc);
+  const bool need_dyp = (dw && !dw_reads_dbuf) || (dx && !unit_stride);
 
   dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
     constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
@@ -467,27 +473,28 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
       for (int64_t p = b; p < e; ++p) {
         const int64_t c = p % g.C;
         const T* dyplane = dy + p * OHW;
+        if (dx && unit_stride) build(dyplane, g.OH, g.OW, Ld, dbuf.data());
         if (need_dyp) {  // rows padded with zeros to whole vector blocks
           for (int64_t oh = 0; oh < g.OH; ++oh)
             std::memcpy(dyp.data() + oh * dy_step, dyplane + oh * g.OW, sizeof(T) * g.OW);
         }
         if (dw) {
           build(x + p * HW, g.H, g.W, Lx, xbuf.data());
-          // A flat dyp is one row of dy_len; otherwise OH rows of OWp.
+          const T* dyrun = dw_reads_dbuf ? dbuf.data() + dy_at : dyp.data();
+          // A flat dy run is one row of dy_len; otherwise OH rows of OWp.
           const int64_t rows = nflat_dw ? 1 : g.OH, width = nflat_dw ? dy_len : OWp;
           if constexpr (KW > 0) {
             for (int64_t i = 0; i < g.KH; ++i)
-              tap_row_dots<T, KW>(xbuf.data(), offx.data() + i * KW, g.sh * Lx.RS, dyp.data(), width, rows,
+              tap_row_dots<T, KW>(xbuf.data(), offx.data() + i * KW, g.sh * Lx.RS, dyrun, width, rows,
                                   part.data() + p * KK + i * KW);
           } else {
             for (int64_t t = 0; t < KK; ++t)
-              part[p * KK + t] = tap_dot(xbuf.data() + offx[t], g.sh * Lx.RS, dyp.data(), width, rows);
+              part[p * KK + t] = tap_dot(xbuf.data() + offx[t], g.sh * Lx.RS, dyrun, width, rows);
           }
         }
         if (!dx) continue;
         T* dxplane = dx + p * HW;
         if (unit_stride) {
-          build(dyplane, g.OH, g.OW, Ld, dbuf.data());
           conv_plane<T, KH, KW>(dbuf.data(), Ld.RS, Ld.RS, offd.data(), wflip.data() + c * KK, T(0), dxplane,
                                 g.H, g.W, KK, nflat_dx, dflat.data(), NoActivation{});
         } else {
