@@ -309,7 +309,7 @@ void conv_plane(const T* buf, int64_t row_step, int64_t RS, const int64_t* off, 
       if constexpr (kAct)
         for (int64_t j = 0; j < OW; ++j) row[j] = fn.forward(src[j]);
       else
-        std::memcpy(row, src, sizeof(T) * OW);
+        copy_run(row, src, OW);
     }
     return;
   }
@@ -476,7 +476,7 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
         if (dx && unit_stride) build(dyplane, g.OH, g.OW, Ld, dbuf.data());
         if (need_dyp) {  // rows padded with zeros to whole vector blocks
           for (int64_t oh = 0; oh < g.OH; ++oh)
-            std::memcpy(dyp.data() + oh * dy_step, dyplane + oh * g.OW, sizeof(T) * g.OW);
+            copy_run(dyp.data() + oh * dy_step, dyplane + oh * g.OW, g.OW);
         }
         if (dw) {
           build(x + p * HW, g.H, g.W, Lx, xbuf.data());
