@@ -2,6 +2,10 @@
 // The cases mirror bench/op_cases.py (same names, shapes, warm-up and run counts); the PyTorch
 // twin is bench/ops_torch.py and bench/run_op_bench.sh prints the comparison table.
 // Output: one JSON line per case {"op": name, "median_ms": t, "runs": n}.
+//
+//   bench_ops [--list] [CASE]
+// CASE: a case's exact name runs that case alone; otherwise every case whose name contains it.
+// --list prints the names of the cases CASE selects, one per line, and runs nothing.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -80,10 +84,25 @@ std::vector<Case> cases() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string only = argc > 1 ? argv[1] : "";
+  std::string only;
+  bool list_only = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--list") list_only = true;
+    else only = argv[i];
+  }
+  const std::vector<Case> all = cases();
+  const bool exact = std::any_of(all.begin(), all.end(), [&](const Case& c) { return c.name == only; });
+  auto selected = [&](const Case& c) {
+    return only.empty() || (exact ? c.name == only : c.name.find(only) != std::string::npos);
+  };
+  if (list_only) {
+    for (const Case& c : all)
+      if (selected(c)) std::printf("%s\n", c.name.c_str());
+    return 0;
+  }
   Generator gen(2024);
-  for (const Case& c : cases()) {
-    if (!only.empty() && c.name.find(only) == std::string::npos) continue;
+  for (const Case& c : all) {
+    if (!selected(c)) continue;
     std::vector<double> times;
     for (int it = 0; it < kWarmup + kRuns; ++it) {
       std::vector<Tensor> in;

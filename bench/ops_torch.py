@@ -4,6 +4,8 @@ Prints one JSON line per case: {"op": name, "median_ms": t, "runs": n}. Thread s
 applied by run_op_bench.sh (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS=1, malloc settings) and here
 (torch.set_num_threads). Inputs and the output gradient are fresh random tensors every
 iteration, made outside the timed region; each iteration times forward + backward.
+
+    python3 bench/ops_torch.py THREADS [CASE (an exact name, or a substring of names)]
 """
 import json
 import statistics
@@ -51,8 +53,12 @@ def make(case):
 
 def main():
     threads = int(sys.argv[1])
+    only = sys.argv[2] if len(sys.argv) > 2 else None
+    exact = any(c["name"] == only for c in CASES)  # an exact name selects that case alone
     torch.set_num_threads(threads)
     for case in CASES:
+        if only and (case["name"] != only if exact else only not in case["name"]):
+            continue
         times = []
         for it in range(WARMUP + RUNS):
             ins, fn = make(case)

@@ -11,6 +11,7 @@
 #        (PYTHON=... picks the torch; ROUNDS=1 for a quick look)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/alternate.sh
 threads=${1:-$(nproc)}
 only=${2:-}
 rounds=${ROUNDS:-3}
@@ -24,17 +25,7 @@ mapfile -t cases < <(./build/bench_models --list "$only")
 mapfile -t peak < <(./build/bench_models --list "gemm peak")
 [[ " ${cases[*]} " == *" ${peak[0]} "* ]] || cases+=("${peak[@]}")
 out=$(mktemp -d)
-for round in $(seq "$rounds"); do
-  for c in "${cases[@]}"; do
-    echo "round $round/$rounds: $c" >&2
-    EVIT_NUM_THREADS=$threads ./build/bench_models "$c" >> "$out/evit.jsonl"
-    # Fair PyTorch settings (docs/performance.md): OpenMP threads = ours, no extra OpenBLAS
-    # threads, and glibc keeping freed memory (PyTorch has no caching CPU allocator).
-    OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=$threads \
-    MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_TOP_PAD_=268435456 \
-      "$PYTHON" bench/models_torch.py "$threads" "$c" >> "$out/torch.jsonl"
-  done
-done
+run_alternating ./build/bench_models bench/models_torch.py "$threads" "$rounds" "$out" "${cases[@]}"
 torch_version=$("$PYTHON" -c "import torch; print(torch.__version__)")
 "$PYTHON" bench/print_table.py "$out/evit.jsonl" "$out/torch.jsonl" "$threads" "$torch_version" \
   "inference: eval, no grad; training step: forward + cross-entropy + backward + AdamW; SAM: the image encoder alone, distill step = MSE to a random embedding + backward + AdamW"
