@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/grad_mode.h"
+#include "core/cpu_cache.h"
 #include "ops/ops.h"
 #include "tests/support/test_util.h"
 #include "zoo/lite_mla.h"
@@ -331,4 +332,21 @@ TEST_CASE("drop path follows the reference schedule over the backbone's residual
   REQUIRE_FALSE(test::bitwise_equal(a, b));  // stochastic in training
   m->eval();
   REQUIRE(test::bitwise_equal(m->forward(x), m->forward(x)));
+}
+
+TEST_CASE("a second inference call takes every large buffer from the CPU block cache", "[zoo][allocator]") {
+  // Activations, padded planes and GEMM scratch of 256 KiB and more come from the block cache
+  // (core/cpu_cache.h): once a first call has filled it, a second call of the same shape maps no
+  // new memory (no page faults, no clearing of fresh pages).
+  auto model = zoo::create_model("efficientvit-b0");
+  model->eval();
+  NoGradGuard no_grad;
+  Tensor x = randn({1, 3, 224, 224});
+  Tensor first = model->forward(x);
+  const CpuCacheStats before = cpu_cache_stats();
+  Tensor second = model->forward(x);
+  const CpuCacheStats after = cpu_cache_stats();
+  CHECK(after.misses == before.misses);
+  CHECK(after.hits > before.hits);
+  CHECK(first.to_vector<float>() == second.to_vector<float>());
 }
