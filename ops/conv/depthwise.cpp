@@ -295,16 +295,17 @@ int64_t flat_run(int64_t OH, int64_t OW, int64_t RS, int64_t row_step) {
 }
 
 // The OH×OW output plane y = act(b + k ⋆ buf), buffer rows row_step apart: as one flat run
-// through `flat` (flat_run elements, when nonzero) or row by row, the activation applied to each
-// row while it is in L1. The same sums either way (one output's taps in the same order).
+// through `flat` (flat_run elements, when nonzero: then row_step is the buffer's row stride) or
+// row by row, the activation applied to each row while it is in L1. The same sums either way
+// (one output's taps in the same order).
 template <class T, int KH, int KW, class Act>
-void conv_plane(const T* buf, int64_t row_step, int64_t RS, const int64_t* off, const T* k, T b, T* y,
-                int64_t OH, int64_t OW, int64_t KK, int64_t nflat, T* flat, Act fn) {
+void conv_plane(const T* buf, int64_t row_step, const int64_t* off, const T* k, T b, T* y, int64_t OH, int64_t OW,
+                int64_t KK, int64_t nflat, T* flat, Act fn) {
   constexpr bool kAct = !std::is_same_v<Act, NoActivation>;
   if (nflat > 0) {
     conv_row<T, KH, KW>(buf, off, k, b, flat, nflat, KK);
     for (int64_t oh = 0; oh < OH; ++oh) {
-      const T* src = flat + oh * RS;
+      const T* src = flat + oh * row_step;
       T* row = y + oh * OW;
       if constexpr (kAct)
         for (int64_t j = 0; j < OW; ++j) row[j] = fn.forward(src[j]);
@@ -423,7 +424,7 @@ void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* 
         for (int64_t p = b; p < e; ++p) {
           const int64_t c = p % g.C;
           build(x + p * HW, g.H, g.W, L, buf.data());
-          conv_plane<T, KH, KW>(buf.data(), g.sh * L.RS, L.RS, off.data(), w + c * KK, bias ? bias[c] : T(0),
+          conv_plane<T, KH, KW>(buf.data(), g.sh * L.RS, off.data(), w + c * KK, bias ? bias[c] : T(0),
                                 y + p * OHW, g.OH, g.OW, KK, nflat, flat.data(), fn);
         }
       });
@@ -495,7 +496,7 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
         if (!dx) continue;
         T* dxplane = dx + p * HW;
         if (unit_stride) {
-          conv_plane<T, KH, KW>(dbuf.data(), Ld.RS, Ld.RS, offd.data(), wflip.data() + c * KK, T(0), dxplane,
+          conv_plane<T, KH, KW>(dbuf.data(), Ld.RS, offd.data(), wflip.data() + c * KK, T(0), dxplane,
                                 g.H, g.W, KK, nflat_dx, dflat.data(), NoActivation{});
         } else {
           // Adjoint of the forward: scatter k · dy into the phase buffer, then read it back.
