@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <functional>
+#include <tuple>
 
 #include "core/generator.h"
 #include "core/parallel.h"
@@ -68,6 +69,21 @@ TEST_CASE("gemm_split depends on the shape only and covers the product", "[linal
   set_num_threads(saved);
   REQUIRE(again.k_chunk == deep.k_chunk);
   REQUIRE(again.tile_n == deep.tile_n);
+}
+
+TEST_CASE("a few tiles come in an even number and still cover the product", "[linalg][parallel]") {
+  using detail::gemm_split;
+  // 256x49x512 (EfficientViT-B1's 7x7 projection at batch 1) would be 3 tiles of rows, and
+  // 64x784x256 7 tiles of columns: one thread would idle through the last tile of each.
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{256, 49, 512}, {64, 784, 256}, {128, 3136, 32}}) {
+    const auto s = gemm_split(M, N, K);
+    INFO("M=" << M << " N=" << N << " K=" << K << " tiles " << s.tiles_m << "x" << s.tiles_n);
+    REQUIRE((s.tiles_m * s.tiles_n) % 2 == 0);
+    REQUIRE(s.tiles_m * s.tile_m >= M);
+    REQUIRE((s.tiles_m - 1) * s.tile_m < M);
+    REQUIRE(s.tiles_n * s.tile_n >= N);
+    REQUIRE((s.tiles_n - 1) * s.tile_n < N);
+  }
 }
 
 TEST_CASE("the tiled GEMM equals a plain triple loop for every transpose, ld and beta", "[linalg]") {

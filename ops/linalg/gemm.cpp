@@ -8,7 +8,8 @@
 //   share them). Fewer, larger pieces measured faster than many small ones: every piece repacks
 //   its rows of A and columns of B, and OpenBLAS's own blocking works best on large panels.
 // - C is cut into tiles_m x tiles_n ≈ tasks tiles in proportion to its sides (multiples of 16, so
-//   OpenBLAS's micro-kernels see full panels).
+//   OpenBLAS's micro-kernels see full panels). A small odd number of tiles is raised by one
+//   (see even_tiles).
 // - When C is too small for that many tiles but K is long (weight gradients: a small C summed
 //   over many pixels), K is cut into chunks of at least kMinKChunk. Chunk j > 0 writes its
 //   partial product to its own buffer, and the buffers are added to C in order 1, 2, ...
@@ -50,6 +51,23 @@ void split_dim(int64_t n, int64_t most, int64_t& piece, int64_t& pieces) {
   pieces = ceil_div(n, most);
   piece = pieces == 1 ? n : round_up(ceil_div(n, pieces), 16);
   pieces = ceil_div(n, piece);
+}
+
+// A few tiles in an odd number leave a thread idle for the last one (3 tiles on 2 threads take as
+// long as 4), so a small odd count is raised by one where a side has room for another piece. The
+// tiles stay a function of the product's sides alone.
+constexpr int64_t kMaxEvenedTiles = 16;
+
+void even_tiles(int64_t M, int64_t N, GemmSplit& s) {
+  const int64_t tiles = s.tiles_m * s.tiles_n;
+  if (tiles == 1 || tiles % 2 == 0 || tiles > kMaxEvenedTiles) return;
+  GemmSplit t = s;
+  if (N / 16 > s.tiles_n) split_dim(N, ceil_div(N, s.tiles_n + 1), t.tile_n, t.tiles_n);
+  if ((t.tiles_m * t.tiles_n) % 2 == 1 && M / 16 > s.tiles_m) {
+    t = s;
+    split_dim(M, ceil_div(M, s.tiles_m + 1), t.tile_m, t.tiles_m);
+  }
+  if ((t.tiles_m * t.tiles_n) % 2 == 0) s = t;
 }
 
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -165,6 +183,7 @@ GemmSplit gemm_split(int64_t M, int64_t N, int64_t K) {
   const int64_t want_m = std::clamp<int64_t>(ceil_div(tasks, want_n), 1, std::max<int64_t>(1, M / 16));
   split_dim(M, ceil_div(M, want_m), s.tile_m, s.tiles_m);
   split_dim(N, ceil_div(N, want_n), s.tile_n, s.tiles_n);
+  even_tiles(M, N, s);
   s.k_chunk = K, s.k_chunks = 1;
   const int64_t tiles = s.tiles_m * s.tiles_n;
   if (tiles < tasks && K >= 2 * kMinKChunk) {
