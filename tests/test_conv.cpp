@@ -3,6 +3,7 @@
 #include "autograd/grad_mode.h"
 #include "core/parallel.h"
 #include "ops/conv.h"
+#include "ops/conv/kernels.h"
 #include "ops/linalg/gemm.h"
 #include "ops/ops.h"
 #include "tests/support/test_util.h"
@@ -49,6 +50,8 @@ TEST_CASE("conv2d gradcheck: dense and grouped kxk (im2col + GEMM)", "[conv]") {
   gc(conv_fn(1, 1, 1, 2), {L({1, 4, 5, 5}, 16), L({4, 2, 3, 3}, 17), L({4}, 18)});
   // asymmetric stride / padding / kernel
   gc(conv_fn({2, 1}, {0, 1}, {1, 2}, 1), {L({1, 2, 6, 5}, 19), L({2, 2, 3, 2}, 20)});
+  // few input channels (the stem's direct forward): a group of 8 output channels and 2 single ones
+  gc(conv_fn(2, 1, 1, 1), {L({1, 3, 7, 9}, 59), L({10, 3, 3, 3}, 60), L({10}, 61)});
   // depthwise with channel multiplier 2 is a grouped conv (not the depthwise kernel)
   gc(conv_fn(1, 1, 1, 2), {L({1, 2, 4, 4}, 21), L({4, 1, 3, 3}, 22)});
 }
@@ -115,6 +118,12 @@ TEST_CASE("conv2d f32 kernels agree with f64 (forward and backward)", "[conv]") 
       {{1, 6, 9, 33}, {6, 1, 3, 3}, 2, 1, 6},
       {{2, 6, 9, 11}, {10, 6, 1, 1}, 1, 0, 1},   // 1x1
       {{2, 6, 9, 11}, {10, 3, 3, 3}, 1, 1, 2},   // grouped 3x3
+      // few input channels (the RGB stem's direct kernel): channel groups of 8 and single
+      // channels, several strips of output rows, the bottom padding after a full strip
+      {{1, 3, 200, 160}, {16, 3, 3, 3}, 2, 1, 1},
+      {{2, 3, 13, 70}, {13, 3, 3, 3}, 2, 1, 1},
+      {{1, 3, 120, 70}, {8, 3, 3, 3}, 1, 1, 1},
+      {{1, 2, 11, 37}, {5, 2, 5, 5}, 1, 2, 1},
   };
   for (const auto& c : cases) {
     Tensor x64 = randn(c.x, DType::f64), w64 = randn(c.w, DType::f64), b64 = randn({c.w[0]}, DType::f64);
@@ -131,6 +140,34 @@ TEST_CASE("conv2d f32 kernels agree with f64 (forward and backward)", "[conv]") 
     EVIT_REQUIRE_CLOSE(y32.to(DType::f64), y64, 1e-4, 1e-4);
     for (int i = 0; i < 3; ++i) EVIT_REQUIRE_CLOSE(ins32[i].grad().to(DType::f64), ins64[i].grad(), 1e-4, 1e-3);
   }
+}
+
+TEST_CASE("the few-input-channel direct kernel equals the GEMM path", "[conv]") {
+  // kMaxFewChannels zero channels appended to x and w leave the convolution's value unchanged
+  // but take it onto the im2col + GEMM path: an independent reference.
+  struct Case {
+    Shape x, w;
+    Pair2 s, p, d;
+  };
+  const std::vector<Case> cases = {
+      {{1, 3, 200, 160}, {16, 3, 3, 3}, 2, 1, 1},  // the stem: 4 strips of output rows
+      {{2, 3, 13, 70}, {13, 3, 3, 3}, 2, 1, 1},    // a group of 8 channels and 5 single ones
+      {{1, 3, 120, 70}, {8, 3, 3, 3}, 1, 1, 1},    // stride 1: 2 strips, the second at the bottom
+      {{1, 2, 11, 37}, {5, 2, 5, 5}, 1, 2, 1},
+      {{1, 1, 30, 41}, {9, 1, 3, 2}, {2, 1}, {0, 2}, {1, 2}},  // asymmetric stride, padding, dilation
+  };
+  REQUIRE(conv::few_channels(conv::Geom{.C = 3, .O = 16, .KH = 3, .KW = 3}));
+  for (const auto& c : cases)
+    for (DType dt : {DType::f32, DType::f64}) {
+      INFO("x " << shape_str(c.x) << " w " << shape_str(c.w) << " " << dtype_name(dt));
+      const Tensor x = randn(c.x, dt), w = randn(c.w, dt), b = randn({c.w[0]}, dt);
+      const int64_t z = conv::kMaxFewChannels;
+      const Tensor xz = cat({x, zeros({c.x[0], z, c.x[2], c.x[3]}, dt)}, 1);
+      const Tensor wz = cat({w, zeros({c.w[0], z, c.w[2], c.w[3]}, dt)}, 1);
+      REQUIRE_FALSE(conv::few_channels(conv::Geom{.C = xz.size(1), .O = c.w[0], .KH = c.w[2], .KW = c.w[3]}));
+      const double tol = dt == DType::f32 ? 1e-5 : 1e-12;
+      EVIT_REQUIRE_CLOSE(conv2d(x, w, b, c.s, c.p, c.d), conv2d(xz, wz, b, c.s, c.p, c.d), tol, tol);
+    }
 }
 
 TEST_CASE("conv2d and conv_transpose2d errors", "[conv]") {
@@ -166,6 +203,7 @@ TEST_CASE("conv2d forward and backward are bitwise identical on 1 and 2 threads"
       {{2, 16, 20, 20}, {24, 16, 3, 3}, 1, 1, 1, DType::f32},  // dense 3x3 (GEMM K > 256)
       {{2, 16, 20, 20}, {24, 16, 3, 3}, 1, 1, 1, DType::f64},
       {{2, 64, 24, 24}, {48, 64, 1, 1}, 1, 0, 1, DType::f32},  // 1x1
+      {{1, 3, 200, 160}, {16, 3, 3, 3}, 2, 1, 1, DType::f32},  // few input channels: 4 strips
   };
   for (const auto& c : cases) {
     Tensor x = randn(c.x, c.dtype), w = randn(c.w, c.dtype), b = randn({c.w[0]}, c.dtype);

@@ -94,6 +94,8 @@ void cpu_forward(const conv::Geom& g, const Tensor& x, const Tensor& w, const Te
     using T = decltype(tag);
     if (g.depthwise())
       conv::depthwise_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
+    else if (conv::few_channels(g))
+      conv::few_channels_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
     else
       conv::gemm_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
   });

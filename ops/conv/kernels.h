@@ -41,6 +41,15 @@ void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* 
 template <class T>
 void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* dx, T* dw);
 
+// Direct path for dense convolutions with few input channels (few_channels(g): groups == 1,
+// C <= kMaxFewChannels, a kernel larger than 1×1 — the RGB stem), forward only; the gradients
+// take the GEMM path.
+constexpr int64_t kMaxFewChannels = 4;
+bool few_channels(const Geom& g);
+template <class T>
+void few_channels_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y,
+                          ActivationKind act = ActivationKind::none);
+
 // db[c] = sum over n and the plane of dy [N, C, HW] (fixed order).
 template <class T> void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db);
 // y[n, c, :] += bias[c].
