@@ -5,6 +5,8 @@
 //   Paths (chosen from the shapes only, never from the thread count):
 //   - 1×1, stride 1, padding 0 (any groups): one GEMM per image and group, no im2col;
 //   - depthwise (groups == C == O): a direct vectorized kernel, forward and backward;
+//   - dense with at most 4 input channels and a kernel larger than 1×1 (the RGB stem): a direct
+//     forward kernel; its gradients take the GEMM path;
 //   - everything else: im2col + GEMM per group, over bounded column chunks; backward through
 //     GEMM + col2im.
 // conv_transpose2d(x [N, C_in, H, W], w [C_in, C_out/groups, kH, kW], bias [C_out] or
@@ -36,6 +38,24 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(), P
 // over a new tensor; otherwise it is the two ops in sequence.
 Tensor conv2d_act(const Tensor& x, const Tensor& w, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
                   int64_t groups, ActivationKind act);
+
+// One convolution of a fused inference chain: weight, bias (or undefined) and the activation
+// that follows it.
+struct ConvStage {
+  Tensor w, b;
+  ActivationKind act = ActivationKind::none;
+};
+
+// An inverted bottleneck (MobileNetV2's block, EfficientViT's MBConv) in inference:
+//   y = conv1x1(dw(conv1x1(x, expand), depthwise, stride), project)
+// with each stage's bias and activation: expand.w [M, C, 1, 1], depthwise.w [M, 1, k, k] (odd k,
+// padding k / 2), project.w [O, M, 1, 1]. The CPU computes it over strips of output rows, so the
+// two M-channel middle tensors only ever exist a few rows at a time, in cache (the expanded
+// tensor of a high-resolution stage is 4x its input). The same values as the three convolutions
+// up to rounding; bitwise the same for any thread count. No gradient: the operands must not
+// require one while grad mode is on. CPU, f32 and f64.
+Tensor inverted_bottleneck(const Tensor& x, const ConvStage& expand, const ConvStage& depthwise, int64_t stride,
+                           const ConvStage& project);
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(),
                         Pair2 stride = 1, Pair2 padding = 0, Pair2 output_padding = 0,

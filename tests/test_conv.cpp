@@ -1,5 +1,7 @@
 // conv2d / conv_transpose2d: gradchecks for every kernel path, PyTorch goldens, f32 vs f64,
 // error messages and 1-vs-2-thread bitwise determinism.
+#include <cmath>
+
 #include "autograd/grad_mode.h"
 #include "core/parallel.h"
 #include "ops/conv.h"
@@ -168,6 +170,67 @@ TEST_CASE("the few-input-channel direct kernel equals the GEMM path", "[conv]") 
       const double tol = dt == DType::f32 ? 1e-5 : 1e-12;
       EVIT_REQUIRE_CLOSE(conv2d(x, w, b, c.s, c.p, c.d), conv2d(xz, wz, b, c.s, c.p, c.d), tol, tol);
     }
+}
+
+TEST_CASE("inverted_bottleneck equals its three convolutions", "[conv]") {
+  struct Case {
+    const char* name;
+    Shape x;
+    int64_t mid, out, k, stride;
+    ActivationKind a1, a2, a3;
+    bool biases;
+  };
+  using A = ActivationKind;
+  const Case cases[] = {
+      // wide rows: strips of 4 rows, 3 bands, expanded rows kept from strip to strip
+      {"3x3 stride 1, 3 bands", {1, 16, 40, 300}, 64, 24, 3, 1, A::hardswish, A::hardswish, A::none, true},
+      {"3x3 stride 2, odd sizes", {2, 8, 37, 517}, 32, 16, 3, 2, A::relu6, A::relu6, A::none, true},
+      {"5x5, other activations", {1, 4, 21, 1000}, 16, 8, 5, 1, A::gelu_tanh, A::silu, A::relu, false},
+      {"one strip", {1, 6, 9, 11}, 12, 6, 3, 2, A::hardswish, A::hardswish, A::none, true},
+  };
+  const auto scaled = [](const Shape& s, DType dt) {  // weights of a unit-gain layer
+    return mul(randn(s, dt), 1.0 / std::sqrt(static_cast<double>(s[1] * s[2] * s[3])));
+  };
+  NoGradGuard no_grad;
+  for (const Case& c : cases)
+    for (DType dt : {DType::f64, DType::f32}) {
+      INFO(c.name << ", " << dtype_name(dt));
+      const int64_t C = c.x[1];
+      const Tensor x = randn(c.x, dt);
+      const ConvStage e{scaled({c.mid, C, 1, 1}, dt), c.biases ? randn({c.mid}, dt) : Tensor(), c.a1};
+      const ConvStage d{scaled({c.mid, 1, c.k, c.k}, dt), c.biases ? randn({c.mid}, dt) : Tensor(), c.a2};
+      const ConvStage p{scaled({c.out, c.mid, 1, 1}, dt), c.biases ? randn({c.out}, dt) : Tensor(), c.a3};
+      Tensor want = apply_activation(conv2d(x, e.w, e.b), e.act);
+      want = apply_activation(conv2d(want, d.w, d.b, c.stride, c.k / 2, 1, c.mid), d.act);
+      want = apply_activation(conv2d(want, p.w, p.b), p.act);
+      const Tensor got = inverted_bottleneck(x, e, d, c.stride, p);
+      const double tol = dt == DType::f64 ? 1e-11 : 2e-5;
+      EVIT_REQUIRE_CLOSE(got, want, tol, tol);
+      const int saved = get_num_threads();
+      set_num_threads(1);
+      const Tensor one = inverted_bottleneck(x, e, d, c.stride, p);
+      set_num_threads(saved);
+      REQUIRE(test::bitwise_equal(one, got));
+    }
+}
+
+TEST_CASE("inverted_bottleneck errors", "[conv]") {
+  const Tensor x = zeros({1, 4, 8, 8});
+  const ConvStage e{zeros({16, 4, 1, 1}), Tensor(), ActivationKind::relu};
+  const ConvStage d{zeros({16, 1, 3, 3}), Tensor(), ActivationKind::relu};
+  const ConvStage p{zeros({8, 16, 1, 1}), Tensor(), ActivationKind::none};
+  {
+    NoGradGuard no_grad;
+    REQUIRE(inverted_bottleneck(x, e, d, 2, p).sizes() == Shape{1, 8, 4, 4});
+    REQUIRE_THROWS_WITH(inverted_bottleneck(x, ConvStage{zeros({16, 3, 1, 1}), Tensor(), ActivationKind::none}, d, 1, p),
+                        Catch::Contains("expand weight f32 [16,3,1,1] must be [M, 4, 1, 1]"));
+    REQUIRE_THROWS_WITH(inverted_bottleneck(x, e, ConvStage{zeros({16, 1, 2, 2}), Tensor(), ActivationKind::none}, 1, p),
+                        Catch::Contains("with odd k"));
+    REQUIRE_THROWS_WITH(inverted_bottleneck(x, e, d, 1, ConvStage{zeros({8, 16, 1, 1}), zeros({7}), ActivationKind::none}),
+                        Catch::Contains("does not fit weight"));
+  }
+  const ConvStage trainable{zeros({16, 4, 1, 1}).requires_grad_(), Tensor(), ActivationKind::relu};
+  REQUIRE_THROWS_WITH(inverted_bottleneck(x, trainable, d, 1, p), Catch::Contains("has no gradient"));
 }
 
 TEST_CASE("conv2d and conv_transpose2d errors", "[conv]") {

@@ -334,6 +334,31 @@ TEST_CASE("drop path follows the reference schedule over the backbone's residual
   REQUIRE(test::bitwise_equal(m->forward(x), m->forward(x)));
 }
 
+TEST_CASE("seg-B0 at 512x1024 gives the same output with its MBConvs fused as layer by layer", "[zoo]") {
+  // Without grad mode the high-resolution MBConvs run as one inverted_bottleneck each (their
+  // expanded tensors have 1M values and more); with grad mode on, as three convolutions.
+  auto m = zoo::create_model("efficientvit-seg-b0-cityscapes");
+  // Random BatchNorm statistics and affine terms, so every folded bias and scale matters.
+  TensorMap sd = m->state_dict();
+  for (auto& [key, t] : sd) {
+    if (key.find(".norm.") == std::string::npos) continue;
+    if (key.ends_with("running_var") || key.ends_with(".weight"))
+      t = uniform(t.sizes(), 0.5, 1.5);
+    else if (key.ends_with("running_mean") || key.ends_with(".bias"))
+      t = uniform(t.sizes(), -0.5, 0.5);
+  }
+  m->load_state_dict(sd);
+  m->eval();
+  const Tensor x = randn({1, 3, 512, 1024});
+  const Tensor layered = m->forward(x).detach();
+  Tensor fused;
+  {
+    NoGradGuard no_grad;
+    fused = m->forward(x);
+  }
+  EVIT_REQUIRE_CLOSE(fused, layered, 1e-4, 1e-4);
+}
+
 TEST_CASE("a second inference call takes every large buffer from the CPU block cache", "[zoo][allocator]") {
   // Activations, padded planes and GEMM scratch of 256 KiB and more come from the block cache
   // (core/cpu_cache.h): once a first call has filled it, a second call of the same shape maps no

@@ -96,6 +96,15 @@ Tensor ConvLayer::forward(const Tensor& x) {
   return y;
 }
 
+std::optional<ConvStage> ConvLayer::inference_stage() {
+  auto bn = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm_);
+  const bool eval_bn = bn && !bn->is_training();
+  if ((norm_ && !eval_bn) || (act_ && !fused_act_) || (dropout_ && dropout_->is_training())) return std::nullopt;
+  auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
+  auto [w, shift] = eval_bn ? folded_conv_bn() : std::pair{conv->weight, conv->bias};
+  return ConvStage{w, shift, act_ ? *fused_act_ : ActivationKind::none};
+}
+
 void ConvLayer::drop_norm() {
   if (!norm_) return;
   unregister_module("norm");

@@ -8,6 +8,7 @@
 
 #include "nn/container.h"
 #include "nn/module.h"
+#include "ops/conv.h"
 #include "ops/norm.h"
 
 namespace evit::zoo {
@@ -47,6 +48,12 @@ class ConvLayer : public nn::Module {
   std::shared_ptr<nn::Module> conv() const { return conv_; }
   std::shared_ptr<nn::Module> norm() const { return norm_; }
   void drop_norm();
+
+  // The layer as one convolution followed by its activation, for fused inference kernels
+  // (inverted_bottleneck): the weight and bias with eval-mode BatchNorm folded in. nullopt where
+  // it is not one: BatchNorm in training mode, another norm, an activation no kernel applies,
+  // dropout in training mode.
+  std::optional<ConvStage> inference_stage();
 
  private:
   // Eval-mode BatchNorm folded into the conv: (weight, bias). Without grad mode the fold is

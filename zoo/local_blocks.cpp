@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include "autograd/grad_mode.h"
+#include "nn/macs.h"
+
 namespace evit::zoo {
 namespace {
 ConvLayerOptions conv_opts(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups,
@@ -25,7 +28,7 @@ DSConv::DSConv(int64_t in, int64_t out, int64_t k, int64_t stride, const PerConv
 Tensor DSConv::forward(const Tensor& x) { return point_conv_->forward(depth_conv_->forward(x)); }
 
 MBConv::MBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid, const PerConv<3>& p)
-    : nn::Module("MBConv") {
+    : nn::Module("MBConv"), stride_(stride) {
   inverted_conv_ = register_module("inverted_conv", std::make_shared<ConvLayer>(
       conv_opts(in, mid, 1, 1, 1, p.bias[0], p.norm[0], p.act[0])));
   depth_conv_ = register_module("depth_conv", std::make_shared<ConvLayer>(
@@ -34,7 +37,28 @@ MBConv::MBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid, 
       conv_opts(mid, out, 1, 1, 1, p.bias[2], p.norm[2], p.act[2])));
 }
 Tensor MBConv::forward(const Tensor& x) {
+  if (auto y = fused_inference(x)) return *y;
   return point_conv_->forward(depth_conv_->forward(inverted_conv_->forward(x)));
+}
+
+std::optional<Tensor> MBConv::fused_inference(const Tensor& x) {
+  // Below this many values in the expanded tensor (4 MB in f32) it and the depthwise output
+  // stay in cache between the three convolutions anyway, and the strips' halo rows and smaller
+  // products would cost more than the fusion saves.
+  constexpr int64_t kMinExpandedValues = int64_t{1} << 20;
+  if (GradMode::is_enabled() || x.dim() != 4 || !x.device().is_cpu() ||
+      (x.dtype() != DType::f32 && x.dtype() != DType::f64))
+    return std::nullopt;
+  auto e = inverted_conv_->inference_stage();
+  if (!e || e->w.size(0) * x.size(2) * x.size(3) < kMinExpandedValues) return std::nullopt;
+  auto d = depth_conv_->inference_stage(), p = point_conv_->inference_stage();
+  if (!d || !p) return std::nullopt;
+  Tensor y = inverted_bottleneck(x, *e, *d, stride_, *p);
+  // The multiply-adds of the three convolutions, as ConvLayer counts them.
+  const int64_t mid = e->w.size(0), k = d->w.size(2), out_positions = y.size(0) * y.size(2) * y.size(3);
+  nn::MacCounter::add(x.size(0) * x.size(2) * x.size(3) * mid * x.size(1) + out_positions * mid * k * k +
+                      out_positions * y.size(1) * mid);
+  return y;
 }
 
 FusedMBConv::FusedMBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid,

@@ -32,7 +32,12 @@ class MBConv : public nn::Module {
   Tensor forward(const Tensor& x) override;
 
  private:
-  std::shared_ptr<nn::Module> inverted_conv_, depth_conv_, point_conv_;
+  // Inference on a large input as one inverted_bottleneck (the middle tensors never whole);
+  // nullopt where the three layers run one after the other.
+  std::optional<Tensor> fused_inference(const Tensor& x);
+
+  std::shared_ptr<ConvLayer> inverted_conv_, depth_conv_, point_conv_;
+  int64_t stride_;
 };
 
 // spatial_conv (k×k in->mid, stride) -> point_conv (1×1 mid->out).

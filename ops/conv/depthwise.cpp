@@ -236,6 +236,27 @@ void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* 
 }
 
 template <class T>
+void depthwise_rows(const Geom& g, const T* x, int64_t x_cstride, int64_t r0, int64_t nrows, int64_t oh0,
+                    int64_t rows, const T* w, const T* bias, T* y, int64_t y_cstride, ActivationKind act) {
+  const int64_t KK = g.KK();
+  // Buffer row r holds image row oh0·sh - ph + r, i.e. row r - top of the given rows.
+  const Layout L = make_layout(g.W, rows, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, r0 - (oh0 * g.sh - g.ph), g.pw,
+                               kV<T>);
+  const std::vector<int64_t> off = tap_offsets(L, g.KH, g.KW, g.dh, g.dw);
+  Scratch<T> buf(L.alloc, T(0));  // every channel's copy writes the same positions
+  with_activation_functor(act, [&](auto fn) {
+    dispatch_kernel(g.KH, g.KW, [&](auto kh, auto kw) {
+      constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
+      for (int64_t c = 0; c < g.C; ++c) {
+        build(x + c * x_cstride, nrows, g.W, L, buf.data());
+        conv_plane<T, KH, KW>(buf.data(), g.sh * L.RS, off.data(), w + c * KK, bias ? bias[c] : T(0),
+                              y + c * y_cstride, rows, g.OW, KK, 0, nullptr, fn);
+      }
+    });
+  });
+}
+
+template <class T>
 void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* dx, T* dw) {
   constexpr int V = kV<T>;
   const int64_t KK = g.KK(), HW = g.H * g.W, OHW = g.OH * g.OW;
@@ -327,6 +348,10 @@ void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* d
   }
 }
 
+template void depthwise_rows<float>(const Geom&, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                    const float*, const float*, float*, int64_t, ActivationKind);
+template void depthwise_rows<double>(const Geom&, const double*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                     const double*, const double*, double*, int64_t, ActivationKind);
 template void depthwise_forward<float>(const Geom&, const float*, const float*, const float*, float*,
                                        ActivationKind);
 template void depthwise_forward<double>(const Geom&, const double*, const double*, const double*, double*,

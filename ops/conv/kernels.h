@@ -40,6 +40,13 @@ void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* 
                        ActivationKind act = ActivationKind::none);
 template <class T>
 void depthwise_backward(const Geom& g, const T* x, const T* w, const T* dy, T* dx, T* dw);
+// Output rows [oh0, oh0 + rows) of one image's depthwise convolution (g.N is ignored), on the
+// calling thread: x holds image rows [r0, r0 + nrows) of every channel (channel c's rows at
+// x + c·x_cstride, W apart; the rows the window reaches outside them must be outside the image),
+// y receives channel c's rows·OW outputs at y + c·y_cstride.
+template <class T>
+void depthwise_rows(const Geom& g, const T* x, int64_t x_cstride, int64_t r0, int64_t nrows, int64_t oh0,
+                    int64_t rows, const T* w, const T* bias, T* y, int64_t y_cstride, ActivationKind act);
 
 // Direct path for dense convolutions with few input channels (few_channels(g): groups == 1,
 // C <= kMaxFewChannels, a kernel larger than 1×1 — the RGB stem), forward only; the gradients

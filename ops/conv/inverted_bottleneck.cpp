@@ -1,0 +1,155 @@
+// inverted_bottleneck: expand 1×1 -> depthwise k×k -> project 1×1 in inference, strip by strip.
+//
+// Run as three convolutions, an MBConv of a high-resolution stage writes its M-channel expanded
+// tensor (4x the input's channels), reads it back for the depthwise convolution, writes the
+// depthwise output and reads it back for the projection: four passes over tensors of tens of MB
+// for a 512×1024 image, and the 1×1 products with only 16 or 32 input channels are bound by
+// that traffic, not by arithmetic. Here each task owns a band of output rows of one image and
+// walks it in strips of `strip` rows:
+//   1. the expanded rows the strip's windows reach (a GEMM over those input rows, bias and
+//      activation while in cache); rows the previous strip already expanded are kept, so only
+//      the band's first strip recomputes a halo;
+//   2. the depthwise convolution of those rows (depthwise_rows);
+//   3. the projection GEMM, written straight into the strip's rows of y.
+// Bands and strips are functions of the shapes alone, and every output is computed the same way
+// whichever thread runs its band, so the result does not depend on the thread count.
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "autograd/grad_mode.h"
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/scratch.h"
+#include "ops/conv.h"
+#include "ops/conv/kernels.h"
+#include "ops/linalg/gemm.h"
+#include "ops/pointwise/activation_functor.h"
+
+namespace evit {
+namespace {
+
+// Expanded rows per strip: M·rows·W values of about this many, so the expanded and depthwise
+// strips stay in L2 while the three steps pass over them.
+constexpr int64_t kStripValues = int64_t{1} << 17;
+// Strips per band (one parallel task): more strips share one halo, fewer bands balance worse.
+constexpr int64_t kStripsPerBand = 4;
+
+// rows[m·ld + j] = act(rows[m·ld + j] + b[m]) for m < M, j < n.
+template <class T>
+void bias_act(T* rows, int64_t M, int64_t n, int64_t ld, const T* b, ActivationKind act) {
+  with_activation_functor(act, [&](auto fn) {
+    constexpr bool kAct = !std::is_same_v<decltype(fn), NoActivation>;
+    for (int64_t m = 0; m < M; ++m) {
+      T* r = rows + m * ld;
+      const T bm = b ? b[m] : T(0);
+      for (int64_t j = 0; j < n; ++j) {
+        if constexpr (kAct)
+          r[j] = fn.forward(r[j] + bm);
+        else
+          r[j] += bm;
+      }
+    }
+  });
+}
+
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
+template <class T>
+void run(const Tensor& x, const ConvStage& e, const ConvStage& d, const conv::Geom& g, const ConvStage& p,
+         Tensor& y) {
+  const int64_t C = x.size(1), M = g.C, O = p.w.size(0), H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+  const int64_t k = g.KH, s = g.sh, pad = g.ph;
+  // Strip rows: the expanded rows of a strip, (strip - 1)·s + k, times M·W near kStripValues.
+  const int64_t fit = kStripValues / std::max<int64_t>(1, M * W);
+  const int64_t strip = std::clamp<int64_t>((fit - k) / s + 1, 1, OH);
+  const int64_t band = strip * kStripsPerBand;
+  const int64_t bands = (OH + band - 1) / band;
+  const int64_t erows = (strip - 1) * s + k;  // expanded rows a strip can need
+  const T *xp = x.data_ptr<T>(), *w1 = e.w.data_ptr<T>(), *w2 = d.w.data_ptr<T>(), *w3 = p.w.data_ptr<T>();
+  const T *b1 = ptr_or_null<T>(e.b), *b2 = ptr_or_null<T>(d.b), *b3 = ptr_or_null<T>(p.b);
+  T* yp = y.data_ptr<T>();
+  parallel_for(0, g.N * bands, 1, [&](int64_t task_begin, int64_t task_end) {
+    Scratch<T> ex(static_cast<size_t>(M * erows * W)), dw(static_cast<size_t>(M * strip * OW));
+    for (int64_t task = task_begin; task < task_end; ++task) {
+      const int64_t n = task / bands, band_end = std::min(OH, (task % bands + 1) * band);
+      const T* xn = xp + n * C * H * W;
+      T* yn = yp + n * O * OH * OW;
+      int64_t lo = 0, hi = 0;  // image rows [lo, hi) are expanded, at ex's row 0..
+      for (int64_t oh0 = (task % bands) * band; oh0 < band_end; oh0 += strip) {
+        const int64_t rows = std::min(strip, band_end - oh0);
+        const int64_t a = std::max<int64_t>(0, oh0 * s - pad), b = std::min<int64_t>(H, (oh0 + rows - 1) * s - pad + k);
+        // Keep the rows this strip shares with the previous one, expand the rest.
+        const int64_t keep = (hi > lo && a >= lo && a < hi) ? hi - a : 0;
+        if (keep > 0 && a > lo)
+          for (int64_t m = 0; m < M; ++m) std::memmove(ex.data() + m * erows * W, ex.data() + (m * erows + a - lo) * W,
+                                                       sizeof(T) * keep * W);
+        const int64_t fresh = b - a - keep;
+        if (fresh > 0) {
+          T* dst = ex.data() + keep * W;
+          detail::gemm(false, false, M, fresh * W, C, T(1), w1, C, xn + (a + keep) * W, H * W, T(0), dst, erows * W);
+          bias_act(dst, M, fresh * W, erows * W, b1, e.act);
+        }
+        lo = a, hi = b;
+        conv::depthwise_rows<T>(g, ex.data(), erows * W, a, b - a, oh0, rows, w2, b2, dw.data(), rows * OW, d.act);
+        T* yrows = yn + oh0 * OW;
+        detail::gemm(false, false, O, rows * OW, M, T(1), w3, M, dw.data(), rows * OW, T(0), yrows, OH * OW);
+        bias_act(yrows, O, rows * OW, OH * OW, b3, p.act);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+Tensor inverted_bottleneck(const Tensor& x_in, const ConvStage& expand, const ConvStage& depthwise, int64_t stride,
+                           const ConvStage& project) {
+  const char* op = "inverted_bottleneck";
+  EVIT_CHECK(x_in.dim() == 4, op, ": input must be 4-D [N,C,H,W], got ", x_in.desc());
+  EVIT_CHECK(x_in.device().is_cpu(), op, ": CPU tensors only, got ", x_in.desc());
+  EVIT_CHECK(x_in.dtype() == DType::f32 || x_in.dtype() == DType::f64, op, ": expected f32 or f64, got ",
+             x_in.desc());
+  for (const ConvStage* st : {&expand, &depthwise, &project}) {
+    EVIT_CHECK(st->w.defined() && st->w.dim() == 4, op, ": every stage needs a 4-D weight");
+    EVIT_CHECK(st->w.dtype() == x_in.dtype() && st->w.device() == x_in.device(), op, ": weight ", st->w.desc(),
+               " does not match the input ", x_in.desc());
+    EVIT_CHECK(!st->b.defined() || (st->b.dim() == 1 && st->b.size(0) == st->w.size(0) &&
+                                    st->b.dtype() == x_in.dtype() && st->b.device() == x_in.device()),
+               op, ": bias ", st->b.desc(), " does not fit weight ", st->w.desc());
+    EVIT_CHECK(!GradMode::is_enabled() || (!st->w.requires_grad() && !(st->b.defined() && st->b.requires_grad())),
+               op, ": has no gradient; call it without grad mode (NoGradGuard)");
+  }
+  EVIT_CHECK(!GradMode::is_enabled() || !x_in.requires_grad(), op,
+             ": has no gradient; call it without grad mode (NoGradGuard)");
+  const int64_t C = x_in.size(1), M = expand.w.size(0), k = depthwise.w.size(2);
+  EVIT_CHECK(expand.w.size(1) == C && expand.w.size(2) == 1 && expand.w.size(3) == 1, op, ": expand weight ",
+             expand.w.desc(), " must be [M, ", C, ", 1, 1] for input ", x_in.desc());
+  EVIT_CHECK(depthwise.w.size(0) == M && depthwise.w.size(1) == 1 && k % 2 == 1 && depthwise.w.size(3) == k, op,
+             ": depthwise weight ", depthwise.w.desc(), " must be [", M, ", 1, k, k] with odd k");
+  EVIT_CHECK(project.w.size(1) == M && project.w.size(2) == 1 && project.w.size(3) == 1, op, ": project weight ",
+             project.w.desc(), " must be [O, ", M, ", 1, 1]");
+  EVIT_CHECK(stride >= 1, op, ": stride must be >= 1, got ", stride);
+  conv::Geom g;  // the depthwise convolution's geometry
+  g.N = x_in.size(0), g.C = g.O = M, g.H = x_in.size(2), g.W = x_in.size(3);
+  g.set_window(k, k, stride, stride, k / 2, k / 2, 1, 1, M);
+  EVIT_CHECK(g.H + 2 * g.ph >= k && g.W + 2 * g.pw >= k, op, ": input ", x_in.desc(), " is smaller than the ", k,
+             "x", k, " window");
+  g.OH = (g.H + 2 * g.ph - k) / stride + 1;
+  g.OW = (g.W + 2 * g.pw - k) / stride + 1;
+  const Tensor x = x_in.contiguous();
+  const auto contiguous = [](const ConvStage& st) {
+    return ConvStage{st.w.contiguous(), st.b.defined() ? st.b.contiguous() : Tensor(), st.act};
+  };
+  const ConvStage e = contiguous(expand), d = contiguous(depthwise), p = contiguous(project);
+  Tensor y = empty({g.N, p.w.size(0), g.OH, g.OW}, {x.dtype(), x.device()});
+  if (x.dtype() == DType::f32)
+    run<float>(x, e, d, g, p, y);
+  else
+    run<double>(x, e, d, g, p, y);
+  return y;
+}
+
+}  // namespace evit
