@@ -49,7 +49,8 @@ struct ConvStage {
 // An inverted bottleneck (MobileNetV2's block, EfficientViT's MBConv) in inference:
 //   y = conv1x1(dw(conv1x1(x, expand), depthwise, stride), project)
 // with each stage's bias and activation: expand.w [M, C, 1, 1], depthwise.w [M, 1, k, k] (odd k,
-// padding k / 2), project.w [O, M, 1, 1]. The CPU computes it over strips of output rows, so the
+// padding k / 2), project.w [O, M, 1, 1]. An undefined expand.w means no expansion (M = C: a
+// depthwise-separable block). The CPU computes it over strips of output rows, so the
 // two M-channel middle tensors only ever exist a few rows at a time, in cache (the expanded
 // tensor of a high-resolution stage is 4x its input). The same values as the three convolutions
 // up to rounding; bitwise the same for any thread count. No gradient: the operands must not

@@ -187,6 +187,9 @@ TEST_CASE("inverted_bottleneck equals its three convolutions", "[conv]") {
       {"3x3 stride 2, odd sizes", {2, 8, 37, 517}, 32, 16, 3, 2, A::relu6, A::relu6, A::none, true},
       {"5x5, other activations", {1, 4, 21, 1000}, 16, 8, 5, 1, A::gelu_tanh, A::silu, A::relu, false},
       {"one strip", {1, 6, 9, 11}, 12, 6, 3, 2, A::hardswish, A::hardswish, A::none, true},
+      // no expansion (mid 0: a depthwise-separable block), several strips
+      {"separable", {2, 16, 45, 700}, 0, 24, 3, 1, A::none, A::hardswish, A::none, true},
+      {"separable stride 2", {1, 8, 44, 301}, 0, 8, 3, 2, A::none, A::relu, A::relu6, false},
   };
   const auto scaled = [](const Shape& s, DType dt) {  // weights of a unit-gain layer
     return mul(randn(s, dt), 1.0 / std::sqrt(static_cast<double>(s[1] * s[2] * s[3])));
@@ -195,13 +198,14 @@ TEST_CASE("inverted_bottleneck equals its three convolutions", "[conv]") {
   for (const Case& c : cases)
     for (DType dt : {DType::f64, DType::f32}) {
       INFO(c.name << ", " << dtype_name(dt));
-      const int64_t C = c.x[1];
+      const int64_t C = c.x[1], mid = c.mid > 0 ? c.mid : C;
       const Tensor x = randn(c.x, dt);
-      const ConvStage e{scaled({c.mid, C, 1, 1}, dt), c.biases ? randn({c.mid}, dt) : Tensor(), c.a1};
-      const ConvStage d{scaled({c.mid, 1, c.k, c.k}, dt), c.biases ? randn({c.mid}, dt) : Tensor(), c.a2};
-      const ConvStage p{scaled({c.out, c.mid, 1, 1}, dt), c.biases ? randn({c.out}, dt) : Tensor(), c.a3};
-      Tensor want = apply_activation(conv2d(x, e.w, e.b), e.act);
-      want = apply_activation(conv2d(want, d.w, d.b, c.stride, c.k / 2, 1, c.mid), d.act);
+      const ConvStage e = c.mid > 0 ? ConvStage{scaled({mid, C, 1, 1}, dt), c.biases ? randn({mid}, dt) : Tensor(), c.a1}
+                                    : ConvStage{};
+      const ConvStage d{scaled({mid, 1, c.k, c.k}, dt), c.biases ? randn({mid}, dt) : Tensor(), c.a2};
+      const ConvStage p{scaled({c.out, mid, 1, 1}, dt), c.biases ? randn({c.out}, dt) : Tensor(), c.a3};
+      Tensor want = c.mid > 0 ? apply_activation(conv2d(x, e.w, e.b), e.act) : x;
+      want = apply_activation(conv2d(want, d.w, d.b, c.stride, c.k / 2, 1, mid), d.act);
       want = apply_activation(conv2d(want, p.w, p.b), p.act);
       const Tensor got = inverted_bottleneck(x, e, d, c.stride, p);
       const double tol = dt == DType::f64 ? 1e-11 : 2e-5;

@@ -334,9 +334,10 @@ TEST_CASE("drop path follows the reference schedule over the backbone's residual
   REQUIRE(test::bitwise_equal(m->forward(x), m->forward(x)));
 }
 
-TEST_CASE("seg-B0 at 512x1024 gives the same output with its MBConvs fused as layer by layer", "[zoo]") {
-  // Without grad mode the high-resolution MBConvs run as one inverted_bottleneck each (their
-  // expanded tensors have 1M values and more); with grad mode on, as three convolutions.
+TEST_CASE("seg-B0 at 512x1024 gives the same output with its MBConvs and DSConvs fused as layer by layer", "[zoo]") {
+  // Without grad mode the high-resolution MBConvs and the stem's DSConv run as one
+  // inverted_bottleneck each (their middle tensors have 1M values and more); with grad mode on,
+  // as separate convolutions.
   auto m = zoo::create_model("efficientvit-seg-b0-cityscapes");
   // Random BatchNorm statistics and affine terms, so every folded bias and scale matters.
   TensorMap sd = m->state_dict();

@@ -19,22 +19,23 @@ struct PerConv {
 class DSConv : public nn::Module {
  public:
   DSConv(int64_t in, int64_t out, int64_t kernel, int64_t stride, const PerConv<2>& p);
+  // Without grad mode, on a large CPU input: one inverted_bottleneck without expansion.
   Tensor forward(const Tensor& x) override;
 
  private:
-  std::shared_ptr<nn::Module> depth_conv_, point_conv_;
+  std::shared_ptr<ConvLayer> depth_conv_, point_conv_;
+  int64_t stride_;
 };
 
 // inverted_conv (1×1 in->mid) -> depth_conv (k×k depthwise, stride) -> point_conv (1×1 mid->out).
 class MBConv : public nn::Module {
  public:
   MBConv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t mid, const PerConv<3>& p);
+  // Without grad mode, on a large CPU input: one inverted_bottleneck (the middle tensors never
+  // exist whole).
   Tensor forward(const Tensor& x) override;
 
  private:
-  // Inference on a large input as one inverted_bottleneck (the middle tensors never whole);
-  // nullopt where the three layers run one after the other.
-  std::optional<Tensor> fused_inference(const Tensor& x);
 
   std::shared_ptr<ConvLayer> inverted_conv_, depth_conv_, point_conv_;
   int64_t stride_;

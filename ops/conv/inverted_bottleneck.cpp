@@ -1,4 +1,4 @@
-// inverted_bottleneck: expand 1×1 -> depthwise k×k -> project 1×1 in inference, strip by strip.
+// inverted_bottleneck: [expand 1×1 ->] depthwise k×k -> project 1×1 in inference, strip by strip.
 //
 // Run as three convolutions, an MBConv of a high-resolution stage writes its M-channel expanded
 // tensor (4x the input's channels), reads it back for the depthwise convolution, writes the
@@ -58,9 +58,32 @@ const T* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
+// Without an expansion (a depthwise-separable block): the depthwise strips read x's rows, then
+// the projection.
+template <class T>
+void run_separable(const Tensor& x, const ConvStage& d, const conv::Geom& g, const ConvStage& p, Tensor& y) {
+  const int64_t M = g.C, O = p.w.size(0), H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+  const int64_t strip = std::clamp<int64_t>(kStripValues / std::max<int64_t>(1, M * OW), 1, OH);
+  const int64_t strips = (OH + strip - 1) / strip;
+  const T *xp = x.data_ptr<T>(), *w2 = d.w.data_ptr<T>(), *w3 = p.w.data_ptr<T>();
+  const T *b2 = ptr_or_null<T>(d.b), *b3 = ptr_or_null<T>(p.b);
+  T* yp = y.data_ptr<T>();
+  parallel_for(0, g.N * strips, 1, [&](int64_t task_begin, int64_t task_end) {
+    Scratch<T> dw(static_cast<size_t>(M * strip * OW));
+    for (int64_t task = task_begin; task < task_end; ++task) {
+      const int64_t n = task / strips, oh0 = (task % strips) * strip, rows = std::min(strip, OH - oh0);
+      conv::depthwise_rows<T>(g, xp + n * M * H * W, H * W, 0, H, oh0, rows, w2, b2, dw.data(), rows * OW, d.act);
+      T* yrows = yp + n * O * OH * OW + oh0 * OW;
+      detail::gemm(false, false, O, rows * OW, M, T(1), w3, M, dw.data(), rows * OW, T(0), yrows, OH * OW);
+      bias_act(yrows, O, rows * OW, OH * OW, b3, p.act);
+    }
+  });
+}
+
 template <class T>
 void run(const Tensor& x, const ConvStage& e, const ConvStage& d, const conv::Geom& g, const ConvStage& p,
          Tensor& y) {
+  if (!e.w.defined()) return run_separable<T>(x, d, g, p, y);
   const int64_t C = x.size(1), M = g.C, O = p.w.size(0), H = g.H, W = g.W, OH = g.OH, OW = g.OW;
   const int64_t k = g.KH, s = g.sh, pad = g.ph;
   // Strip rows: the expanded rows of a strip, (strip - 1)·s + k, times M·W near kStripValues.
@@ -113,6 +136,7 @@ Tensor inverted_bottleneck(const Tensor& x_in, const ConvStage& expand, const Co
   EVIT_CHECK(x_in.dtype() == DType::f32 || x_in.dtype() == DType::f64, op, ": expected f32 or f64, got ",
              x_in.desc());
   for (const ConvStage* st : {&expand, &depthwise, &project}) {
+    if (st == &expand && !st->w.defined()) continue;  // no expansion
     EVIT_CHECK(st->w.defined() && st->w.dim() == 4, op, ": every stage needs a 4-D weight");
     EVIT_CHECK(st->w.dtype() == x_in.dtype() && st->w.device() == x_in.device(), op, ": weight ", st->w.desc(),
                " does not match the input ", x_in.desc());
@@ -124,9 +148,9 @@ Tensor inverted_bottleneck(const Tensor& x_in, const ConvStage& expand, const Co
   }
   EVIT_CHECK(!GradMode::is_enabled() || !x_in.requires_grad(), op,
              ": has no gradient; call it without grad mode (NoGradGuard)");
-  const int64_t C = x_in.size(1), M = expand.w.size(0), k = depthwise.w.size(2);
-  EVIT_CHECK(expand.w.size(1) == C && expand.w.size(2) == 1 && expand.w.size(3) == 1, op, ": expand weight ",
-             expand.w.desc(), " must be [M, ", C, ", 1, 1] for input ", x_in.desc());
+  const int64_t C = x_in.size(1), M = expand.w.defined() ? expand.w.size(0) : C, k = depthwise.w.size(2);
+  EVIT_CHECK(!expand.w.defined() || (expand.w.size(1) == C && expand.w.size(2) == 1 && expand.w.size(3) == 1), op,
+             ": expand weight ", expand.w.desc(), " must be [M, ", C, ", 1, 1] for input ", x_in.desc());
   EVIT_CHECK(depthwise.w.size(0) == M && depthwise.w.size(1) == 1 && k % 2 == 1 && depthwise.w.size(3) == k, op,
              ": depthwise weight ", depthwise.w.desc(), " must be [", M, ", 1, k, k] with odd k");
   EVIT_CHECK(project.w.size(1) == M && project.w.size(2) == 1 && project.w.size(3) == 1, op, ": project weight ",
@@ -141,6 +165,7 @@ Tensor inverted_bottleneck(const Tensor& x_in, const ConvStage& expand, const Co
   g.OW = (g.W + 2 * g.pw - k) / stride + 1;
   const Tensor x = x_in.contiguous();
   const auto contiguous = [](const ConvStage& st) {
+    if (!st.w.defined()) return st;
     return ConvStage{st.w.contiguous(), st.b.defined() ? st.b.contiguous() : Tensor(), st.act};
   };
   const ConvStage e = contiguous(expand), d = contiguous(depthwise), p = contiguous(project);
