@@ -5,8 +5,8 @@
 //   Paths (chosen from the shapes only, never from the thread count):
 //   - 1×1, stride 1, padding 0 (any groups): one GEMM per image and group, no im2col;
 //   - depthwise (groups == C == O): a direct vectorized kernel, forward and backward;
-//   - dense with at most 4 input channels and a kernel larger than 1×1 (the RGB stem): a direct
-//     forward kernel; its gradients take the GEMM path;
+//   - dense with at most 4 input channels and a kernel larger than 1×1 (the RGB stem): direct
+//     kernels for the forward and the weight gradient; the input gradient takes the GEMM path;
 //   - everything else: im2col + GEMM per group, over bounded column chunks; backward through
 //     GEMM + col2im.
 // conv_transpose2d(x [N, C_in, H, W], w [C_in, C_out/groups, kH, kW], bias [C_out] or

@@ -144,7 +144,7 @@ TEST_CASE("conv2d f32 kernels agree with f64 (forward and backward)", "[conv]") 
   }
 }
 
-TEST_CASE("the few-input-channel direct kernel equals the GEMM path", "[conv]") {
+TEST_CASE("the few-input-channel direct kernels equal the GEMM path", "[conv]") {
   // kMaxFewChannels zero channels appended to x and w leave the convolution's value unchanged
   // but take it onto the im2col + GEMM path: an independent reference.
   struct Case {
@@ -162,13 +162,21 @@ TEST_CASE("the few-input-channel direct kernel equals the GEMM path", "[conv]") 
   for (const auto& c : cases)
     for (DType dt : {DType::f32, DType::f64}) {
       INFO("x " << shape_str(c.x) << " w " << shape_str(c.w) << " " << dtype_name(dt));
-      const Tensor x = randn(c.x, dt), w = randn(c.w, dt), b = randn({c.w[0]}, dt);
+      const Tensor x = randn(c.x, dt), b = randn({c.w[0]}, dt);
+      const Tensor w = randn(c.w, dt).requires_grad_();
       const int64_t z = conv::kMaxFewChannels;
       const Tensor xz = cat({x, zeros({c.x[0], z, c.x[2], c.x[3]}, dt)}, 1);
-      const Tensor wz = cat({w, zeros({c.w[0], z, c.w[2], c.w[3]}, dt)}, 1);
+      const Tensor wz = cat({w.detach(), zeros({c.w[0], z, c.w[2], c.w[3]}, dt)}, 1).requires_grad_();
       REQUIRE_FALSE(conv::few_channels(conv::Geom{.C = xz.size(1), .O = c.w[0], .KH = c.w[2], .KW = c.w[3]}));
       const double tol = dt == DType::f32 ? 1e-5 : 1e-12;
-      EVIT_REQUIRE_CLOSE(conv2d(x, w, b, c.s, c.p, c.d), conv2d(xz, wz, b, c.s, c.p, c.d), tol, tol);
+      const Tensor y = conv2d(x, w, b, c.s, c.p, c.d), yz = conv2d(xz, wz, b, c.s, c.p, c.d);
+      EVIT_REQUIRE_CLOSE(y, yz, tol, tol);
+      // The weight gradient: the direct kernel's against the GEMM path's first C input channels.
+      const Tensor gy = randn(y.sizes(), dt);
+      sum(mul(y, gy)).backward();
+      sum(mul(yz, gy)).backward();
+      const double gtol = dt == DType::f32 ? 1e-4 : 1e-11;
+      EVIT_REQUIRE_CLOSE(w.grad(), slice(wz.grad(), 1, 0, c.w[1], 1), gtol, gtol);
     }
 }
 

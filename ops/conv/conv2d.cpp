@@ -144,6 +144,10 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
             if (gx.defined() || gw.defined())
               conv::depthwise_backward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), gy.data_ptr<T>(),
                                           ptr_or_null<T>(gx), ptr_or_null<T>(gw));
+          } else if (conv::few_channels(g)) {
+            if (gx.defined()) conv::gemm_backward_input<T>(g, gy.data_ptr<T>(), w.data_ptr<T>(), gx.data_ptr<T>());
+            if (gw.defined())
+              conv::few_channels_backward_weight<T>(g, x.data_ptr<T>(), gy.data_ptr<T>(), gw.data_ptr<T>());
           } else {
             conv::gemm_backward<T>(g, x.data_ptr<T>(), gy.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(gx),
                                    ptr_or_null<T>(gw));

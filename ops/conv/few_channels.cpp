@@ -9,7 +9,9 @@
 // once, reads each tap's run once and feeds it to OG accumulator pairs.
 //
 // Each output is the same fixed-order sum, bias and activation wherever the strips fall, so the
-// result does not depend on the thread count. The gradients take the GEMM path.
+// result does not depend on the thread count. The weight gradient reads the same strip buffers:
+// per image and strip, one dot product of dy with each tap's runs, the partials summed over the
+// strips in order. The input gradient (the stem's input never needs one) takes the GEMM path.
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -74,16 +76,50 @@ void channel_rows(const T* bufs, int64_t cstride, int64_t row_step, const int64_
   }
 }
 
+// Σ over rows and the padded width of d · x for one tap: x's rows row_step apart, d's OWp apart.
+template <class T>
+T tap_sum(const T* __restrict x, int64_t row_step, const T* __restrict d, int64_t OWp, int64_t rows) {
+  using V = typename Simd<T>::v;
+  constexpr int L = Simd<T>::N;
+  V a0{}, a1{};
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * row_step;
+    const T* dr = d + r * OWp;
+    for (int64_t o = 0; o < OWp; o += 2 * L) {
+      a0 += vload(dr + o) * vload(xr + o);
+      a1 += vload(dr + o + L) * vload(xr + o + L);
+    }
+  }
+  const V v = a0 + a1;
+  T s = 0;
+  for (int l = 0; l < L; ++l) s += v[l];
+  return s;
+}
+
+// The strips of output rows: a strip's multiply-adds near kStripMacs.
+int64_t strip_rows(const Geom& g) {
+  const int64_t row_macs = std::max<int64_t>(1, g.O * g.C * g.KK() * g.OW);
+  return std::clamp<int64_t>(kStripMacs / row_macs, 1, g.OH);
+}
+
+// The buffers of image n's C input planes for output rows [oh0, oh0 + rows): buffer row r
+// holds source row oh0·sh - ph + r (top = ph - oh0·sh); build leaves the rows and columns
+// outside the image at the buffer's zeros.
+template <class T>
+Layout build_strip(const Geom& g, const T* x, int64_t n, int64_t oh0, int64_t rows, size_t cstride, T* bufs) {
+  const Layout L = make_layout(g.W, rows, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph - oh0 * g.sh, g.pw, kV<T>);
+  for (int64_t c = 0; c < g.C; ++c) build(x + (n * g.C + c) * g.H * g.W, g.H, g.W, L, bufs + c * cstride);
+  return L;
+}
+
 }  // namespace
 
 bool few_channels(const Geom& g) { return g.groups == 1 && g.C <= kMaxFewChannels && g.KK() > 1 && g.O > 0; }
 
 template <class T>
 void few_channels_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act) {
-  const int64_t KK = g.KK(), HW = g.H * g.W, OHW = g.OH * g.OW;
-  const int64_t row_macs = std::max<int64_t>(1, g.O * g.C * KK * g.OW);
-  const int64_t strip = std::clamp<int64_t>(kStripMacs / row_macs, 1, g.OH);
-  const int64_t strips = (g.OH + strip - 1) / strip;
+  const int64_t KK = g.KK(), OHW = g.OH * g.OW;
+  const int64_t strip = strip_rows(g), strips = (g.OH + strip - 1) / strip;
   // The layout of a full strip; a shorter last strip uses the same row stride and columns.
   const Layout full = make_layout(g.W, strip, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, 0, g.pw, kV<T>);
   const std::vector<int64_t> off = tap_offsets(full, g.KH, g.KW, g.dh, g.dw);
@@ -92,12 +128,8 @@ void few_channels_forward(const Geom& g, const T* x, const T* w, const T* bias, 
       for (int64_t task = b; task < e; ++task) {
         const int64_t n = task / strips, oh0 = (task % strips) * strip;
         const int64_t rows = std::min(strip, g.OH - oh0);
-        // Buffer row r holds source row oh0·sh - ph + r (top = ph - oh0·sh); build leaves the
-        // rows and columns outside the image at the buffer's zeros.
-        const Layout L = make_layout(g.W, rows, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.ph - oh0 * g.sh, g.pw,
-                                     kV<T>);
         Scratch<T> bufs(g.C * full.alloc, T(0));
-        for (int64_t c = 0; c < g.C; ++c) build(x + (n * g.C + c) * HW, g.H, g.W, L, bufs.data() + c * full.alloc);
+        const Layout L = build_strip(g, x, n, oh0, rows, full.alloc, bufs.data());
         T* yn = y + n * g.O * OHW;
         for (int64_t r = 0; r < rows; ++r) {
           const T* rowbufs = bufs.data() + r * g.sh * L.RS;
@@ -115,9 +147,42 @@ void few_channels_forward(const Geom& g, const T* x, const T* w, const T* bias, 
   });
 }
 
+template <class T>
+void few_channels_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
+  const int64_t KK = g.KK(), CKK = g.C * KK, OHW = g.OH * g.OW;
+  const int64_t OWp = round_up(std::max<int64_t>(g.OW, 1), kV<T>);
+  const int64_t strip = strip_rows(g), strips = (g.OH + strip - 1) / strip, tasks = g.N * strips;
+  const Layout full = make_layout(g.W, strip, g.OW, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, 0, g.pw, kV<T>);
+  const std::vector<int64_t> off = tap_offsets(full, g.KH, g.KW, g.dh, g.dw);
+  std::vector<T> part(static_cast<size_t>(tasks * g.O * CKK));  // per (image, strip): summed in order below
+  parallel_for(0, tasks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t n = task / strips, oh0 = (task % strips) * strip, rows = std::min(strip, g.OH - oh0);
+      Scratch<T> bufs(g.C * full.alloc, T(0)), dyp(rows * OWp, T(0));  // dy rows with zero tails
+      const Layout L = build_strip(g, x, n, oh0, rows, full.alloc, bufs.data());
+      for (int64_t o = 0; o < g.O; ++o) {
+        const T* dyo = dy + (n * g.O + o) * OHW + oh0 * g.OW;
+        for (int64_t r = 0; r < rows; ++r) std::copy(dyo + r * g.OW, dyo + (r + 1) * g.OW, dyp.data() + r * OWp);
+        T* out = part.data() + (task * g.O + o) * CKK;
+        for (int64_t c = 0; c < g.C; ++c)
+          for (int64_t t = 0; t < KK; ++t)
+            out[c * KK + t] = tap_sum(bufs.data() + c * full.alloc + off[t], g.sh * L.RS, dyp.data(), OWp, rows);
+      }
+    }
+  });
+  for (int64_t i = 0; i < g.O * CKK; ++i) {
+    double acc = 0;
+    for (int64_t task = 0; task < tasks; ++task) acc += part[task * g.O * CKK + i];
+    dw[i] = static_cast<T>(acc);
+  }
+}
+
 template void few_channels_forward<float>(const Geom&, const float*, const float*, const float*, float*,
                                           ActivationKind);
 template void few_channels_forward<double>(const Geom&, const double*, const double*, const double*, double*,
                                            ActivationKind);
+
+template void few_channels_backward_weight<float>(const Geom&, const float*, const float*, float*);
+template void few_channels_backward_weight<double>(const Geom&, const double*, const double*, double*);
 
 }  // namespace evit::conv

@@ -49,13 +49,14 @@ void depthwise_rows(const Geom& g, const T* x, int64_t x_cstride, int64_t r0, in
                     int64_t rows, const T* w, const T* bias, T* y, int64_t y_cstride, ActivationKind act);
 
 // Direct path for dense convolutions with few input channels (few_channels(g): groups == 1,
-// C <= kMaxFewChannels, a kernel larger than 1×1 — the RGB stem), forward only; the gradients
-// take the GEMM path.
+// C <= kMaxFewChannels, a kernel larger than 1×1 — the RGB stem): the forward and the weight
+// gradient (dw fully written); the input gradient takes the GEMM path.
 constexpr int64_t kMaxFewChannels = 4;
 bool few_channels(const Geom& g);
 template <class T>
 void few_channels_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y,
                           ActivationKind act = ActivationKind::none);
+template <class T> void few_channels_backward_weight(const Geom& g, const T* x, const T* dy, T* dw);
 
 // db[c] = sum over n and the plane of dy [N, C, HW] (fixed order).
 template <class T> void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db);
