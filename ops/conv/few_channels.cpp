@@ -33,11 +33,12 @@ constexpr int64_t kChannelGroup = 8;
 // small enough that the strip's input rows stay in L2.
 constexpr int64_t kStripMacs = int64_t{1} << 20;
 
-// OG output rows, channels o0.. o0+OG-1 of output row `oh` of the strip:
-//   y[k][ow] = act(b[k] + Σ_c Σ_t w[k][c][t] · buf_c[off[t] + ow]),
-// with buf_c = bufs + c·cstride + oh·row_step, in blocks of two vectors; writes only ow < OW.
+// One output row of OG consecutive output channels (w, bias and y start at the first of them;
+// bufs at the row's first buffer row of channel 0, channel c's cstride further on):
+//   y[k·plane + ow] = act(b[k] + Σ_c Σ_t w[k][c][t] · buf_c[off[t] + ow]),
+// in blocks of two vectors; writes only ow < OW.
 template <class T, int OG, class Act>
-void channel_rows(const T* bufs, int64_t cstride, int64_t row_step, const int64_t* off, int64_t C, int64_t KK,
+void channel_rows(const T* bufs, int64_t cstride, const int64_t* off, int64_t C, int64_t KK,
                   const T* w, const T* bias, int64_t OW, T* y, int64_t plane, Act fn) {
   using V = typename Simd<T>::v;
   constexpr int L = Simd<T>::N;
@@ -136,10 +137,10 @@ void few_channels_forward(const Geom& g, const T* x, const T* w, const T* bias, 
           T* yr = yn + (oh0 + r) * g.OW;
           int64_t o = 0;
           for (; o + kChannelGroup <= g.O; o += kChannelGroup)
-            channel_rows<T, kChannelGroup>(rowbufs, full.alloc, g.sh * L.RS, off.data(), g.C, KK, w + o * g.C * KK,
+            channel_rows<T, kChannelGroup>(rowbufs, full.alloc, off.data(), g.C, KK, w + o * g.C * KK,
                                            bias ? bias + o : nullptr, g.OW, yr + o * OHW, OHW, fn);
           for (; o < g.O; ++o)
-            channel_rows<T, 1>(rowbufs, full.alloc, g.sh * L.RS, off.data(), g.C, KK, w + o * g.C * KK,
+            channel_rows<T, 1>(rowbufs, full.alloc, off.data(), g.C, KK, w + o * g.C * KK,
                                bias ? bias + o : nullptr, g.OW, yr + o * OHW, OHW, fn);
         }
       }
