@@ -74,6 +74,8 @@ class Tensor {
                ", requested ", dtype_name(dtype_v<T>));
     return static_cast<T*>(raw_data());
   }
+  // data_ptr, or nullptr for an undefined tensor (an optional operand: a bias, a gradient not needed).
+  template <class T> T* data_ptr_or_null() const { return defined() ? data_ptr<T>() : nullptr; }
   void* raw_data() const {
     return static_cast<char*>(impl().storage->data()) + impl().offset * dtype_size(dtype());
   }

@@ -404,9 +404,9 @@ void cpu_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
     const T e = static_cast<T>(eps);
     const T* opp = o.data_ptr<T>();
     const T* gp = g.data_ptr<T>();
-    T* dqp = dq.defined() ? dq.data_ptr<T>() : nullptr;
-    T* dkp = dk.defined() ? dk.data_ptr<T>() : nullptr;
-    T* dvp = dvt.defined() ? dvt.data_ptr<T>() : nullptr;
+    T* dqp = dq.data_ptr_or_null<T>();
+    T* dkp = dk.data_ptr_or_null<T>();
+    T* dvp = dvt.data_ptr_or_null<T>();
     for_each_head<T>(q, k, v, [&](int64_t bh, const T* qh, const T* kh, const T* vh, Scratch<T>& scratch) {
       const int64_t out_offset = bh * a.dv * a.n;
       T* dqh = dqp ? dqp + head_offset(dq, bh) : nullptr;

@@ -51,11 +51,6 @@ void dispatch(DType t, const char* op, F&& f) {
   dispatch_floating(t, op, std::forward<F>(f));
 }
 
-template <class T>
-T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
-
 // The checked geometry of conv2d(x_in, w_in, bias_in, ...).
 conv::Geom conv2d_geom(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pair2 stride, Pair2 padding,
                        Pair2 dilation, int64_t groups) {
@@ -92,12 +87,13 @@ void cpu_forward(const conv::Geom& g, const Tensor& x, const Tensor& w, const Te
                  ActivationKind act) {
   dispatch(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
+    const T *xp = x.data_ptr<T>(), *wp = w.data_ptr<T>(), *bp = bias.data_ptr_or_null<T>();
     if (g.depthwise())
-      conv::depthwise_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
+      conv::depthwise_forward<T>(g, xp, wp, bp, y.data_ptr<T>(), act);
     else if (conv::few_channels(g))
-      conv::few_channels_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
+      conv::few_channels_forward<T>(g, xp, wp, bp, y.data_ptr<T>(), act);
     else
-      conv::gemm_forward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(bias), y.data_ptr<T>(), act);
+      conv::gemm_forward<T>(g, xp, wp, bp, y.data_ptr<T>(), act);
   });
 }
 
@@ -143,14 +139,14 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
           if (dwise) {
             if (gx.defined() || gw.defined())
               conv::depthwise_backward<T>(g, x.data_ptr<T>(), w.data_ptr<T>(), gy.data_ptr<T>(),
-                                          ptr_or_null<T>(gx), ptr_or_null<T>(gw));
+                                          gx.data_ptr_or_null<T>(), gw.data_ptr_or_null<T>());
           } else if (conv::few_channels(g)) {
             if (gx.defined()) conv::gemm_backward_input<T>(g, gy.data_ptr<T>(), w.data_ptr<T>(), gx.data_ptr<T>());
             if (gw.defined())
               conv::few_channels_backward_weight<T>(g, x.data_ptr<T>(), gy.data_ptr<T>(), gw.data_ptr<T>());
           } else {
-            conv::gemm_backward<T>(g, x.data_ptr<T>(), gy.data_ptr<T>(), w.data_ptr<T>(), ptr_or_null<T>(gx),
-                                   ptr_or_null<T>(gw));
+            conv::gemm_backward<T>(g, x.data_ptr<T>(), gy.data_ptr<T>(), w.data_ptr<T>(), gx.data_ptr_or_null<T>(),
+                                   gw.data_ptr_or_null<T>());
           }
           if (gb.defined())
             conv::bias_backward<T>(g.N, g.O, g.OH * g.OW, gy.data_ptr<T>(), gb.data_ptr<T>());

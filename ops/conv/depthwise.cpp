@@ -125,41 +125,6 @@ void conv_plane(const T* buf, int64_t row_step, const int64_t* off, const T* k, 
   }
 }
 
-// Σ over rows and the (zero-padded) width of d · x for one tap. Four vector accumulators
-// (two rows × two halves of a block) give independent chains; combined in a fixed order.
-template <class T>
-T tap_dot(const T* __restrict x, int64_t row_step, const T* __restrict d, int64_t OWp,
-          int64_t OH) {
-  using V = typename Simd<T>::v;
-  constexpr int L = Simd<T>::N;
-  V a0{}, a1{}, b0{}, b1{};
-  int64_t oh = 0;
-  for (; oh + 2 <= OH; oh += 2) {
-    const T* x0 = x + oh * row_step;
-    const T* x1 = x0 + row_step;
-    const T* d0 = d + oh * OWp;
-    const T* d1 = d0 + OWp;
-    for (int64_t o = 0; o < OWp; o += 2 * L) {
-      a0 += vload(d0 + o) * vload(x0 + o);
-      a1 += vload(d0 + o + L) * vload(x0 + o + L);
-      b0 += vload(d1 + o) * vload(x1 + o);
-      b1 += vload(d1 + o + L) * vload(x1 + o + L);
-    }
-  }
-  if (oh < OH) {
-    const T* x0 = x + oh * row_step;
-    const T* d0 = d + oh * OWp;
-    for (int64_t o = 0; o < OWp; o += 2 * L) {
-      a0 += vload(d0 + o) * vload(x0 + o);
-      a1 += vload(d0 + o + L) * vload(x0 + o + L);
-    }
-  }
-  const V v = (a0 + a1) + (b0 + b1);
-  T s = 0;
-  for (int l = 0; l < L; ++l) s += v[l];
-  return s;
-}
-
 // The KW taps of one kernel row at once: out[j] = Σ over rows and the padded width of
 // d · x[off[j] + ...]. Each block of d is loaded once for all KW taps (tap_dot loads it once per
 // tap); two accumulators per tap, combined in a fixed order.

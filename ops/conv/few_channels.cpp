@@ -77,26 +77,6 @@ void channel_rows(const T* bufs, int64_t cstride, const int64_t* off, int64_t C,
   }
 }
 
-// Σ over rows and the padded width of d · x for one tap: x's rows row_step apart, d's OWp apart.
-template <class T>
-T tap_sum(const T* __restrict x, int64_t row_step, const T* __restrict d, int64_t OWp, int64_t rows) {
-  using V = typename Simd<T>::v;
-  constexpr int L = Simd<T>::N;
-  V a0{}, a1{};
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * row_step;
-    const T* dr = d + r * OWp;
-    for (int64_t o = 0; o < OWp; o += 2 * L) {
-      a0 += vload(dr + o) * vload(xr + o);
-      a1 += vload(dr + o + L) * vload(xr + o + L);
-    }
-  }
-  const V v = a0 + a1;
-  T s = 0;
-  for (int l = 0; l < L; ++l) s += v[l];
-  return s;
-}
-
 // The strips of output rows: a strip's multiply-adds near kStripMacs.
 int64_t strip_rows(const Geom& g) {
   const int64_t row_macs = std::max<int64_t>(1, g.O * g.C * g.KK() * g.OW);
@@ -167,7 +147,7 @@ void few_channels_backward_weight(const Geom& g, const T* x, const T* dy, T* dw)
         T* out = part.data() + (task * g.O + o) * CKK;
         for (int64_t c = 0; c < g.C; ++c)
           for (int64_t t = 0; t < KK; ++t)
-            out[c * KK + t] = tap_sum(bufs.data() + c * full.alloc + off[t], g.sh * L.RS, dyp.data(), OWp, rows);
+            out[c * KK + t] = tap_dot(bufs.data() + c * full.alloc + off[t], g.sh * L.RS, dyp.data(), OWp, rows);
       }
     }
   });

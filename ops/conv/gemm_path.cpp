@@ -13,6 +13,7 @@
 
 #include "core/parallel.h"
 #include "core/scratch.h"
+#include "ops/conv/bias_activation.h"
 #include "ops/conv/kernels.h"
 #include "ops/linalg/gemm.h"
 #include "ops/pointwise/activation_functor.h"
@@ -218,31 +219,9 @@ void folded_backward_weight(const Geom& g, const T* x, const T* dyr, T* dw) {
 template <class T>
 void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
-  // Bias and activation on each finished block of a product whose top-left element is `c`
-  // (leading dimension ld, row m = output channel o0 + m) while the block is still in cache:
-  // no pass that fills y with the bias before the product, none that applies the activation
-  // after it. Blocks of one product run on different threads, each on its own.
-  auto epilogue = [&](T* c, int64_t ld, int64_t o0) -> std::optional<detail::GemmEpilogue> {
-    if (act == ActivationKind::none && !bias) return std::nullopt;
-    const T* b = bias ? bias + o0 : nullptr;
-    return detail::GemmEpilogue([c, act, ld, b](int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
-      with_activation_functor(act, [&](auto fn) {
-        constexpr bool kAct = !std::is_same_v<decltype(fn), NoActivation>;
-        for (int64_t m = m0; m < m0 + rows; ++m) {
-          T* row = c + m * ld + n0;
-          if (b) {
-            const T bm = b[m];
-            if constexpr (kAct) {
-              for (int64_t j = 0; j < cols; ++j) row[j] = fn.forward(row[j] + bm);
-            } else {
-              for (int64_t j = 0; j < cols; ++j) row[j] += bm;
-            }
-          } else if constexpr (kAct) {
-            for (int64_t j = 0; j < cols; ++j) row[j] = fn.forward(row[j]);
-          }
-        }
-      });
-    });
+  // The epilogue of a product whose top-left element is `c` and whose row 0 is output channel o0.
+  auto epilogue = [&](T* c, int64_t ld, int64_t o0) {
+    return bias_activation_epilogue<T>(c, ld, bias ? bias + o0 : nullptr, act);
   };
   const int64_t Kr = Cg * g.KK();
   const bool pw = g.pointwise();

@@ -15,16 +15,15 @@
 // whichever thread runs its band, so the result does not depend on the thread count.
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "ops/conv.h"
+#include "ops/conv/bias_activation.h"
 #include "ops/conv/kernels.h"
 #include "ops/linalg/gemm.h"
-#include "ops/pointwise/activation_functor.h"
 
 namespace evit {
 namespace {
@@ -35,29 +34,6 @@ constexpr int64_t kStripValues = int64_t{1} << 17;
 // Strips per band (one parallel task): more strips share one halo, fewer bands balance worse.
 constexpr int64_t kStripsPerBand = 4;
 
-// rows[m·ld + j] = act(rows[m·ld + j] + b[m]) for m < M, j < n.
-template <class T>
-void bias_act(T* rows, int64_t M, int64_t n, int64_t ld, const T* b, ActivationKind act) {
-  with_activation_functor(act, [&](auto fn) {
-    constexpr bool kAct = !std::is_same_v<decltype(fn), NoActivation>;
-    for (int64_t m = 0; m < M; ++m) {
-      T* r = rows + m * ld;
-      const T bm = b ? b[m] : T(0);
-      for (int64_t j = 0; j < n; ++j) {
-        if constexpr (kAct)
-          r[j] = fn.forward(r[j] + bm);
-        else
-          r[j] += bm;
-      }
-    }
-  });
-}
-
-template <class T>
-const T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
-
 // Without an expansion (a depthwise-separable block): the depthwise strips read x's rows, then
 // the projection.
 template <class T>
@@ -66,7 +42,7 @@ void run_separable(const Tensor& x, const ConvStage& d, const conv::Geom& g, con
   const int64_t strip = std::clamp<int64_t>(kStripValues / std::max<int64_t>(1, M * OW), 1, OH);
   const int64_t strips = (OH + strip - 1) / strip;
   const T *xp = x.data_ptr<T>(), *w2 = d.w.data_ptr<T>(), *w3 = p.w.data_ptr<T>();
-  const T *b2 = ptr_or_null<T>(d.b), *b3 = ptr_or_null<T>(p.b);
+  const T *b2 = d.b.data_ptr_or_null<T>(), *b3 = p.b.data_ptr_or_null<T>();
   T* yp = y.data_ptr<T>();
   parallel_for(0, g.N * strips, 1, [&](int64_t task_begin, int64_t task_end) {
     Scratch<T> dw(static_cast<size_t>(M * strip * OW));
@@ -74,8 +50,9 @@ void run_separable(const Tensor& x, const ConvStage& d, const conv::Geom& g, con
       const int64_t n = task / strips, oh0 = (task % strips) * strip, rows = std::min(strip, OH - oh0);
       conv::depthwise_rows<T>(g, xp + n * M * H * W, H * W, 0, H, oh0, rows, w2, b2, dw.data(), rows * OW, d.act);
       T* yrows = yp + n * O * OH * OW + oh0 * OW;
-      detail::gemm(false, false, O, rows * OW, M, T(1), w3, M, dw.data(), rows * OW, T(0), yrows, OH * OW);
-      bias_act(yrows, O, rows * OW, OH * OW, b3, p.act);
+      const auto ep = conv::bias_activation_epilogue<T>(yrows, OH * OW, b3, p.act);
+      detail::gemm(false, false, O, rows * OW, M, T(1), w3, M, dw.data(), rows * OW, T(0), yrows, OH * OW,
+                   ep ? &*ep : nullptr);
     }
   });
 }
@@ -93,7 +70,7 @@ void run(const Tensor& x, const ConvStage& e, const ConvStage& d, const conv::Ge
   const int64_t bands = (OH + band - 1) / band;
   const int64_t erows = (strip - 1) * s + k;  // expanded rows a strip can need
   const T *xp = x.data_ptr<T>(), *w1 = e.w.data_ptr<T>(), *w2 = d.w.data_ptr<T>(), *w3 = p.w.data_ptr<T>();
-  const T *b1 = ptr_or_null<T>(e.b), *b2 = ptr_or_null<T>(d.b), *b3 = ptr_or_null<T>(p.b);
+  const T *b1 = e.b.data_ptr_or_null<T>(), *b2 = d.b.data_ptr_or_null<T>(), *b3 = p.b.data_ptr_or_null<T>();
   T* yp = y.data_ptr<T>();
   parallel_for(0, g.N * bands, 1, [&](int64_t task_begin, int64_t task_end) {
     Scratch<T> ex(static_cast<size_t>(M * erows * W)), dw(static_cast<size_t>(M * strip * OW));
@@ -113,14 +90,16 @@ void run(const Tensor& x, const ConvStage& e, const ConvStage& d, const conv::Ge
         const int64_t fresh = b - a - keep;
         if (fresh > 0) {
           T* dst = ex.data() + keep * W;
-          detail::gemm(false, false, M, fresh * W, C, T(1), w1, C, xn + (a + keep) * W, H * W, T(0), dst, erows * W);
-          bias_act(dst, M, fresh * W, erows * W, b1, e.act);
+          const auto ep = conv::bias_activation_epilogue<T>(dst, erows * W, b1, e.act);
+          detail::gemm(false, false, M, fresh * W, C, T(1), w1, C, xn + (a + keep) * W, H * W, T(0), dst, erows * W,
+                       ep ? &*ep : nullptr);
         }
         lo = a, hi = b;
         conv::depthwise_rows<T>(g, ex.data(), erows * W, a, b - a, oh0, rows, w2, b2, dw.data(), rows * OW, d.act);
         T* yrows = yn + oh0 * OW;
-        detail::gemm(false, false, O, rows * OW, M, T(1), w3, M, dw.data(), rows * OW, T(0), yrows, OH * OW);
-        bias_act(yrows, O, rows * OW, OH * OW, b3, p.act);
+        const auto ep = conv::bias_activation_epilogue<T>(yrows, OH * OW, b3, p.act);
+        detail::gemm(false, false, O, rows * OW, M, T(1), w3, M, dw.data(), rows * OW, T(0), yrows, OH * OW,
+                     ep ? &*ep : nullptr);
       }
     }
   });

@@ -77,6 +77,42 @@ template <class T> inline typename Simd<T>::v vload(const T* p) {
 }
 template <class T> inline void vstore(T* p, typename Simd<T>::v v) { std::memcpy(p, &v, sizeof v); }
 
+// Σ over OH rows and the (zero-padded) width OWp of d · x for one tap, x's rows row_step apart
+// and d's OWp apart: a weight gradient's dot product. Four vector accumulators (two rows × two
+// halves of a block) give independent chains; combined in a fixed order.
+template <class T>
+inline T tap_dot(const T* __restrict x, int64_t row_step, const T* __restrict d, int64_t OWp,
+                int64_t OH) {
+  using V = typename Simd<T>::v;
+  constexpr int L = Simd<T>::N;
+  V a0{}, a1{}, b0{}, b1{};
+  int64_t oh = 0;
+  for (; oh + 2 <= OH; oh += 2) {
+    const T* x0 = x + oh * row_step;
+    const T* x1 = x0 + row_step;
+    const T* d0 = d + oh * OWp;
+    const T* d1 = d0 + OWp;
+    for (int64_t o = 0; o < OWp; o += 2 * L) {
+      a0 += vload(d0 + o) * vload(x0 + o);
+      a1 += vload(d0 + o + L) * vload(x0 + o + L);
+      b0 += vload(d1 + o) * vload(x1 + o);
+      b1 += vload(d1 + o + L) * vload(x1 + o + L);
+    }
+  }
+  if (oh < OH) {
+    const T* x0 = x + oh * row_step;
+    const T* d0 = d + oh * OWp;
+    for (int64_t o = 0; o < OWp; o += 2 * L) {
+      a0 += vload(d0 + o) * vload(x0 + o);
+      a1 += vload(d0 + o + L) * vload(x0 + o + L);
+    }
+  }
+  const V v = (a0 + a1) + (b0 + b1);
+  T s = 0;
+  for (int l = 0; l < L; ++l) s += v[l];
+  return s;
+}
+
 // Integer vectors of Simd<T>'s shape: the lane indices of a shuffle.
 template <class T> struct SimdIndex {
   using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;

@@ -24,7 +24,7 @@ namespace {
 template <class T>
 void linear_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& bias_t, const Tensor& y,
                         int64_t R, int64_t in, int64_t out) {
-  const T* bias = bias_t.defined() ? bias_t.data_ptr<T>() : nullptr;
+  const T* bias = bias_t.data_ptr_or_null<T>();
   T* py = y.data_ptr<T>();
   if (in == 0) {
     for (int64_t r = 0; r < R; ++r)

@@ -215,7 +215,7 @@ double ce_class_indices_forward(const Tensor& logits, const int64_t* tp, const T
   double wsum = 0;  // sum of the target weights of non-ignored positions
   const T* x = logits.data_ptr<T>();
   T* P = probs.data_ptr<T>();
-  const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+  const T* w = weight.data_ptr_or_null<T>();
   std::vector<double> nll_part(U.count), smooth_part(U.count), w_part(U.count);
   T* o = red == Reduction::none ? out.data_ptr<T>() : nullptr;
   const double a = 1.0 - eps, b = eps / static_cast<double>(G.C);
@@ -269,7 +269,7 @@ void ce_class_indices_backward(const Tensor& probs, const Tensor& target, const 
                                const Tensor& g, int64_t ignore_index, Reduction red, double eps,
                                double wsum, const CeGeom& G, const Units& U, Tensor& gx) {
   const T* P = probs.data_ptr<T>();
-  const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+  const T* w = weight.data_ptr_or_null<T>();
   const int64_t* tp = target.data_ptr<int64_t>();
   const T* gp = g.data_ptr<T>();
   T* o = gx.data_ptr<T>();
@@ -374,7 +374,7 @@ void ce_probabilities_forward(const Tensor& logits, const Tensor& target, const 
   const T* x = logits.data_ptr<T>();
   const T* tg = target.data_ptr<T>();
   T* l = lp.data_ptr<T>();
-  const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+  const T* w = weight.data_ptr_or_null<T>();
   T* o = red == Reduction::none ? out.data_ptr<T>() : nullptr;
   auto position_loss = [&](int64_t p) {
     const int64_t e = elem(G, p);
@@ -400,10 +400,10 @@ void ce_probabilities_backward(const Tensor& lp, const Tensor& target, const Ten
                                Tensor& gx, Tensor& gt) {
   const T* l = lp.data_ptr<T>();
   const T* tg = target.data_ptr<T>();
-  const T* w = weight.defined() ? weight.data_ptr<T>() : nullptr;
+  const T* w = weight.data_ptr_or_null<T>();
   const T* gp = g.data_ptr<T>();
   T* o = gx.data_ptr<T>();
-  T* ot = gt.defined() ? gt.data_ptr<T>() : nullptr;
+  T* ot = gt.data_ptr_or_null<T>();
   const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(1, G.C));
   parallel_for(0, G.P, grain, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {

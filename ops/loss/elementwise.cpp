@@ -59,7 +59,7 @@ Tensor elementwise_loss(const Tensor& x_in, const Tensor& t_in, const Tensor& pw
     using T = decltype(tag);
     const T* xp = x.data_ptr<T>();
     const T* tp = t.data_ptr<T>();
-    const T* pp = pw.defined() ? pw.data_ptr<T>() : nullptr;
+    const T* pp = pw.data_ptr_or_null<T>();
     if (red == Reduction::none) {
       T* o = out.data_ptr<T>();
       parallel_for(0, n, kPointwiseGrain, [&](int64_t b, int64_t e) {
@@ -88,11 +88,11 @@ Tensor elementwise_loss(const Tensor& x_in, const Tensor& t_in, const Tensor& pw
           using T = decltype(tag);
           const T* xp = x.data_ptr<T>();
           const T* tp = t.data_ptr<T>();
-          const T* pp = pw.defined() ? pw.data_ptr<T>() : nullptr;
+          const T* pp = pw.data_ptr_or_null<T>();
           const T* gp_in = g.data_ptr<T>();
-          T* ox = gx.defined() ? gx.data_ptr<T>() : nullptr;
-          T* ot = gt.defined() ? gt.data_ptr<T>() : nullptr;
-          T* op_ = gp.defined() ? gp.data_ptr<T>() : nullptr;
+          T* ox = gx.data_ptr_or_null<T>();
+          T* ot = gt.data_ptr_or_null<T>();
+          T* op_ = gp.data_ptr_or_null<T>();
           const double scale = red == Reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
           parallel_for(0, n, kPointwiseGrain, [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) {

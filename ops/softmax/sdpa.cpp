@@ -181,12 +181,12 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
           std::vector<T> vT(D.BH * D.dv * D.Nk), dS(D.BH * D.Nq * D.Nk);
           transpose_heads<T>(v.data_ptr<T>(), vT.data(), D.BH, D.Nk, D.dv);
           sdpa_backward_rows<T>(D, k.data_ptr<T>(), vT.data(), P.data_ptr<T>(), g.data_ptr<T>(),
-                                dS.data(), dq.defined() ? dq.data_ptr<T>() : nullptr,
+                                dS.data(), dq.data_ptr_or_null<T>(),
                                 static_cast<T>(scale));
           if (dk.defined() || dv.defined())
             sdpa_backward_keys<T>(D, q.data_ptr<T>(), P.data_ptr<T>(), g.data_ptr<T>(), dS.data(),
-                                  dk.defined() ? dk.data_ptr<T>() : nullptr,
-                                  dv.defined() ? dv.data_ptr<T>() : nullptr);
+                                  dk.data_ptr_or_null<T>(),
+                                  dv.data_ptr_or_null<T>());
         });
         return {dq, dk, dv};
       });
