@@ -45,6 +45,43 @@ TEST_CASE("conv2d gradcheck: 1x1 paths (GEMM per image / per group)", "[conv]") 
   gc(conv_fn(2, 0, 1, 1), {L({1, 3, 5, 5}, 6), L({2, 3, 1, 1}, 7), L({2}, 8)});
 }
 
+// A batch's 1×1 products run side by side (one image per task) when one product is too small to
+// split: each image must still get exactly the bits it gets alone, and the weight gradient the
+// images' own weight gradients summed in order.
+TEST_CASE("a batch's 1x1 convolution equals its images convolved one by one", "[conv]") {
+  struct Case {
+    Shape x, w;
+    int64_t groups;
+  };
+  const std::vector<Case> cases = {{{6, 64, 14, 14}, {256, 64, 1, 1}, 1},   // B0's 64->256 at 14x14
+                                   {{3, 32, 28, 28}, {128, 32, 1, 1}, 1},
+                                   {{4, 48, 14, 14}, {48, 16, 1, 1}, 3}};   // grouped
+  for (const auto& c : cases) {
+    INFO("x " << shape_str(c.x) << " w " << shape_str(c.w) << " groups " << c.groups);
+    conv::Geom g;
+    g.N = c.x[0], g.C = c.x[1], g.H = g.OH = c.x[2], g.W = g.OW = c.x[3], g.O = c.w[0], g.groups = c.groups;
+    REQUIRE(conv::products_side_by_side(g, g.Og(), g.H * g.W, g.Cg()));  // the path under test
+    Tensor x = randn(c.x), w = randn(c.w), b = randn({c.w[0]});
+    auto run = [&](const Tensor& xs) {
+      Tensor xl = xs.detach().requires_grad_(), wl = w.detach().requires_grad_();
+      Tensor y = conv2d(xl, wl, b, 1, 0, 1, c.groups);
+      sum(mul(y, y)).backward();
+      return std::vector<Tensor>{y, xl.grad(), wl.grad()};
+    };
+    const std::vector<Tensor> all = run(x);
+    std::vector<double> dw_sum(static_cast<size_t>(w.numel()), 0.0);
+    for (int64_t n = 0; n < c.x[0]; ++n) {
+      const std::vector<Tensor> one = run(slice(x, 0, n, n + 1).contiguous());
+      REQUIRE(test::bitwise_equal(slice(all[0], 0, n, n + 1).contiguous(), one[0]));
+      REQUIRE(test::bitwise_equal(slice(all[1], 0, n, n + 1).contiguous(), one[1]));
+      const std::vector<float> dw_n = one[2].to_vector<float>();
+      for (size_t i = 0; i < dw_sum.size(); ++i) dw_sum[i] += dw_n[i];
+    }
+    const std::vector<float> dw_all = all[2].to_vector<float>();
+    for (size_t i = 0; i < dw_sum.size(); ++i) REQUIRE(dw_all[i] == static_cast<float>(dw_sum[i]));
+  }
+}
+
 TEST_CASE("conv2d gradcheck: dense and grouped kxk (im2col + GEMM)", "[conv]") {
   gc(conv_fn(1, 1, 1, 1), {L({2, 4, 5, 5}, 9), L({3, 4, 3, 3}, 10)});
   gc(conv_fn(2, 1, 1, 1), {L({2, 3, 5, 6}, 11), L({2, 3, 3, 3}, 12), L({2}, 13)});
@@ -278,6 +315,9 @@ TEST_CASE("conv2d forward and backward are bitwise identical on 1 and 2 threads"
       {{2, 16, 20, 20}, {24, 16, 3, 3}, 1, 1, 1, DType::f32},  // dense 3x3 (GEMM K > 256)
       {{2, 16, 20, 20}, {24, 16, 3, 3}, 1, 1, 1, DType::f64},
       {{2, 64, 24, 24}, {48, 64, 1, 1}, 1, 0, 1, DType::f32},  // 1x1
+      {{8, 64, 14, 14}, {256, 64, 1, 1}, 1, 0, 1, DType::f32}, // 1x1, images side by side
+      {{4, 48, 14, 14}, {48, 16, 1, 1}, 1, 0, 3, DType::f64},  // grouped 1x1 side by side
+      {{2, 64, 112, 112}, {32, 64, 1, 1}, 1, 0, 1, DType::f32}, // 1x1, each product split
       {{1, 3, 200, 160}, {16, 3, 3, 3}, 2, 1, 1, DType::f32},  // few input channels: 4 strips
   };
   for (const auto& c : cases) {

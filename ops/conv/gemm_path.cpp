@@ -151,16 +151,25 @@ void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db) {
   }
 }
 
+// Whether the products of a 1×1 convolution — one per image n and group gr, each M x N x K — run
+// side by side, each whole on one thread, instead of one after another with each split over the
+// pool: when there are more products than one product has pieces (detail::gemm_split). A training
+// batch of 14×14 or 28×28 planes is a series of products too small to split (B0's 64->256 at
+// 14×14: 3.2M multiply-adds), each of which would otherwise leave all but one thread idle. A
+// product's pieces are a function of its shape, and a product run inside a parallel task computes
+// the same pieces in the same order, so this choice changes no bit of y or dx.
+bool products_side_by_side(const Geom& g, int64_t M, int64_t N, int64_t K) {
+  const int64_t products = g.N * g.groups;
+  return products > 1 && detail::gemm_split(M, N, K).tasks() < products;
+}
+
 // Calls fn(n, gr) for every image n and group gr of a 1×1 convolution whose per-group product is
-// M x N x K. A grouped 1×1 convolution is many products too small to split (detail::gemm_split),
-// so its groups run side by side; each call writes only its own slice, and within a group the
-// images keep their order, so results do not depend on the thread count.
+// M x N x K; each call writes only its own slice.
 template <class Fn>
 void for_each_image_group(const Geom& g, int64_t M, int64_t N, int64_t K, Fn&& fn) {
-  if (g.groups > 1 && detail::gemm_split(M, N, K).tasks() == 1) {
-    parallel_for(0, g.groups, 1, [&](int64_t b, int64_t e) {
-      for (int64_t gr = b; gr < e; ++gr)
-        for (int64_t n = 0; n < g.N; ++n) fn(n, gr);
+  if (products_side_by_side(g, M, N, K)) {
+    parallel_for(0, g.N * g.groups, 1, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) fn(p / g.groups, p % g.groups);
     });
     return;
   }
@@ -313,9 +322,28 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
   const int64_t crows = chunk_rows(g);
   Scratch<T> col(pw ? 0 : static_cast<size_t>(Kr * crows * g.OW));
   if (pw) {
+    const auto image_group_product = [&](int64_t n, int64_t gr, T beta, T* dwg) {
+      detail::gemm(false, true, Og, Cg, OHW, T(1), dy + n * g.O * OHW + gr * Og * OHW, OHW,
+                   x + n * g.C * HW + gr * Cg * HW, HW, beta, dwg, Cg);
+    };
+    if (!products_side_by_side(g, Og, Cg, OHW)) {
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t gr = 0; gr < g.groups; ++gr) image_group_product(n, gr, T(1), dw + gr * Og * Kr);
+      return;
+    }
+    // Each image's products into its own partial dw, side by side; then the images' partials
+    // summed in order, element by element: every bit fixed by the shape.
+    const int64_t per_image = g.O * Cg;
+    Scratch<T> part(static_cast<size_t>(g.N * per_image));
     for_each_image_group(g, Og, Cg, OHW, [&](int64_t n, int64_t gr) {
-      detail::gemm(false, true, Og, Cg, OHW, T(1), dy + n * g.O * OHW + gr * Og * OHW, OHW, x + n * g.C * HW + gr * Cg * HW,
-                   HW, T(1), dw + gr * Og * Kr, Cg);
+      image_group_product(n, gr, T(0), part.data() + n * per_image + gr * Og * Cg);
+    });
+    parallel_for(0, per_image, std::max<int64_t>(1, kPointwiseGrain / g.N), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        double acc = 0;
+        for (int64_t n = 0; n < g.N; ++n) acc += part[n * per_image + i];
+        dw[i] = static_cast<T>(acc);
+      }
     });
     return;
   }

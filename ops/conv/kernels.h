@@ -34,6 +34,10 @@ template <class T> void gemm_backward_weight(const Geom& g, const T* x, const T*
 // the work they would each repeat (regrouping dy for a batch of small images) done once.
 template <class T> void gemm_backward(const Geom& g, const T* x, const T* dy, const T* w, T* dx, T* dw);
 
+// Whether the GEMM path runs a 1×1 convolution's per-image, per-group products (each M x N x K)
+// side by side on the pool, each whole on one thread (gemm_path.cpp explains when and why).
+bool products_side_by_side(const Geom& g, int64_t M, int64_t N, int64_t K);
+
 // Depthwise path (g.depthwise()). dx / dw may be null (not needed).
 template <class T>
 void depthwise_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y,
