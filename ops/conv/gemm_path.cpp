@@ -354,9 +354,10 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
       else
         detail::gemm(false, true, Og, Cg, OHW, T(1), dyg, OHW, xg, HW, beta, dwg, Cg);
     };
-    if (!products_side_by_side(g, Og, Cg, OHW)) {
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t gr = 0; gr < g.groups; ++gr) image_group_product(n, gr, T(1), dw + gr * Og * Kr);
+    if (!products_side_by_side(g, Og, Cg, OHW)) {  // one after another: accumulate into dw in order
+      for_each_image_group(g, Og, Cg, OHW, [&](int64_t n, int64_t gr) {
+        image_group_product(n, gr, T(1), dw + gr * Og * Kr);
+      });
       return;
     }
     // Each image's products into its own partial dw, side by side; then the images' partials

@@ -37,6 +37,14 @@ template <class T> inline T reduce_lanes(V<T> v) {
   return tmp[0];
 }
 
+// Row i of a register tile whose rows start at row `first` of `base` (rows `stride` apart) and of
+// which only `count` exist: the missing rows repeat the last one, so the tile's loads stay in
+// bounds and its extra accumulators are computed and dropped.
+template <class T>
+inline const T* tile_row(const T* base, int64_t stride, int64_t first, int i, int count) {
+  return base + (first + std::min(i, count - 1)) * stride;
+}
+
 // C[r * ldc + c] = sum_j X[r][j] * Y[c][j] for r < R, c < K, j < n (rows strided ldx / ldy).
 // Register tile: 2 rows of X by 4 rows of Y, one vector of lanes each; the tail of j goes into
 // lane (j % L) of the same accumulators.
@@ -46,14 +54,11 @@ inline void gram(const T* x, int64_t ldx, int64_t R, const T* y, int64_t ldy, in
   constexpr int L = kLanes<T>;
   for (int64_t r0 = 0; r0 < R; r0 += 2) {
     const int nr = static_cast<int>(std::min<int64_t>(2, R - r0));
-    const T* x0 = x + r0 * ldx;
-    const T* x1 = nr > 1 ? x0 + ldx : x0;
+    const T *x0 = tile_row(x, ldx, r0, 0, nr), *x1 = tile_row(x, ldx, r0, 1, nr);
     for (int64_t c0 = 0; c0 < K; c0 += 4) {
       const int nc = static_cast<int>(std::min<int64_t>(4, K - c0));
-      const T* y0 = y + c0 * ldy;
-      const T* y1 = y + (c0 + std::min(1, nc - 1)) * ldy;
-      const T* y2 = y + (c0 + std::min(2, nc - 1)) * ldy;
-      const T* y3 = y + (c0 + std::min(3, nc - 1)) * ldy;
+      const T *y0 = tile_row(y, ldy, c0, 0, nc), *y1 = tile_row(y, ldy, c0, 1, nc),
+              *y2 = tile_row(y, ldy, c0, 2, nc), *y3 = tile_row(y, ldy, c0, 3, nc);
       V<T> a00{}, a01{}, a02{}, a03{}, a10{}, a11{}, a12{}, a13{};
       int64_t j = 0;
       for (; j + L <= n; j += L) {
@@ -86,10 +91,8 @@ inline void small_mm(const T* m, int64_t mr, int64_t mc, int64_t R, int64_t K, c
   for (; i0 + 2 * L <= n; i0 += 2 * L) {
     for (int64_t r0 = 0; r0 < R; r0 += 4) {
       const int nr = static_cast<int>(std::min<int64_t>(4, R - r0));
-      const T* m0 = m + r0 * mr;
-      const T* m1 = m + (r0 + std::min(1, nr - 1)) * mr;
-      const T* m2 = m + (r0 + std::min(2, nr - 1)) * mr;
-      const T* m3 = m + (r0 + std::min(3, nr - 1)) * mr;
+      const T *m0 = tile_row(m, mr, r0, 0, nr), *m1 = tile_row(m, mr, r0, 1, nr),
+              *m2 = tile_row(m, mr, r0, 2, nr), *m3 = tile_row(m, mr, r0, 3, nr);
       V<T> a00{}, a01{}, a10{}, a11{}, a20{}, a21{}, a30{}, a31{};
       for (int64_t c = 0; c < K; ++c) {
         const T* xr = X + c * ldx + i0;
