@@ -27,8 +27,9 @@ namespace {
 using namespace plane;
 
 // Output channels computed together: OG accumulator pairs plus the two input blocks stay in
-// registers (AVX-512: 16 + 2 of 32), and each input block loaded serves OG channels.
-constexpr int64_t kChannelGroup = 8;
+// registers (AVX-512: 16 + 2 of 32; AVX2: 8 + 2 of 16), and each input block loaded serves OG
+// channels.
+constexpr int64_t kChannelGroup = kVectorRegisters / 4;
 // Multiply-adds per strip of output rows (one parallel task): enough to hide the task's start,
 // small enough that the strip's input rows stay in L2.
 constexpr int64_t kStripMacs = int64_t{1} << 20;

@@ -13,8 +13,9 @@
 #include <vector>
 
 namespace evit::conv::plane {
-// Vector block: 128 bytes (two AVX-512 registers, four AVX2 registers).
-template <class T> constexpr int kV = static_cast<int>(128 / sizeof(T));  // = 2 SIMD vectors
+// Padding granularity of the buffers' rows: 128 bytes, a whole number of the kernels' two-vector
+// blocks on every target (two AVX-512 registers, four AVX2 ones).
+template <class T> constexpr int kV = static_cast<int>(128 / sizeof(T));
 
 inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
@@ -64,11 +65,26 @@ inline std::vector<int64_t> tap_offsets(const Layout& L, int64_t KH, int64_t KW,
   return off;
 }
 
-// 64-byte SIMD vectors through GCC/Clang vector extensions: portable (split into narrower
-// registers without AVX-512) and explicit, so the accumulators stay in registers.
+// The target's SIMD register: its width and how many the kernels may keep accumulators in.
+// Vectors wider than the registers would be split by the compiler, and the kernels' blocks of
+// accumulators would then no longer fit: with 64-byte vectors on AVX2 (16 registers of 32 bytes)
+// the 5×5 depthwise row and the stem's 8-channel group spilled, and ran 3-10× slower.
+#if defined(__AVX512F__)
+inline constexpr int kVectorBytes = 64;
+inline constexpr int kVectorRegisters = 32;
+#elif defined(__AVX__)
+inline constexpr int kVectorBytes = 32;
+inline constexpr int kVectorRegisters = 16;
+#else
+inline constexpr int kVectorBytes = 16;
+inline constexpr int kVectorRegisters = 16;
+#endif
+
+// One SIMD register of T through GCC/Clang vector extensions: portable and explicit, so the
+// accumulators stay in registers.
 template <class T> struct Simd {
-  typedef T v __attribute__((vector_size(64)));
-  static constexpr int N = static_cast<int>(64 / sizeof(T));
+  typedef T v __attribute__((vector_size(kVectorBytes)));
+  static constexpr int N = static_cast<int>(kVectorBytes / sizeof(T));
 };
 template <class T> inline typename Simd<T>::v vload(const T* p) {
   typename Simd<T>::v r;
@@ -116,7 +132,7 @@ inline T tap_dot(const T* __restrict x, int64_t row_step, const T* __restrict d,
 // Integer vectors of Simd<T>'s shape: the lane indices of a shuffle.
 template <class T> struct SimdIndex {
   using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  typedef I v __attribute__((vector_size(64)));
+  typedef I v __attribute__((vector_size(kVectorBytes)));
 };
 
 // The 2N values a:b split into their even and odd lanes (a stride-2 row into its two phases).
