@@ -180,3 +180,18 @@ TEST_CASE("GEMM convolutions are bitwise identical on 1, 2 and 3 threads", "[con
     }
   }
 }
+
+TEST_CASE("f32 products whose B rows are 4 KiB apart are right and thread-invariant", "[linalg][parallel]") {
+  // On processors without AVX-512 such pieces go to OpenBLAS and the others to oneDNN
+  // (ops/linalg/gemm.cpp): both routes, and a product that mixes them across its tiles, must give
+  // the product and the same bits on any thread count.
+  INFO("GEMM: " << detail::gemm_backend());
+  Generator g(11);
+  for (int64_t n : {1024, 2048, 1040}) {  // 4 KiB and 8 KiB rows, and rows that are not a multiple
+    Tensor a = randn({300, 64}, DType::f32, &g), b = randn({64, n}, DType::f32, &g);
+    Tensor want = matmul(a.to(DType::f64), b.to(DType::f64));
+    EVIT_REQUIRE_CLOSE(matmul(a, b).to(DType::f64), want, 1e-5, 1e-4);
+    require_thread_invariant("matmul with B rows of " + std::to_string(n) + " floats",
+                             [&] { return grads_of({a, b}, [](auto& v) { return matmul(v[0], v[1]); }); });
+  }
+}

@@ -9,7 +9,8 @@
 // the same for 1 or 64 threads, on any CPU and with any kernel choice (threaded OpenBLAS results
 // depend on its thread count and kernel: with the Haswell kernels they differ between 1 and 2
 // threads even for short K). The bits do depend on the library and the kernels it picks (oneDNN
-// with AVX-512 and with AVX2 round differently), as they do in every framework.
+// with AVX-512 and with AVX2 round differently; without AVX-512, pieces whose B rows are 4 KiB
+// apart run on OpenBLAS), as they do in every framework.
 //
 // Safe to call inside a parallel_for body (the pieces then run inline, in the same order).
 #pragma once
@@ -40,7 +41,8 @@ struct GemmSplit {
 GemmSplit gemm_split(int64_t M, int64_t N, int64_t K);
 
 // Which library and kernels run the single-threaded pieces, e.g. "oneDNN 2.6.3 (AVX-512); f64:
-// OpenBLAS Haswell" (printed by `evit info` and the benchmarks).
+// OpenBLAS Haswell" (printed by the benchmarks). EVIT_GEMM=onednn|openblas in the environment
+// forces one library for the f32 pieces.
 std::string gemm_backend();
 
 }  // namespace evit::detail
