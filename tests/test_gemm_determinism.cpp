@@ -182,9 +182,9 @@ TEST_CASE("GEMM convolutions are bitwise identical on 1, 2 and 3 threads", "[con
 }
 
 TEST_CASE("f32 products whose B rows are 4 KiB apart are right and thread-invariant", "[linalg][parallel]") {
-  // On processors without AVX-512 such pieces go to OpenBLAS and the others to oneDNN
-  // (ops/linalg/gemm.cpp): both routes, and a product that mixes them across its tiles, must give
-  // the product and the same bits on any thread count.
+  // On processors without AVX-512 oneDNN gets such pieces with B's panel copied to shorter-strided
+  // rows first (ops/linalg/gemm.cpp): the copied and the direct pieces, and a product whose tiles
+  // mix them, must give the product and the same bits on any thread count.
   INFO("GEMM: " << detail::gemm_backend());
   Generator g(11);
   for (int64_t n : {1024, 2048, 1040}) {  // 4 KiB and 8 KiB rows, and rows that are not a multiple

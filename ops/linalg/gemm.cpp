@@ -14,8 +14,8 @@
 //   over many pixels), K is cut into chunks of at least kMinKChunk. Chunk j > 0 writes its
 //   partial product to its own buffer, and the buffers are added to C in order 1, 2, ...
 //
-// The single-threaded f32 calls go to oneDNN's sgemm when the build found it (EVIT_ONEDNN) and
-// the processor has AVX-512, else to OpenBLAS (see f32_library); f64 always to OpenBLAS.
+// The single-threaded f32 calls go to oneDNN's sgemm when the build found it (EVIT_ONEDNN), else
+// to OpenBLAS (see f32_library); f64 always to OpenBLAS.
 #include "ops/linalg/gemm.h"
 
 #include <cblas.h>
@@ -71,23 +71,10 @@ void even_tiles(int64_t M, int64_t N, GemmSplit& s) {
   if ((t.tiles_m * t.tiles_n) % 2 == 0) s = t;
 }
 
-// Which library runs the f32 pieces, decided once per process:
-// - onednn: every piece. oneDNN's AVX-512 kernels are the fastest on every shape measured, about
-//   twice OpenBLAS's Haswell kernels (docs/performance.md), so AVX-512 machines take it.
-// - mixed: without AVX-512, oneDNN 2.6's AVX2 sgemm is 10-30% ahead of OpenBLAS except when it
-//   reads B row by row (B not transposed) and B's rows are a multiple of 4 KiB apart: then it runs
-//   at half speed (45 against 70-80 GFLOP/s on Zen 3), and every 1×1 convolution of a 512×1024
-//   input has such rows (4096, 8192, 32768 positions). Those pieces go to OpenBLAS.
-// - openblas: every piece (builds without oneDNN).
-// EVIT_GEMM=onednn|openblas forces one library (to compare them on one binary).
-enum class F32Library { onednn, mixed, openblas };
-
-#if EVIT_WITH_ONEDNN
-bool onednn_has_avx512() {
-  const unsigned isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
-  return (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;  // the ISA values are bit sets
-}
-#endif
+// Which library runs the f32 pieces, decided once per process: oneDNN when the build has it
+// (its JIT kernels were the fastest on every shape measured, docs/performance.md), else OpenBLAS.
+// EVIT_GEMM=onednn|openblas forces one (to compare them on one binary).
+enum class F32Library { onednn, openblas };
 
 F32Library f32_library() {
   static const F32Library library = [] {
@@ -96,8 +83,7 @@ F32Library f32_library() {
     EVIT_CHECK(want.empty() || want == "onednn" || want == "openblas",
                "EVIT_GEMM: expected 'onednn' or 'openblas', got '", want, "'");
 #if EVIT_WITH_ONEDNN
-    if (want == "onednn") return F32Library::onednn;
-    if (want.empty()) return onednn_has_avx512() ? F32Library::onednn : F32Library::mixed;
+    if (want != "openblas") return F32Library::onednn;
 #else
     EVIT_CHECK(want != "onednn", "EVIT_GEMM=onednn: this build has no oneDNN (configure with EVIT_ONEDNN=ON)");
 #endif
@@ -106,32 +92,47 @@ F32Library f32_library() {
   return library;
 }
 
-// The piece goes to oneDNN (a function of the library choice and the piece's layout only, so the
-// set of calls stays independent of the thread count).
-bool piece_on_onednn(bool tb, int64_t K, int64_t ldb) {
-  switch (f32_library()) {
-    case F32Library::onednn: return true;
-    case F32Library::openblas: return false;
-    case F32Library::mixed: return tb || K == 1 || (ldb * static_cast<int64_t>(sizeof(float))) % 4096 != 0;
-  }
-  return false;
+#if EVIT_WITH_ONEDNN
+// Without AVX-512, oneDNN 2.6's sgemm runs at half speed (45 instead of 90 GFLOP/s on Zen 3) when
+// it reads a non-transposed B whose rows are a multiple of 4 KiB apart, as every 1×1 convolution
+// of a 512×1024 input does (4096 to 32768 positions per row). Such a piece gets its K×N panel of
+// B copied to rows a little longer first (not a multiple of 4 KiB apart): the copy costs K·N of the piece's M·N·K multiply-adds,
+// and the product then runs at full speed (K = 32: 42 -> 75 GFLOP/s, where OpenBLAS gives 57).
+// Which pieces are copied depends on the layout only, so the calls stay thread-count independent.
+bool restride_b(bool tb, int64_t K, int64_t ldb) {
+  static const bool avx2_kernels = [] {
+    const unsigned isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+    return (isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core;  // ISA values are bit sets
+  }();
+  return avx2_kernels && !tb && K > 1 && (ldb * static_cast<int64_t>(sizeof(float))) % 4096 == 0;
 }
+
+void onednn_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // oneDNN threads its GEMM through OpenMP with the calling thread's team size; every thread
+  // that calls it is set to one OpenMP thread (once), so each piece stays single-threaded.
+  thread_local const bool single_threaded = (omp_set_num_threads(1), true);
+  (void)single_threaded;
+  Scratch<float> panel(0);
+  if (restride_b(tb, K, ldb)) {
+    int64_t ld = round_up(N, 16);
+    if (ld % 1024 == 0) ld += 16;
+    panel = Scratch<float>(static_cast<size_t>(K * ld));
+    for (int64_t k = 0; k < K; ++k) std::copy_n(B + k * ldb, N, panel.data() + k * ld);
+    B = panel.data(), ldb = ld;
+  }
+  const dnnl_status_t status =
+      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, std::max<int64_t>(lda, 1), B,
+                 std::max<int64_t>(ldb, 1), beta, C, std::max<int64_t>(ldc, 1));
+  EVIT_CHECK(status == dnnl_success, "dnnl_sgemm failed (status ", static_cast<int>(status), ") for M=", M,
+             " N=", N, " K=", K, " lda=", lda, " ldb=", ldb, " ldc=", ldc);
+}
+#endif
 
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
 #if EVIT_WITH_ONEDNN
-  if (piece_on_onednn(tb, K, ldb)) {
-    // oneDNN threads its GEMM through OpenMP with the calling thread's team size; every thread
-    // that calls it is set to one OpenMP thread (once), so each piece stays single-threaded.
-    thread_local const bool single_threaded = (omp_set_num_threads(1), true);
-    (void)single_threaded;
-    const dnnl_status_t status =
-        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, std::max<int64_t>(lda, 1), B,
-                   std::max<int64_t>(ldb, 1), beta, C, std::max<int64_t>(ldc, 1));
-    EVIT_CHECK(status == dnnl_success, "dnnl_sgemm failed (status ", static_cast<int>(status), ") for M=", M,
-               " N=", N, " K=", K, " lda=", lda, " ldb=", ldb, " ldc=", ldc);
-    return;
-  }
+  if (f32_library() == F32Library::onednn) return onednn_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
               (blasint)N, (blasint)K, alpha, A, (blasint)std::max<int64_t>(lda, 1), B,
@@ -217,11 +218,7 @@ std::string gemm_backend() {
   const std::string onednn =
       "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) + " (" + isa + ")";
   const std::string openblas = std::string("OpenBLAS ") + openblas_get_corename();
-  switch (f32_library()) {
-    case F32Library::onednn: return onednn + "; f64: " + openblas;
-    case F32Library::mixed: return onednn + ", " + openblas + " where B's rows are 4 KiB apart; f64: " + openblas;
-    case F32Library::openblas: break;
-  }
+  if (f32_library() == F32Library::onednn) return onednn + "; f64: " + openblas;
   return openblas + " (" + onednn + " not used)";
 #else
   return std::string("OpenBLAS ") + openblas_get_corename();

@@ -9,8 +9,7 @@
 // the same for 1 or 64 threads, on any CPU and with any kernel choice (threaded OpenBLAS results
 // depend on its thread count and kernel: with the Haswell kernels they differ between 1 and 2
 // threads even for short K). The bits do depend on the library and the kernels it picks (oneDNN
-// with AVX-512 and with AVX2 round differently; without AVX-512, pieces whose B rows are 4 KiB
-// apart run on OpenBLAS), as they do in every framework.
+// with AVX-512 and with AVX2 round differently), as they do in every framework.
 //
 // Safe to call inside a parallel_for body (the pieces then run inline, in the same order).
 #pragma once
