@@ -96,8 +96,8 @@ F32Library f32_library() {
 // Without AVX-512, oneDNN 2.6's sgemm runs at half speed (45 instead of 90 GFLOP/s on Zen 3) when
 // it reads a non-transposed B whose rows are a multiple of 4 KiB apart, as every 1×1 convolution
 // of a 512×1024 input does (4096 to 32768 positions per row). Such a piece gets its K×N panel of
-// B copied to rows a little longer first (not a multiple of 4 KiB apart): the copy costs K·N of the piece's M·N·K multiply-adds,
-// and the product then runs at full speed (K = 32: 42 -> 75 GFLOP/s, where OpenBLAS gives 57).
+// B copied first to rows that are not a multiple of 4 KiB apart: K·N copies for the piece's
+// M·N·K multiply-adds, which then run at full speed (K = 32: 42 -> 75 GFLOP/s; OpenBLAS: 57).
 // Which pieces are copied depends on the layout only, so the calls stay thread-count independent.
 bool restride_b(bool tb, int64_t K, int64_t ldb) {
   static const bool avx2_kernels = [] {
