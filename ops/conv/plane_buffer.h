@@ -12,6 +12,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/simd_width.h"
+
 namespace evit::conv::plane {
 // Padding granularity of the buffers' rows: 128 bytes, a whole number of the kernels' two-vector
 // blocks on every target (two AVX-512 registers, four AVX2 ones).
@@ -65,20 +67,9 @@ inline std::vector<int64_t> tap_offsets(const Layout& L, int64_t KH, int64_t KW,
   return off;
 }
 
-// The target's SIMD register: its width and how many the kernels may keep accumulators in.
-// Vectors wider than the registers would be split by the compiler, and the kernels' blocks of
-// accumulators would then no longer fit: with 64-byte vectors on AVX2 (16 registers of 32 bytes)
-// the 5×5 depthwise row and the stem's 8-channel group spilled, and ran 3-10× slower.
-#if defined(__AVX512F__)
-inline constexpr int kVectorBytes = 64;
-inline constexpr int kVectorRegisters = 32;
-#elif defined(__AVX__)
-inline constexpr int kVectorBytes = 32;
-inline constexpr int kVectorRegisters = 16;
-#else
-inline constexpr int kVectorBytes = 16;
-inline constexpr int kVectorRegisters = 16;
-#endif
+// The target's SIMD register (ops/simd_width.h): the direct kernels' vectors are one register wide.
+using simd::kVectorBytes;
+using simd::kVectorRegisters;
 
 // One SIMD register of T through GCC/Clang vector extensions: portable and explicit, so the
 // accumulators stay in registers.
