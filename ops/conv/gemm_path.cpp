@@ -367,11 +367,19 @@ void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw) {
     for_each_image_group(g, Og, Cg, OHW, [&](int64_t n, int64_t gr) {
       image_group_product(n, gr, T(0), part.data() + n * per_image + gr * Og * Cg);
     });
+    // A block of elements at a time, images in the outer loop: each element's sum keeps its order
+    // (image 0 first), and the inner loop runs along contiguous memory, so it vectorizes.
     parallel_for(0, per_image, std::max<int64_t>(1, kPointwiseGrain / g.N), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        double acc = 0;
-        for (int64_t n = 0; n < g.N; ++n) acc += part[n * per_image + i];
-        dw[i] = static_cast<T>(acc);
+      constexpr int64_t kBlock = 256;
+      double acc[kBlock];
+      for (int64_t i0 = b; i0 < e; i0 += kBlock) {
+        const int64_t len = std::min(kBlock, e - i0);
+        std::fill_n(acc, len, 0.0);
+        for (int64_t n = 0; n < g.N; ++n) {
+          const T* p = part.data() + n * per_image + i0;
+          for (int64_t j = 0; j < len; ++j) acc[j] += p[j];
+        }
+        for (int64_t j = 0; j < len; ++j) dw[i0 + j] = static_cast<T>(acc[j]);
       }
     });
     return;
