@@ -61,6 +61,12 @@ std::vector<Case> cases() {
          static Tensor rm = zeros({64}), rv = ones({64});
          return batch_norm_act(in[0], in[1], in[2], rm, rv, true, 0.1, 1e-5, ActivationKind::hardswish);
        }},
+      // A stage-1 channel of the batch (16 x 112 x 112, 800 KB) is larger than some processors' L2.
+      {"batch_norm+hardswish train [16,32,112,112]", {{16, 32, 112, 112}, {32}, {32}},
+       [](auto& in) {
+         static Tensor rm = zeros({32}), rv = ones({32});
+         return batch_norm_act(in[0], in[1], in[2], rm, rv, true, 0.1, 1e-5, ActivationKind::hardswish);
+       }},
       {"depthwise 3x3 s2 [16,64,112,112]", {{16, 64, 112, 112}, {64, 1, 3, 3}},
        [](auto& in) { return conv_case(in, 2, 1, 64); }},
       {"depthwise 3x3 [16,128,28,28]", {{16, 128, 28, 28}, {128, 1, 3, 3}},

@@ -26,6 +26,8 @@ CASES = [
      "shapes": [[1, 128, 32, 64], [128], [128]]},
     {"name": "batch_norm+hardswish train [16,64,56,56]", "kind": "batch_norm_hardswish",
      "shapes": [[16, 64, 56, 56], [64], [64]]},
+    {"name": "batch_norm+hardswish train [16,32,112,112]", "kind": "batch_norm_hardswish",
+     "shapes": [[16, 32, 112, 112], [32], [32]]},
     {"name": "depthwise 3x3 s2 [16,64,112,112]", "kind": "conv",
      "shapes": [[16, 64, 112, 112], [64, 1, 3, 3]], "stride": 2, "padding": 1, "groups": 64},
     {"name": "depthwise 3x3 [16,128,28,28]", "kind": "conv",

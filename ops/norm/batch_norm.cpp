@@ -3,9 +3,11 @@
 // Layout: x is made contiguous and seen as [N, C, S] (S = product of the trailing dims). Every
 // channel is one task: its N rows of S contiguous elements are reduced sequentially, in 8 f64
 // lanes (so the compiler vectorizes) that are combined in a fixed order at the end. Channels are
-// independent, so results do not depend on the thread count. A channel's data is small enough
-// at EfficientViT shapes (<= ~200 KB) to stay in L2 between the statistics pass and the output
-// pass, so forward and backward each read x (and g) from memory about once.
+// independent, so results do not depend on the thread count. From stage 2 on, a channel of a
+// batch-16 EfficientViT tensor (<= ~200 KB) stays in L2 between the statistics pass and the
+// output pass, so forward and backward each read x (and g) from memory about once; at stage 1
+// (16 x 112 x 112, 800 KB) it may not, and the passes must then run at memory speed, which is
+// why the sums are kept vectorized on every target (Lanes below).
 //
 // Statistics use sums shifted by the channel's first element (sum d, sum d^2 with d = x - x0):
 // one pass, and no catastrophic cancellation when |mean| >> std.
