@@ -32,12 +32,14 @@ struct Pair2 {
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(), Pair2 stride = 1,
               Pair2 padding = 0, Pair2 dilation = 1, int64_t groups = 1);
 
-// act(conv2d(x, w, bias, ...)), the same values. For inference: on the CPU, when no gradient is
-// recorded (grad mode off, or no operand requiring one), the activation runs on each block of the
-// output as soon as the block is final, while it is in cache, instead of as a pass of its own
-// over a new tensor; otherwise it is the two ops in sequence.
+// act(conv2d(x, w, bias, ...)) + residual (an undefined residual adds nothing; a defined one has
+// the output's shape), the same values bit for bit as the ops in sequence. For inference: on
+// the CPU, when no gradient is recorded (grad mode off, or no operand requiring one), the
+// activation and the residual (a residual block's shortcut) are applied to each block of the
+// output as soon as the block is final, while it is in cache, instead of as passes of their own
+// over new tensors; otherwise it is the ops in sequence.
 Tensor conv2d_act(const Tensor& x, const Tensor& w, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
-                  int64_t groups, ActivationKind act);
+                  int64_t groups, ActivationKind act, const Tensor& residual = Tensor());
 
 // One convolution of a fused inference chain: weight, bias (or undefined) and the activation
 // that follows it.
@@ -53,10 +55,12 @@ struct ConvStage {
 // depthwise-separable block). The CPU computes it over strips of output rows, so the
 // two M-channel middle tensors only ever exist a few rows at a time, in cache (the expanded
 // tensor of a high-resolution stage is 4x its input). The same values as the three convolutions
-// up to rounding; bitwise the same for any thread count. No gradient: the operands must not
+// up to rounding; bitwise the same for any thread count. A defined residual (the output's shape)
+// is added to the output inside the projection's epilogue, bit for bit as add(y, residual): a
+// residual block's shortcut without a pass of its own. No gradient: the operands must not
 // require one while grad mode is on. CPU, f32 and f64.
 Tensor inverted_bottleneck(const Tensor& x, const ConvStage& expand, const ConvStage& depthwise, int64_t stride,
-                           const ConvStage& project);
+                           const ConvStage& project, const Tensor& residual = Tensor());
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(),
                         Pair2 stride = 1, Pair2 padding = 0, Pair2 output_padding = 0,

@@ -255,6 +255,9 @@ TEST_CASE("inverted_bottleneck equals its three convolutions", "[conv]") {
       const Tensor got = inverted_bottleneck(x, e, d, c.stride, p);
       const double tol = dt == DType::f64 ? 1e-11 : 2e-5;
       EVIT_REQUIRE_CLOSE(got, want, tol, tol);
+      // A residual is added in the projection's epilogue, bit for bit as a separate add.
+      const Tensor residual = randn(got.sizes(), dt);
+      REQUIRE(test::bitwise_equal(inverted_bottleneck(x, e, d, c.stride, p, residual), add(got, residual)));
       const int saved = get_num_threads();
       set_num_threads(1);
       const Tensor one = inverted_bottleneck(x, e, d, c.stride, p);
@@ -277,6 +280,8 @@ TEST_CASE("inverted_bottleneck errors", "[conv]") {
                         Catch::Contains("with odd k"));
     REQUIRE_THROWS_WITH(inverted_bottleneck(x, e, d, 1, ConvStage{zeros({8, 16, 1, 1}), zeros({7}), ActivationKind::none}),
                         Catch::Contains("does not fit weight"));
+    REQUIRE_THROWS_WITH(inverted_bottleneck(x, e, d, 2, p, zeros({1, 8, 8, 8})),
+                        Catch::Contains("inverted_bottleneck: residual f32 [1,8,8,8] must match the output f32 [1,8,4,4]"));
   }
   const ConvStage trainable{zeros({16, 4, 1, 1}).requires_grad_(), Tensor(), ActivationKind::relu};
   REQUIRE_THROWS_WITH(inverted_bottleneck(x, trainable, d, 1, p), Catch::Contains("has no gradient"));
@@ -338,7 +343,7 @@ TEST_CASE("conv2d forward and backward are bitwise identical on 1 and 2 threads"
   }
 }
 
-TEST_CASE("conv2d_act gives the activation of conv2d bit for bit on every path", "[conv]") {
+TEST_CASE("conv2d_act gives the activation of conv2d, plus a residual, bit for bit on every path", "[conv]") {
   struct Case {
     const char* name;
     Shape x, w;
@@ -353,13 +358,15 @@ TEST_CASE("conv2d_act gives the activation of conv2d bit for bit on every path",
       {"grouped 1x1", {1, 24, 16, 16}, {48, 6, 1, 1}, 1, 0, 4},
       {"depthwise 3x3", {2, 16, 17, 19}, {16, 1, 3, 3}, 1, 1, 16},
       {"depthwise 5x5 stride 2", {1, 8, 23, 21}, {8, 1, 5, 5}, 2, 2, 8},
+      {"1x1 batch as one product", {4, 32, 7, 7}, {24, 32, 1, 1}, 1, 0, 1},
   };
   // The product splits the cases above exercise (the epilogue runs per tile, and after the sum
   // of the K chunks).
   REQUIRE(detail::gemm_split(96, 32 * 40, 64).tasks() > 1);
   REQUIRE(detail::gemm_split(16, 4 * 8, 16384).k_chunks > 1);
-  const ActivationKind acts[] = {ActivationKind::relu,  ActivationKind::relu6, ActivationKind::hardswish,
-                                 ActivationKind::silu,  ActivationKind::gelu,  ActivationKind::gelu_tanh};
+  const ActivationKind acts[] = {ActivationKind::none, ActivationKind::relu,  ActivationKind::relu6,
+                                 ActivationKind::hardswish, ActivationKind::silu, ActivationKind::gelu,
+                                 ActivationKind::gelu_tanh};
   for (const Case& c : cases)
     for (DType dt : {DType::f32, DType::f64}) {
       const Tensor x = mul(randn(c.x, dt), 3.0);  // values past hardswish's ±3 and relu6's 6
@@ -370,11 +377,30 @@ TEST_CASE("conv2d_act gives the activation of conv2d bit for bit on every path",
           INFO(c.name << ", " << dtype_name(dt) << (bias.defined() ? ", bias" : "") << ", activation "
                       << static_cast<int>(act));
           const Tensor want = apply_activation(conv2d(x, w, bias, c.stride, c.padding, 1, c.groups), act);
+          const Tensor residual = randn(want.sizes(), dt);
+          const Tensor want_plus = add(want, residual);
           NoGradGuard no_grad;
           const Tensor got = conv2d_act(x, w, bias, c.stride, c.padding, 1, c.groups, act);
           REQUIRE(test::bitwise_equal(got, want));
+          // The residual joins the epilogue after the activation (a pass after, on the direct paths).
+          const Tensor got_plus = conv2d_act(x, w, bias, c.stride, c.padding, 1, c.groups, act, residual);
+          REQUIRE(test::bitwise_equal(got_plus, want_plus));
         }
     }
+  {
+    NoGradGuard no_grad;
+    REQUIRE_THROWS_WITH(conv2d_act(zeros({1, 4, 6, 6}), zeros({5, 4, 1, 1}), Tensor(), 1, 0, 1, 1,
+                                   ActivationKind::none, zeros({1, 4, 6, 6})),
+                        Catch::Contains("conv2d_act: residual f32 [1,4,6,6] must match the output f32 [1,5,6,6]"));
+  }
+  {  // With a residual that needs a gradient, the ops in sequence: the gradient reaches it.
+    Tensor r = test::random_leaf({1, 5, 6, 6}, -1.0, 1.0, 5);
+    sum(conv2d_act(zeros({1, 4, 6, 6}, DType::f64), zeros({5, 4, 3, 3}, DType::f64), Tensor(), 1, 1, 1, 1,
+                   ActivationKind::relu, r))
+        .backward();
+    REQUIRE(r.grad().defined());
+    REQUIRE(sum(r.grad()).item<double>() == 5 * 36);
+  }
   // With gradients to record it is the two ops: the activation's gradient reaches x.
   Tensor x = test::random_leaf({1, 4, 6, 6}, -2.0, 2.0, 3);
   Tensor w = test::random_leaf({5, 4, 3, 3}, -0.5, 0.5, 4);

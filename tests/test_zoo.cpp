@@ -10,6 +10,7 @@
 #include "ops/ops.h"
 #include "tests/support/test_util.h"
 #include "zoo/lite_mla.h"
+#include "zoo/local_blocks.h"
 #include "zoo/models.h"
 #include "zoo/profile.h"
 
@@ -358,6 +359,40 @@ TEST_CASE("seg-B0 at 512x1024 gives the same output with its MBConvs and DSConvs
     fused = m->forward(x);
   }
   EVIT_REQUIRE_CLOSE(fused, layered, 1e-4, 1e-4);
+}
+
+TEST_CASE("a residual block whose main block adds the shortcut itself gives main(x) + x bit for bit", "[zoo]") {
+  // ResidualBlock hands its identity shortcut to every AddsShortcut block, which adds it in the
+  // epilogue of its last convolution in inference (the MBConv on a large input: inside the
+  // fused inverted_bottleneck). Each must give exactly add(main(x), x).
+  struct Case {
+    const char* name;
+    std::shared_ptr<nn::Module> main;
+    Shape x;
+  };
+  const zoo::NormSpec bn{"bn2d", 1e-5};
+  const Case cases[] = {
+      {"MBConv, fused (1M middle values)", zoo::make_local_block("mb", 16, 16, 1, 4, bn, "hswish", false), {1, 16, 128, 128}},
+      {"MBConv fewer_norm, layer by layer", zoo::make_local_block("mb", 32, 32, 1, 4, bn, "hswish", true), {2, 32, 14, 14}},
+      {"DSConv, fused", zoo::make_local_block("ds", 16, 16, 1, 1, bn, "hswish", false), {1, 16, 256, 256}},
+      {"FusedMBConv", zoo::make_local_block("fmb", 16, 16, 1, 4, bn, "gelu", false), {1, 16, 20, 24}},
+      {"ResBlock", zoo::make_local_block("res", 16, 16, 1, 1, bn, "relu", false), {1, 16, 20, 24}},
+      {"LiteMLA", std::make_shared<zoo::LiteMLA>(32, 32, 8, std::vector<int64_t>{5}, bn), {1, 32, 12, 12}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    REQUIRE(dynamic_cast<zoo::AddsShortcut*>(c.main.get()) != nullptr);
+    auto block = std::make_shared<zoo::ResidualBlock>(c.main, true);
+    // Nonzero BatchNorm statistics, so that the folded biases matter.
+    TensorMap sd = block->state_dict();
+    for (auto& [key, t] : sd)
+      if (key.ends_with("running_mean") || key.ends_with(".bias")) t = uniform(t.sizes(), -0.5, 0.5);
+    block->load_state_dict(sd);
+    block->eval();
+    NoGradGuard no_grad;
+    const Tensor x = randn(c.x);
+    REQUIRE(test::bitwise_equal(block->forward(x), add(c.main->forward(x), x)));
+  }
 }
 
 TEST_CASE("a second inference call takes every large buffer from the CPU block cache", "[zoo][allocator]") {

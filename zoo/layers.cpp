@@ -71,7 +71,8 @@ ConvLayer::ConvLayer(const ConvLayerOptions& o) : nn::Module("ConvLayer") {
   if (o.norm.kind == "bn2d" || o.norm.none()) fused_act_ = fusable_norm_activation(o.act);
 }
 
-Tensor ConvLayer::forward(const Tensor& x) {
+Tensor ConvLayer::forward_plus(const Tensor& x, const Tensor& shortcut) {
+  const auto plus_shortcut = [&](const Tensor& y) { return shortcut.defined() ? add(y, shortcut) : y; };
   Tensor y = dropout_ ? dropout_->forward(x) : x;
   auto bn = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm_);
   const bool eval_bn = bn && !bn->is_training();
@@ -82,18 +83,24 @@ Tensor ConvLayer::forward(const Tensor& x) {
     auto conv = std::static_pointer_cast<nn::Conv2d>(conv_);
     auto [w, shift] = eval_bn ? folded_conv_bn() : std::pair{conv->weight, conv->bias};
     const auto& o = conv->options();
-    // A fusable activation runs inside the convolution's output blocks (without gradients).
-    const bool fused = act_ && fused_act_;
-    y = fused ? conv2d_act(y, w, shift, o.stride, o.padding, o.dilation, o.groups, *fused_act_)
-              : conv2d(y, w, shift, o.stride, o.padding, o.dilation, o.groups);
-    nn::MacCounter::add(y.numel() * w.size(1) * w.size(2) * w.size(3));
-    return act_ && !fused ? act_->forward(y) : y;
+    const int64_t macs_per_output = w.size(1) * w.size(2) * w.size(3);
+    // A fusable activation (or none) and the shortcut run inside the convolution's output blocks
+    // (without gradients).
+    if (!act_ || fused_act_) {
+      y = conv2d_act(y, w, shift, o.stride, o.padding, o.dilation, o.groups,
+                     act_ ? *fused_act_ : ActivationKind::none, shortcut);
+      nn::MacCounter::add(y.numel() * macs_per_output);
+      return y;
+    }
+    y = conv2d(y, w, shift, o.stride, o.padding, o.dilation, o.groups);
+    nn::MacCounter::add(y.numel() * macs_per_output);
+    return plus_shortcut(act_->forward(y));
   }
   y = conv_->forward(y);
-  if (bn && act_ && fused_act_) return bn->forward_act(y, *fused_act_);
+  if (bn && act_ && fused_act_) return plus_shortcut(bn->forward_act(y, *fused_act_));
   if (norm_) y = norm_->forward(y);
   if (act_) y = act_->forward(y);
-  return y;
+  return plus_shortcut(y);
 }
 
 std::optional<ConvStage> ConvLayer::inference_stage() {
@@ -146,9 +153,12 @@ ResidualBlock::ResidualBlock(std::shared_ptr<nn::Module> main, bool identity_sho
 }
 
 Tensor ResidualBlock::forward(const Tensor& x) {
+  if (!shortcut_) return main_->forward(x);
+  const bool drop = drop_path_prob > 0 && is_training();
+  if (auto* adds = dynamic_cast<AddsShortcut*>(main_.get()); adds && !drop)
+    return adds->forward_plus(x, shortcut_->forward(x));
   Tensor y = main_->forward(x);
-  if (!shortcut_) return y;
-  if (drop_path_prob > 0 && is_training()) y = drop_path(y, drop_path_prob, true);
+  if (drop) y = drop_path(y, drop_path_prob, true);
   return add(y, shortcut_->forward(x));
 }
 

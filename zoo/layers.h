@@ -26,6 +26,16 @@ std::shared_ptr<nn::Module> make_act_or_null(const std::string& name);
 // does not fuse.
 std::optional<ActivationKind> fusable_norm_activation(const std::string& name);
 
+// A block that a ResidualBlock adds its identity shortcut to. forward_plus(x, s) is
+// add(forward(x), s), bit for bit, but may add s inside the block's last pass (the epilogue of
+// its final convolution, in inference), which saves the addition's own pass over the output. An
+// undefined s adds nothing: forward_plus(x, Tensor()) is forward(x).
+class AddsShortcut {
+ public:
+  virtual ~AddsShortcut() = default;
+  virtual Tensor forward_plus(const Tensor& x, const Tensor& shortcut) = 0;
+};
+
 struct ConvLayerOptions {
   ConvLayerOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size = 3, int64_t stride_ = 1)
       : in(in_channels), out(out_channels), kernel(kernel_size), stride(stride_) {}
@@ -37,10 +47,13 @@ struct ConvLayerOptions {
 };
 
 // [Dropout2d] -> Conv2d (same padding) -> [norm] -> [act].
-class ConvLayer : public nn::Module {
+class ConvLayer : public nn::Module, public AddsShortcut {
  public:
   explicit ConvLayer(const ConvLayerOptions& o);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return forward_plus(x, Tensor()); }
+  // In eval mode with its activation fused (or none), the shortcut joins the convolution's
+  // epilogue (conv2d_act); otherwise it is added after.
+  Tensor forward_plus(const Tensor& x, const Tensor& shortcut) override;
 
   // Deployment hooks for train/export.cpp (BatchNorm folding): the conv and norm children, and
   // drop_norm(), which unregisters the norm (its keys leave state_dict()) after the caller has
@@ -101,6 +114,7 @@ class OpSequential : public nn::Module {
 
 // main(x) + shortcut(x); with no shortcut just main(x). The shortcut is always an identity here.
 // In training mode, drop_path_prob > 0 drops the main branch per sample (stochastic depth).
+// A main block that AddsShortcut gets the shortcut to add itself (unless a drop path applies).
 class ResidualBlock : public nn::Module {
  public:
   ResidualBlock(std::shared_ptr<nn::Module> main, bool identity_shortcut);

@@ -40,7 +40,7 @@ LiteMLA::LiteMLA(int64_t in, int64_t out, int64_t dim, const std::vector<int64_t
   proj_ = register_module("proj", std::make_shared<ConvLayer>(p));
 }
 
-Tensor LiteMLA::forward(const Tensor& x) {
+Tensor LiteMLA::forward_plus(const Tensor& x, const Tensor& shortcut) {
   EVIT_CHECK(x.dim() == 4, "LiteMLA: input must be [B,C,H,W], got ", x.desc());
   const int64_t b = x.size(0), h = x.size(2), w = x.size(3), n = h * w;
   Tensor qkv = qkv_->forward(x);
@@ -52,7 +52,7 @@ Tensor LiteMLA::forward(const Tensor& x) {
   Tensor att = linear_attention_qkv(reshape(z, {b, groups, 3 * dim_, n}), dim_, eps_);  // [B, groups, d, N]
   // The paper counts the two matmuls of the linear form: (d+1)·d·N each, per head.
   nn::MacCounter::add(b * groups * 2 * (dim_ + 1) * dim_ * n);
-  return proj_->forward(reshape(att, {b, groups * dim_, h, w}));
+  return proj_->forward_plus(reshape(att, {b, groups * dim_, h, w}), shortcut);
 }
 
 EfficientViTBlock::EfficientViTBlock(int64_t channels, int64_t dim, double expand,

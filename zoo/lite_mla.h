@@ -10,11 +10,13 @@ namespace evit::zoo {
 // concat -> heads of [q; k; v] (head-major) -> linear_attention_qkv (eps 1e-15; the quadratic form
 // when H·W <= d) -> proj (1×1 conv to C, BN). Attribute names: qkv, aggreg.<s>.{0,1},
 // kernel_func, proj.
-class LiteMLA : public nn::Module {
+class LiteMLA : public nn::Module, public AddsShortcut {
  public:
   LiteMLA(int64_t in, int64_t out, int64_t dim, const std::vector<int64_t>& scales,
           const NormSpec& proj_norm, double heads_ratio = 1.0, double eps = 1e-15);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return forward_plus(x, Tensor()); }
+  // The shortcut is added by the output projection (ConvLayer::forward_plus).
+  Tensor forward_plus(const Tensor& x, const Tensor& shortcut) override;
   int64_t heads() const { return heads_; }
   int64_t dim() const { return dim_; }
   double eps() const { return eps_; }
@@ -22,7 +24,8 @@ class LiteMLA : public nn::Module {
  private:
   int64_t heads_, dim_;
   double eps_;
-  std::shared_ptr<nn::Module> qkv_, proj_;
+  std::shared_ptr<nn::Module> qkv_;
+  std::shared_ptr<ConvLayer> proj_;
   std::vector<std::shared_ptr<nn::Module>> aggreg_;
 };
 

@@ -20,7 +20,7 @@ ConvLayerOptions conv_opts(int64_t in, int64_t out, int64_t k, int64_t stride, i
 // A block of [1×1 expansion ->] depthwise -> 1×1 projection as one inverted_bottleneck, in
 // inference on a large input; nullopt where its layers should run one after the other.
 std::optional<Tensor> fused_block_inference(const Tensor& x, ConvLayer* expand, ConvLayer& depth, ConvLayer& point,
-                                            int64_t stride) {
+                                            int64_t stride, const Tensor& shortcut) {
   // Below this many values in the widest middle tensor (4 MB in f32) it stays in cache between
   // the convolutions anyway, and the strips' halo rows and smaller products would cost more
   // than the fusion saves (EfficientViT-B1 at 224: 10.5 -> 11.8 ms with a 100 K threshold).
@@ -34,7 +34,7 @@ std::optional<Tensor> fused_block_inference(const Tensor& x, ConvLayer* expand, 
   if (mid * x.size(2) * x.size(3) < kMinMiddleValues) return std::nullopt;
   auto d = depth.inference_stage(), p = point.inference_stage();
   if (!d || !p) return std::nullopt;
-  Tensor y = inverted_bottleneck(x, *e, *d, stride, *p);
+  Tensor y = inverted_bottleneck(x, *e, *d, stride, *p, shortcut);
   // The multiply-adds of the convolutions, as ConvLayer counts them.
   const int64_t k = d->w.size(2), out_positions = y.size(0) * y.size(2) * y.size(3);
   const int64_t expand_macs = e->w.defined() ? x.size(0) * x.size(2) * x.size(3) * mid * x.size(1) : 0;
@@ -51,9 +51,9 @@ DSConv::DSConv(int64_t in, int64_t out, int64_t k, int64_t stride, const PerConv
   point_conv_ = register_module("point_conv", std::make_shared<ConvLayer>(
       conv_opts(in, out, 1, 1, 1, p.bias[1], p.norm[1], p.act[1])));
 }
-Tensor DSConv::forward(const Tensor& x) {
-  if (auto y = fused_block_inference(x, nullptr, *depth_conv_, *point_conv_, stride_)) return *y;
-  return point_conv_->forward(depth_conv_->forward(x));
+Tensor DSConv::forward_plus(const Tensor& x, const Tensor& shortcut) {
+  if (auto y = fused_block_inference(x, nullptr, *depth_conv_, *point_conv_, stride_, shortcut)) return *y;
+  return point_conv_->forward_plus(depth_conv_->forward(x), shortcut);
 }
 
 MBConv::MBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid, const PerConv<3>& p)
@@ -65,9 +65,10 @@ MBConv::MBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid, 
   point_conv_ = register_module("point_conv", std::make_shared<ConvLayer>(
       conv_opts(mid, out, 1, 1, 1, p.bias[2], p.norm[2], p.act[2])));
 }
-Tensor MBConv::forward(const Tensor& x) {
-  if (auto y = fused_block_inference(x, inverted_conv_.get(), *depth_conv_, *point_conv_, stride_)) return *y;
-  return point_conv_->forward(depth_conv_->forward(inverted_conv_->forward(x)));
+Tensor MBConv::forward_plus(const Tensor& x, const Tensor& shortcut) {
+  if (auto y = fused_block_inference(x, inverted_conv_.get(), *depth_conv_, *point_conv_, stride_, shortcut))
+    return *y;
+  return point_conv_->forward_plus(depth_conv_->forward(inverted_conv_->forward(x)), shortcut);
 }
 FusedMBConv::FusedMBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid,
                          const PerConv<2>& p)
@@ -77,7 +78,9 @@ FusedMBConv::FusedMBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int
   point_conv_ = register_module("point_conv", std::make_shared<ConvLayer>(
       conv_opts(mid, out, 1, 1, 1, p.bias[1], p.norm[1], p.act[1])));
 }
-Tensor FusedMBConv::forward(const Tensor& x) { return point_conv_->forward(spatial_conv_->forward(x)); }
+Tensor FusedMBConv::forward_plus(const Tensor& x, const Tensor& shortcut) {
+  return point_conv_->forward_plus(spatial_conv_->forward(x), shortcut);
+}
 
 ResBlock::ResBlock(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t mid, const PerConv<2>& p)
     : nn::Module("ResBlock") {
@@ -86,7 +89,9 @@ ResBlock::ResBlock(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t m
   conv2_ = register_module("conv2", std::make_shared<ConvLayer>(
       conv_opts(mid, out, k, 1, 1, p.bias[1], p.norm[1], p.act[1])));
 }
-Tensor ResBlock::forward(const Tensor& x) { return conv2_->forward(conv1_->forward(x)); }
+Tensor ResBlock::forward_plus(const Tensor& x, const Tensor& shortcut) {
+  return conv2_->forward_plus(conv1_->forward(x), shortcut);
+}
 
 std::shared_ptr<nn::Module> make_local_block(const std::string& type, int64_t in, int64_t out,
                                              int64_t stride, double expand, const NormSpec& norm,

@@ -16,11 +16,12 @@ struct PerConv {
 };
 
 // depth_conv (k×k depthwise, stride) -> point_conv (1×1).
-class DSConv : public nn::Module {
+class DSConv : public nn::Module, public AddsShortcut {
  public:
   DSConv(int64_t in, int64_t out, int64_t kernel, int64_t stride, const PerConv<2>& p);
   // Without grad mode, on a large CPU input: one inverted_bottleneck without expansion.
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return forward_plus(x, Tensor()); }
+  Tensor forward_plus(const Tensor& x, const Tensor& shortcut) override;
 
  private:
   std::shared_ptr<ConvLayer> depth_conv_, point_conv_;
@@ -28,12 +29,13 @@ class DSConv : public nn::Module {
 };
 
 // inverted_conv (1×1 in->mid) -> depth_conv (k×k depthwise, stride) -> point_conv (1×1 mid->out).
-class MBConv : public nn::Module {
+class MBConv : public nn::Module, public AddsShortcut {
  public:
   MBConv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t mid, const PerConv<3>& p);
   // Without grad mode, on a large CPU input: one inverted_bottleneck (the middle tensors never
   // exist whole).
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return forward_plus(x, Tensor()); }
+  Tensor forward_plus(const Tensor& x, const Tensor& shortcut) override;
 
  private:
 
@@ -42,24 +44,26 @@ class MBConv : public nn::Module {
 };
 
 // spatial_conv (k×k in->mid, stride) -> point_conv (1×1 mid->out).
-class FusedMBConv : public nn::Module {
+class FusedMBConv : public nn::Module, public AddsShortcut {
  public:
   FusedMBConv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t mid,
               const PerConv<2>& p);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return forward_plus(x, Tensor()); }
+  Tensor forward_plus(const Tensor& x, const Tensor& shortcut) override;
 
  private:
-  std::shared_ptr<nn::Module> spatial_conv_, point_conv_;
+  std::shared_ptr<ConvLayer> spatial_conv_, point_conv_;
 };
 
 // conv1 (k×k in->mid, stride) -> conv2 (k×k mid->out).
-class ResBlock : public nn::Module {
+class ResBlock : public nn::Module, public AddsShortcut {
  public:
   ResBlock(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t mid, const PerConv<2>& p);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return forward_plus(x, Tensor()); }
+  Tensor forward_plus(const Tensor& x, const Tensor& shortcut) override;
 
  private:
-  std::shared_ptr<nn::Module> conv1_, conv2_;
+  std::shared_ptr<ConvLayer> conv1_, conv2_;
 };
 
 // "ds" (DSConv), "mb" (MBConv), "fmb" (FusedMBConv), "res" (ResBlock) with mid = round(in·expand)

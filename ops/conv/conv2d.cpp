@@ -14,6 +14,7 @@
 #include "ops/conv/cuda_slots.h"
 #include "ops/conv/kernels.h"
 #include "ops/linalg/common.h"
+#include "ops/pointwise.h"
 
 namespace evit {
 namespace {
@@ -82,18 +83,25 @@ conv::Geom conv2d_geom(const Tensor& x_in, const Tensor& w_in, const Tensor& bia
   return g;
 }
 
-// y = act(conv2d) on the CPU, by the path the geometry takes; x, w, bias contiguous.
+// y = act(conv2d) [+ residual] on the CPU, by the path the geometry takes; x, w, bias and the
+// residual (undefined, or y's shape) contiguous. The GEMM path adds the residual in its
+// epilogue; the direct kernels (no residual block in the model zoo ends in one) in a pass after.
 void cpu_forward(const conv::Geom& g, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
-                 ActivationKind act) {
+                 ActivationKind act, const Tensor& residual = Tensor()) {
   dispatch(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const T *xp = x.data_ptr<T>(), *wp = w.data_ptr<T>(), *bp = bias.data_ptr_or_null<T>();
-    if (g.depthwise())
-      conv::depthwise_forward<T>(g, xp, wp, bp, y.data_ptr<T>(), act);
-    else if (conv::few_channels(g))
-      conv::few_channels_forward<T>(g, xp, wp, bp, y.data_ptr<T>(), act);
-    else
-      conv::gemm_forward<T>(g, xp, wp, bp, y.data_ptr<T>(), act);
+    const T* rp = residual.data_ptr_or_null<T>();
+    T* yp = y.data_ptr<T>();
+    if (g.depthwise() || conv::few_channels(g)) {
+      if (g.depthwise())
+        conv::depthwise_forward<T>(g, xp, wp, bp, yp, act);
+      else
+        conv::few_channels_forward<T>(g, xp, wp, bp, yp, act);
+      if (rp) conv::add_in_place<T>(y.numel(), rp, yp);
+    } else {
+      conv::gemm_forward<T>(g, xp, wp, bp, yp, act, rp);
+    }
   });
 }
 
@@ -157,16 +165,26 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pai
 }
 
 Tensor conv2d_act(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, Pair2 stride, Pair2 padding,
-                  Pair2 dilation, int64_t groups, ActivationKind act) {
+                  Pair2 dilation, int64_t groups, ActivationKind act, const Tensor& residual) {
+  const bool has_residual = residual.defined();
   const bool records = GradMode::is_enabled() &&
-                       (x_in.requires_grad() || w_in.requires_grad() || (bias_in.defined() && bias_in.requires_grad()));
-  if (act == ActivationKind::none || records || !x_in.device().is_cpu())
-    return apply_activation(conv2d(x_in, w_in, bias_in, stride, padding, dilation, groups), act);
+                       (x_in.requires_grad() || w_in.requires_grad() || (bias_in.defined() && bias_in.requires_grad()) ||
+                        (has_residual && residual.requires_grad()));
+  if ((act == ActivationKind::none && !has_residual) || records || !x_in.device().is_cpu()) {
+    Tensor y = apply_activation(conv2d(x_in, w_in, bias_in, stride, padding, dilation, groups), act);
+    return has_residual ? add(y, residual) : y;
+  }
   const conv::Geom g = conv2d_geom(x_in, w_in, bias_in, stride, padding, dilation, groups);
+  const Shape out{g.N, g.O, g.OH, g.OW};
+  if (has_residual)
+    EVIT_CHECK(residual.sizes() == out && residual.dtype() == x_in.dtype() && residual.device() == x_in.device(),
+               "conv2d_act: residual ", residual.desc(), " must match the output ", dtype_name(x_in.dtype()), " ",
+               shape_str(out));
   const Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
-  Tensor y = empty({g.N, g.O, g.OH, g.OW}, {x.dtype(), x.device()});
-  cpu_forward(g, x, w, bias, y, act);
+  const Tensor r = has_residual ? residual.contiguous() : Tensor();
+  Tensor y = empty(out, {x.dtype(), x.device()});
+  cpu_forward(g, x, w, bias, y, act, r);
   return y;
 }
 

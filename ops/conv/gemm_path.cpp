@@ -128,6 +128,13 @@ void add_bias(int64_t N, int64_t C, int64_t HW, const T* bias, T* y) {
 }
 
 template <class T>
+void add_in_place(int64_t n, const T* r, T* y) {
+  parallel_for(0, n, kPointwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] += r[i];
+  });
+}
+
+template <class T>
 void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db) {
   std::vector<double> part(N * C);
   const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(HW, 1));
@@ -236,11 +243,12 @@ void folded_backward_weight(const Geom& g, const T* x, const T* dyr, T* dw) {
 }
 
 template <class T>
-void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act) {
+void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act, const T* residual) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, Cg = g.Cg(), Og = g.Og();
-  // The epilogue of a product whose top-left element is `c` and whose row 0 is output channel o0.
+  // The epilogue of a product whose top-left element is `c` (inside y) and whose row 0 is output
+  // channel o0; the residual's element at the same offset is added to c's.
   auto epilogue = [&](T* c, int64_t ld, int64_t o0) {
-    return bias_activation_epilogue<T>(c, ld, bias ? bias + o0 : nullptr, act);
+    return bias_activation_epilogue<T>(c, ld, bias ? bias + o0 : nullptr, act, residual ? residual + (c - y) : nullptr);
   };
   const int64_t Kr = Cg * g.KK();
   const bool pw = g.pointwise();
@@ -250,10 +258,12 @@ void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, Ac
     const Scratch<T> xr = batch_as_rows(x, g.N, g.C, HW);
     Scratch<T> yr(static_cast<size_t>(g.O * g.N * HW));
     const int64_t cols = g.N * HW;
-    const auto ep = epilogue(yr.data(), cols, 0);
+    // yr is not laid out as y: the residual is added after the regrouping.
+    const auto ep = bias_activation_epilogue<T>(yr.data(), cols, bias, act);
     detail::gemm(false, false, g.O, cols, g.C, T(1), w, g.C, xr.data(), cols, T(0), yr.data(), cols,
                  ep ? &*ep : nullptr);
     regroup(yr.data(), g.N, g.O, HW, y, false);
+    if (residual) add_in_place(g.N * g.O * OHW, residual, y);
     return;
   }
   if (pw && Kr > 0) {
@@ -413,12 +423,13 @@ void gemm_backward(const Geom& g, const T* x, const T* dy, const T* w, T* dx, T*
 }
 
 #define EVIT_CONV_INSTANTIATE(T)                                                          \
-  template void gemm_forward<T>(const Geom&, const T*, const T*, const T*, T*, ActivationKind); \
+  template void gemm_forward<T>(const Geom&, const T*, const T*, const T*, T*, ActivationKind, const T*); \
   template void gemm_backward_input<T>(const Geom&, const T*, const T*, T*);             \
   template void gemm_backward_weight<T>(const Geom&, const T*, const T*, T*);            \
   template void gemm_backward<T>(const Geom&, const T*, const T*, const T*, T*, T*);      \
   template void bias_backward<T>(int64_t, int64_t, int64_t, const T*, T*);               \
-  template void add_bias<T>(int64_t, int64_t, int64_t, const T*, T*);
+  template void add_bias<T>(int64_t, int64_t, int64_t, const T*, T*);                    \
+  template void add_in_place<T>(int64_t, const T*, T*);
 EVIT_CONV_INSTANTIATE(float)
 EVIT_CONV_INSTANTIATE(double)
 #undef EVIT_CONV_INSTANTIATE

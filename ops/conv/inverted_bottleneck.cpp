@@ -10,7 +10,8 @@
 //      activation while in cache); rows the previous strip already expanded are kept, so only
 //      the band's first strip recomputes a halo;
 //   2. the depthwise convolution of those rows (depthwise_rows);
-//   3. the projection GEMM, written straight into the strip's rows of y.
+//   3. the projection GEMM, written straight into the strip's rows of y (with the residual, when
+//      one is given, added in its epilogue).
 // Bands and strips are functions of the shapes alone, and every output is computed the same way
 // whichever thread runs its band, so the result does not depend on the thread count.
 #include <algorithm>
@@ -37,7 +38,8 @@ constexpr int64_t kStripsPerBand = 4;
 // Without an expansion (a depthwise-separable block): the depthwise strips read x's rows, then
 // the projection.
 template <class T>
-void run_separable(const Tensor& x, const ConvStage& d, const conv::Geom& g, const ConvStage& p, Tensor& y) {
+void run_separable(const Tensor& x, const ConvStage& d, const conv::Geom& g, const ConvStage& p, const T* rp,
+                   Tensor& y) {
   const int64_t M = g.C, O = p.w.size(0), H = g.H, W = g.W, OH = g.OH, OW = g.OW;
   const int64_t strip = std::clamp<int64_t>(kStripValues / std::max<int64_t>(1, M * OW), 1, OH);
   const int64_t strips = (OH + strip - 1) / strip;
@@ -49,8 +51,9 @@ void run_separable(const Tensor& x, const ConvStage& d, const conv::Geom& g, con
     for (int64_t task = task_begin; task < task_end; ++task) {
       const int64_t n = task / strips, oh0 = (task % strips) * strip, rows = std::min(strip, OH - oh0);
       conv::depthwise_rows<T>(g, xp + n * M * H * W, H * W, 0, H, oh0, rows, w2, b2, dw.data(), rows * OW, d.act);
-      T* yrows = yp + n * O * OH * OW + oh0 * OW;
-      const auto ep = conv::bias_activation_epilogue<T>(yrows, OH * OW, b3, p.act);
+      const int64_t at = n * O * OH * OW + oh0 * OW;
+      T* yrows = yp + at;
+      const auto ep = conv::bias_activation_epilogue<T>(yrows, OH * OW, b3, p.act, rp ? rp + at : nullptr);
       detail::gemm(false, false, O, rows * OW, M, T(1), w3, M, dw.data(), rows * OW, T(0), yrows, OH * OW,
                    ep ? &*ep : nullptr);
     }
@@ -59,8 +62,8 @@ void run_separable(const Tensor& x, const ConvStage& d, const conv::Geom& g, con
 
 template <class T>
 void run(const Tensor& x, const ConvStage& e, const ConvStage& d, const conv::Geom& g, const ConvStage& p,
-         Tensor& y) {
-  if (!e.w.defined()) return run_separable<T>(x, d, g, p, y);
+         const T* rp, Tensor& y) {
+  if (!e.w.defined()) return run_separable<T>(x, d, g, p, rp, y);
   const int64_t C = x.size(1), M = g.C, O = p.w.size(0), H = g.H, W = g.W, OH = g.OH, OW = g.OW;
   const int64_t k = g.KH, s = g.sh, pad = g.ph;
   // Strip rows: the expanded rows of a strip, (strip - 1)·s + k, times M·W near kStripValues.
@@ -77,7 +80,6 @@ void run(const Tensor& x, const ConvStage& e, const ConvStage& d, const conv::Ge
     for (int64_t task = task_begin; task < task_end; ++task) {
       const int64_t n = task / bands, band_end = std::min(OH, (task % bands + 1) * band);
       const T* xn = xp + n * C * H * W;
-      T* yn = yp + n * O * OH * OW;
       int64_t lo = 0, hi = 0;  // image rows [lo, hi) are expanded, at ex's row 0..
       for (int64_t oh0 = (task % bands) * band; oh0 < band_end; oh0 += strip) {
         const int64_t rows = std::min(strip, band_end - oh0);
@@ -96,8 +98,9 @@ void run(const Tensor& x, const ConvStage& e, const ConvStage& d, const conv::Ge
         }
         lo = a, hi = b;
         conv::depthwise_rows<T>(g, ex.data(), erows * W, a, b - a, oh0, rows, w2, b2, dw.data(), rows * OW, d.act);
-        T* yrows = yn + oh0 * OW;
-        const auto ep = conv::bias_activation_epilogue<T>(yrows, OH * OW, b3, p.act);
+        const int64_t at = n * O * OH * OW + oh0 * OW;
+        T* yrows = yp + at;
+        const auto ep = conv::bias_activation_epilogue<T>(yrows, OH * OW, b3, p.act, rp ? rp + at : nullptr);
         detail::gemm(false, false, O, rows * OW, M, T(1), w3, M, dw.data(), rows * OW, T(0), yrows, OH * OW,
                      ep ? &*ep : nullptr);
       }
@@ -108,7 +111,7 @@ void run(const Tensor& x, const ConvStage& e, const ConvStage& d, const conv::Ge
 }  // namespace
 
 Tensor inverted_bottleneck(const Tensor& x_in, const ConvStage& expand, const ConvStage& depthwise, int64_t stride,
-                           const ConvStage& project) {
+                           const ConvStage& project, const Tensor& residual_in) {
   const char* op = "inverted_bottleneck";
   EVIT_CHECK(x_in.dim() == 4, op, ": input must be 4-D [N,C,H,W], got ", x_in.desc());
   EVIT_CHECK(x_in.device().is_cpu(), op, ": CPU tensors only, got ", x_in.desc());
@@ -148,11 +151,19 @@ Tensor inverted_bottleneck(const Tensor& x_in, const ConvStage& expand, const Co
     return ConvStage{st.w.contiguous(), st.b.defined() ? st.b.contiguous() : Tensor(), st.act};
   };
   const ConvStage e = contiguous(expand), d = contiguous(depthwise), p = contiguous(project);
-  Tensor y = empty({g.N, p.w.size(0), g.OH, g.OW}, {x.dtype(), x.device()});
+  const Shape out{g.N, p.w.size(0), g.OH, g.OW};
+  if (residual_in.defined()) {
+    EVIT_CHECK(residual_in.sizes() == out && residual_in.dtype() == x.dtype() && residual_in.device() == x.device(), op,
+               ": residual ", residual_in.desc(), " must match the output ", dtype_name(x.dtype()), " ", shape_str(out));
+    EVIT_CHECK(!GradMode::is_enabled() || !residual_in.requires_grad(), op,
+               ": has no gradient; call it without grad mode (NoGradGuard)");
+  }
+  const Tensor residual = residual_in.defined() ? residual_in.contiguous() : Tensor();
+  Tensor y = empty(out, {x.dtype(), x.device()});
   if (x.dtype() == DType::f32)
-    run<float>(x, e, d, g, p, y);
+    run<float>(x, e, d, g, p, residual.data_ptr_or_null<float>(), y);
   else
-    run<double>(x, e, d, g, p, y);
+    run<double>(x, e, d, g, p, residual.data_ptr_or_null<double>(), y);
   return y;
 }
 

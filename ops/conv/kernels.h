@@ -24,10 +24,12 @@ struct Geom {
   }
 };
 
-// GEMM path (any geometry). y, dx, dw are fully written. The forwards apply `act` to each block of
-// y as soon as it is final (conv2d_act).
+// GEMM path (any geometry). y, dx, dw are fully written. The forward applies `act` to each block of
+// y as soon as it is final, then adds the residual's block (same layout as y; may be null):
+// conv2d_act.
 template <class T>
-void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act = ActivationKind::none);
+void gemm_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y, ActivationKind act = ActivationKind::none,
+                  const T* residual = nullptr);
 template <class T> void gemm_backward_input(const Geom& g, const T* dy, const T* w, T* dx);
 template <class T> void gemm_backward_weight(const Geom& g, const T* x, const T* dy, T* dw);
 // Both gradients of the GEMM path (either pointer may be null): the two functions above, with
@@ -66,5 +68,7 @@ template <class T> void few_channels_backward_weight(const Geom& g, const T* x, 
 template <class T> void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db);
 // y[n, c, :] += bias[c].
 template <class T> void add_bias(int64_t N, int64_t C, int64_t HW, const T* bias, T* y);
+// y[i] += r[i], i < n.
+template <class T> void add_in_place(int64_t n, const T* r, T* y);
 
 }  // namespace evit::conv
