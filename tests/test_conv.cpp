@@ -110,6 +110,31 @@ TEST_CASE("conv2d gradcheck: depthwise direct kernel", "[conv]") {
   gc(conv_fn(2, 1, 1, 1), {L({1, 1, 3, 37}, 43), L({1, 1, 3, 3}, 44)});
 }
 
+TEST_CASE("depthwise padding gives the bits of the same convolution over explicit zero padding", "[conv]") {
+  // The kernel's padding is zeros in its padded plane buffer; padding the input with zeros first
+  // (and convolving without padding) must give the same sums bit for bit, activation and all,
+  // wherever the vector blocks fall.
+  struct Case {
+    Shape x;
+    int64_t k, pad;
+  };
+  const Case cases[] = {{{2, 3, 9, 40}, 3, 1}, {{1, 4, 12, 67}, 5, 2}, {{1, 2, 8, 53}, 7, 3}, {{1, 2, 6, 45}, 3, 2}};
+  for (const Case& c : cases)
+    for (DType dt : {DType::f32, DType::f64})
+      for (ActivationKind act : {ActivationKind::none, ActivationKind::hardswish}) {
+        INFO(shape_str(c.x) << " k " << c.k << " pad " << c.pad << " " << dtype_name(dt) << " act "
+                            << static_cast<int>(act));
+        const int64_t C = c.x[1];
+        const Tensor x = randn(c.x, dt), w = randn({C, 1, c.k, c.k}, dt), b = randn({C}, dt);
+        const Tensor padded = pad(x, {c.pad, c.pad, c.pad, c.pad});
+        NoGradGuard no_grad;
+        const Tensor in_place = conv2d_act(x, w, b, 1, c.pad, 1, C, act);
+        const Tensor explicit_zeros = conv2d_act(padded, w, b, 1, 0, 1, C, act);
+        REQUIRE(in_place.sizes() == explicit_zeros.sizes());
+        REQUIRE(test::bitwise_equal(in_place, explicit_zeros));
+      }
+}
+
 TEST_CASE("conv2d gradcheck: non-contiguous input and weight", "[conv]") {
   Tensor x = permute(L({2, 5, 5, 4}, 45), {0, 3, 1, 2}).detach().requires_grad_();
   Tensor w = permute(L({3, 3, 4, 3}, 46), {3, 2, 0, 1}).detach().requires_grad_();  // [3,4,3,3]
