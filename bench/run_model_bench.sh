@@ -15,18 +15,12 @@ source bench/alternate.sh
 threads=${1:-$(nproc)}
 only=${2:-}
 rounds=${ROUNDS:-3}
-if [ -z "${PYTHON:-}" ]; then
-  if python3 -c "import torch" 2>/dev/null; then PYTHON=python3; else PYTHON=/usr/bin/python3; fi
-fi
-[ -x build/bench_models ] || { cmake -S . -B build -DEVIT_CUDA="${EVIT_CUDA:-OFF}" >/dev/null && cmake --build build -j"$(nproc)" --target bench_models; }
-mapfile -t cases < <(./build/bench_models --list "$only")
-[ ${#cases[@]} -gt 0 ] || { echo "no case matches '$only'" >&2; exit 2; }
+choose_python
+load_cases bench_models "$only"
 # The GEMM peak case always runs (seconds): the table's "% of peak" columns come from it.
 mapfile -t peak < <(./build/bench_models --list "gemm peak")
 [[ " ${cases[*]} " == *" ${peak[0]} "* ]] || cases+=("${peak[@]}")
 out=$(mktemp -d)
 run_alternating ./build/bench_models bench/models_torch.py "$threads" "$rounds" "$out" "${cases[@]}"
-torch_version=$("$PYTHON" -c "import torch; print(torch.__version__)")
-"$PYTHON" bench/print_table.py "$out/evit.jsonl" "$out/torch.jsonl" "$threads" "$torch_version" \
+print_results "$out" "$threads" \
   "inference: eval, no grad; training step: forward + cross-entropy + backward + AdamW; SAM: the image encoder alone, distill step = MSE to a random embedding + backward + AdamW"
-rm -rf "$out"

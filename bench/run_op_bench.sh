@@ -12,14 +12,8 @@ source bench/alternate.sh
 threads=${1:-$(nproc)}
 only=${2:-}
 rounds=${ROUNDS:-3}
-if [ -z "${PYTHON:-}" ]; then
-  if python3 -c "import torch" 2>/dev/null; then PYTHON=python3; else PYTHON=/usr/bin/python3; fi
-fi
-[ -x build/bench_ops ] || { cmake -S . -B build -DEVIT_CUDA="${EVIT_CUDA:-OFF}" >/dev/null && cmake --build build -j"$(nproc)" --target bench_ops; }
-mapfile -t cases < <(./build/bench_ops --list "$only")
-[ ${#cases[@]} -gt 0 ] || { echo "no case matches '$only'" >&2; exit 2; }
+choose_python
+load_cases bench_ops "$only"
 out=$(mktemp -d)
 run_alternating ./build/bench_ops bench/ops_torch.py "$threads" "$rounds" "$out" "${cases[@]}"
-torch_version=$("$PYTHON" -c "import torch; print(torch.__version__)")
-"$PYTHON" bench/print_table.py "$out/evit.jsonl" "$out/torch.jsonl" "$threads" "$torch_version"
-rm -rf "$out"
+print_results "$out" "$threads"
