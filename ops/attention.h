@@ -1,6 +1,8 @@
 // Attention kernels of EfficientViT: the fused ReLU linear attention of LiteMLA.
 // (Softmax attention for the SAM decoder lives in ops/softmax.h: scaled_dot_product_attention.)
 #pragma once
+#include <vector>
+
 #include "core/tensor.h"
 
 namespace evit {
@@ -30,5 +32,10 @@ Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
 // linear_attention would each make a zero-filled gradient of qkv's full size, which backward
 // then adds together). On CUDA it is linear_attention on the three slices.
 Tensor linear_attention_qkv(const Tensor& qkv, int64_t d, double eps = 1e-15);
+// The same over several packed tensors whose groups follow one another: parts [B, G_i, 3d, N]
+// (one B, d, N, dtype and device) give [B, ΣG_i, d, N], linear_attention_qkv(cat(parts, 1)) bit
+// for bit without the concatenation (LiteMLA's qkv and its multi-scale aggregates).
+// Differentiable in every part, each gradient made as one tensor.
+Tensor linear_attention_qkv(const std::vector<Tensor>& parts, int64_t d, double eps = 1e-15);
 
 }  // namespace evit

@@ -108,6 +108,37 @@ TEST_CASE("linear_attention_qkv: gradcheck on the packed tensor, and the three-s
                     Catch::Contains("qkv must be [B, G, 3d, N] with d = 3"));
 }
 
+TEST_CASE("linear_attention_qkv over several parts: the concatenation's values and gradients, bit for bit",
+          "[attention]") {
+  // LiteMLA's qkv and its aggregates, read in turn instead of concatenated first.
+  auto parts_op = [](int64_t d) {
+    return [d](const std::vector<Tensor>& in) { return linear_attention_qkv(in, d); };
+  };
+  EVIT_REQUIRE_GRADCHECK(parts_op(3),
+                         (std::vector<Tensor>{off_kink_leaf({2, 2, 9, 6}, 21), off_kink_leaf({2, 1, 9, 6}, 22)}));
+  EVIT_REQUIRE_GRADCHECK(parts_op(4),  // quadratic path, a non-contiguous part
+                         (std::vector<Tensor>{off_kink_leaf({1, 1, 12, 4}, 23),
+                                              permute(off_kink_leaf({1, 2, 4, 12}, 24), {0, 1, 3, 2}).detach().requires_grad_()}));
+  for (int64_t n : {5, 40}) {
+    INFO("N = " << n);
+    Generator g(25);
+    const Tensor p0 = uniform({2, 3, 24, n}, -1, 1, {DType::f32}, &g), p1 = uniform({2, 2, 24, n}, -1, 1, {DType::f32}, &g);
+    const Tensor w = uniform({2, 5, 8, n}, -1, 1, {DType::f32}, &g);
+    Tensor a0 = p0.clone().requires_grad_(), a1 = p1.clone().requires_grad_();
+    Tensor b0 = p0.clone().requires_grad_(), b1 = p1.clone().requires_grad_();
+    Tensor ya = linear_attention_qkv(std::vector<Tensor>{a0, a1}, 8);
+    Tensor yb = linear_attention_qkv(cat({b0, b1}, 1), 8);
+    sum(mul(ya, w)).backward();
+    sum(mul(yb, w)).backward();
+    CHECK(ya.to_vector<float>() == yb.to_vector<float>());
+    CHECK(a0.grad().to_vector<float>() == b0.grad().to_vector<float>());
+    CHECK(a1.grad().to_vector<float>() == b1.grad().to_vector<float>());
+  }
+  CHECK_THROWS_WITH(linear_attention_qkv(std::vector<Tensor>{zeros({1, 2, 9, 5}), zeros({1, 2, 9, 6})}, 3),
+                    Catch::Contains("the parts must share B, N, dtype and device"));
+  CHECK_THROWS_WITH(linear_attention_qkv(std::vector<Tensor>{}, 3), Catch::Contains("no qkv tensor given"));
+}
+
 TEST_CASE("linear_attention matches the PyTorch LiteMLA reference", "[attention]") {
   for (const char* c : {"lin_f64", "lin_dv_f64", "quad_f64", "quad_eq_f64"})
     test::check_golden_case("attention", c, la, 1e-9, 1e-11);

@@ -44,12 +44,14 @@ Tensor LiteMLA::forward_plus(const Tensor& x, const Tensor& shortcut) {
   EVIT_CHECK(x.dim() == 4, "LiteMLA: input must be [B,C,H,W], got ", x.desc());
   const int64_t b = x.size(0), h = x.size(2), w = x.size(3), n = h * w;
   Tensor qkv = qkv_->forward(x);
-  std::vector<Tensor> multi{qkv};
-  for (auto& op : aggreg_) multi.push_back(op->forward(qkv));
-  Tensor z = multi.size() == 1 ? qkv : cat(multi, 1);
-  // [B, heads·(1+S), 3d, N]: each head's q, k, v are consecutive blocks of d channels.
-  const int64_t groups = z.size(1) / (3 * dim_);
-  Tensor att = linear_attention_qkv(reshape(z, {b, groups, 3 * dim_, n}), dim_, eps_);  // [B, groups, d, N]
+  // The heads of qkv and of each multi-scale aggregate, [B, heads, 3d, N] each: a head's q, k, v
+  // are consecutive blocks of d channels. The attention reads them in that order, as from their
+  // concatenation along the channels, without making it.
+  const auto heads_of = [&](const Tensor& t) { return reshape(t, {b, t.size(1) / (3 * dim_), 3 * dim_, n}); };
+  std::vector<Tensor> multi{heads_of(qkv)};
+  for (auto& op : aggreg_) multi.push_back(heads_of(op->forward(qkv)));
+  Tensor att = linear_attention_qkv(multi, dim_, eps_);  // [B, groups, d, N]
+  const int64_t groups = att.size(1);
   // The paper counts the two matmuls of the linear form: (d+1)·d·N each, per head.
   nn::MacCounter::add(b * groups * 2 * (dim_ + 1) * dim_ * n);
   return proj_->forward_plus(reshape(att, {b, groups * dim_, h, w}), shortcut);

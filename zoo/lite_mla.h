@@ -9,7 +9,8 @@ namespace evit::zoo {
 // qkv (1×1 conv C -> 3T) -> aggreg[s] (depthwise k×k then grouped 1×1 with 3h groups) ->
 // concat -> heads of [q; k; v] (head-major) -> linear_attention_qkv (eps 1e-15; the quadratic form
 // when H·W <= d) -> proj (1×1 conv to C, BN). Attribute names: qkv, aggreg.<s>.{0,1},
-// kernel_func, proj.
+// kernel_func, proj. The concatenation is never made: linear_attention_qkv reads the heads of
+// qkv and of each aggregate in turn.
 class LiteMLA : public nn::Module, public AddsShortcut {
  public:
   LiteMLA(int64_t in, int64_t out, int64_t dim, const std::vector<int64_t>& scales,

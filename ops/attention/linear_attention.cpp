@@ -270,15 +270,16 @@ void for_each_head(const Tensor& q, const Tensor& k, const Tensor& v, F&& f) {
   });
 }
 
-// Forward of every (batch, head) on the CPU into out [B, H, dv, N] (contiguous).
-void cpu_forward(const Tensor& q, const Tensor& k, const Tensor& v, double eps, bool quadratic, Tensor& out) {
+// Forward of every (batch, head) on the CPU into out [B, H, dv, N]: each head's [dv, N] block
+// contiguous, at head_offset (out may be a slice of a tensor with more heads).
+void cpu_forward(const Tensor& q, const Tensor& k, const Tensor& v, double eps, bool quadratic, const Tensor& out) {
   dispatch_floating(q.dtype(), "linear_attention", [&](auto tag) {
     using T = decltype(tag);
     const HeadArgs a = head_args(q, k, v);
     const T e = static_cast<T>(eps);
     T* op_ = out.data_ptr<T>();
     for_each_head<T>(q, k, v, [&](int64_t bh, const T* qh, const T* kh, const T* vh, Scratch<T>& scratch) {
-      T* oh = op_ + bh * a.dv * a.n;
+      T* oh = op_ + head_offset(out, bh);
       if (quadratic)
         quadratic_forward_head<T>(a, qh, kh, vh, oh, e);
       else
@@ -289,7 +290,7 @@ void cpu_forward(const Tensor& q, const Tensor& k, const Tensor& v, double eps, 
 
 // Backward of every (batch, head) on the CPU: the gradients of q, k, v (each undefined when not
 // wanted) are written head by head at head_offset, their [d, N] blocks with row stride N, so
-// they may be slices of one packed gradient.
+// they may be slices of one packed gradient; o and g are read the same way.
 void cpu_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& g, double eps,
                   bool quadratic, const Tensor& dq, const Tensor& dk, const Tensor& dvt) {
   dispatch_floating(q.dtype(), "LinearAttentionBackward", [&](auto tag) {
@@ -302,14 +303,15 @@ void cpu_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
     T* dkp = dk.data_ptr_or_null<T>();
     T* dvp = dvt.data_ptr_or_null<T>();
     for_each_head<T>(q, k, v, [&](int64_t bh, const T* qh, const T* kh, const T* vh, Scratch<T>& scratch) {
-      const int64_t out_offset = bh * a.dv * a.n;
+      const T* oh = opp + head_offset(o, bh);
+      const T* gh = gp + head_offset(g, bh);
       T* dqh = dqp ? dqp + head_offset(dq, bh) : nullptr;
       T* dkh = dkp ? dkp + head_offset(dk, bh) : nullptr;
       T* dvh = dvp ? dvp + head_offset(dvt, bh) : nullptr;
       if (quadratic)
-        quadratic_backward_head<T>(a, qh, kh, vh, gp + out_offset, dqh, dkh, dvh, e);
+        quadratic_backward_head<T>(a, qh, kh, vh, gh, dqh, dkh, dvh, e);
       else
-        linear_backward_head<T>(a, qh, kh, vh, opp + out_offset, gp + out_offset, dqh, dkh, dvh, e, scratch);
+        linear_backward_head<T>(a, qh, kh, vh, oh, gh, dqh, dkh, dvh, e, scratch);
     });
   });
 }
@@ -364,38 +366,67 @@ Tensor linear_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
 }
 
 Tensor linear_attention_qkv(const Tensor& qkv, int64_t d, double eps) {
-  EVIT_CHECK(qkv.dim() == 4 && d >= 1 && qkv.size(2) == 3 * d, "linear_attention_qkv: qkv must be [B, G, 3d, N] ",
-             "with d = ", d, ", got ", qkv.desc());
-  auto parts = [d](const Tensor& t) {
+  return linear_attention_qkv(std::vector<Tensor>{qkv}, d, eps);
+}
+
+Tensor linear_attention_qkv(const std::vector<Tensor>& parts_in, int64_t d, double eps) {
+  const char* op = "linear_attention_qkv";
+  EVIT_CHECK(!parts_in.empty(), op, ": no qkv tensor given");
+  const Tensor& first = parts_in[0];
+  int64_t groups = 0;
+  for (const Tensor& p : parts_in) {
+    EVIT_CHECK(p.dim() == 4 && d >= 1 && p.size(2) == 3 * d, op, ": qkv must be [B, G, 3d, N] with d = ", d,
+               ", got ", p.desc());
+    EVIT_CHECK(p.size(0) == first.size(0) && p.size(3) == first.size(3) && p.dtype() == first.dtype() &&
+                   p.device() == first.device(),
+               op, ": the parts must share B, N, dtype and device, got ", first.desc(), " and ", p.desc());
+    groups += p.size(1);
+  }
+  auto qkv_slices = [d](const Tensor& t) {
     return std::array<Tensor, 3>{slice(t, 2, 0, d), slice(t, 2, d, 2 * d), slice(t, 2, 2 * d, 3 * d)};
   };
-  if (qkv.device().is_cuda()) {  // the three-operand op, its gradient through the slices
-    auto [q, k, v] = parts(qkv);
+  if (first.device().is_cuda()) {  // the three-operand op, its gradient through the slices
+    auto [q, k, v] = qkv_slices(parts_in.size() == 1 ? first : cat(parts_in, 1));
     return linear_attention(q, k, v, eps);
   }
-  EVIT_CHECK(eps >= 0, "linear_attention_qkv: eps must be >= 0, got ", eps);
-  Tensor packed = block_layout(qkv);
-  std::array<Tensor, 3> qkv_views;
-  {
-    NoGradGuard views_only;  // the op records itself below, on the packed tensor
-    qkv_views = parts(packed);
-  }
-  const auto& [q, k, v] = qkv_views;
-  const int64_t N = q.size(3);
+  EVIT_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
+  const int64_t B = first.size(0), N = first.size(3);
   const bool quadratic = N <= d;  // as the reference: H*W <= d
-  Tensor out = empty({q.size(0), q.size(1), d, N}, {q.dtype(), q.device()});
-  cpu_forward(q, k, v, eps, quadratic, out);
+  // Part i's groups are the output's groups [offset[i], offset[i + 1]).
+  std::vector<int64_t> offset{0};
+  std::vector<Tensor> packed;
+  for (const Tensor& p : parts_in) {
+    packed.push_back(block_layout(p));
+    offset.push_back(offset.back() + p.size(1));
+  }
+  Tensor out = empty({B, groups, d, N}, {first.dtype(), first.device()});
+  {
+    NoGradGuard views_only;  // the op records itself below, on the packed tensors
+    for (size_t i = 0; i < packed.size(); ++i) {
+      auto [q, k, v] = qkv_slices(packed[i]);
+      cpu_forward(q, k, v, eps, quadratic, slice(out, 1, offset[i], offset[i + 1]));
+    }
+  }
+  std::vector<Tensor> saved = packed;
+  saved.push_back(out);
   autograd::record(
-      "LinearAttentionQkvBackward", {qkv}, {out}, {packed, out},
-      [d, eps, quadratic, parts](const BackwardContext& ctx) -> std::vector<Tensor> {
-        const Tensor &packed = ctx.saved(0), &o = ctx.saved(1);
+      "LinearAttentionQkvBackward", parts_in, {out}, std::move(saved),
+      [eps, quadratic, qkv_slices, offset](const BackwardContext& ctx) -> std::vector<Tensor> {
+        const size_t n = offset.size() - 1;
+        const Tensor& o = ctx.saved(n);
         Tensor g = ctx.grad_output(0).contiguous();
-        Tensor grad = empty(packed.sizes(), {packed.dtype(), packed.device()});  // every block written
+        std::vector<Tensor> grads;
         NoGradGuard views_only;
-        auto [q, k, v] = parts(packed);
-        auto [dq, dk, dv] = parts(grad);
-        cpu_backward(q, k, v, o, g, eps, quadratic, dq, dk, dv);
-        return {grad};
+        for (size_t i = 0; i < n; ++i) {
+          const Tensor& packed = ctx.saved(i);
+          Tensor grad = empty(packed.sizes(), {packed.dtype(), packed.device()});  // every block written
+          auto [q, k, v] = qkv_slices(packed);
+          auto [dq, dk, dv] = qkv_slices(grad);
+          cpu_backward(q, k, v, slice(o, 1, offset[i], offset[i + 1]), slice(g, 1, offset[i], offset[i + 1]), eps,
+                       quadratic, dq, dk, dv);
+          grads.push_back(grad);
+        }
+        return grads;
       });
   return out;
 }
