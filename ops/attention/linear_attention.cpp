@@ -373,14 +373,15 @@ Tensor linear_attention_qkv(const std::vector<Tensor>& parts_in, int64_t d, doub
   const char* op = "linear_attention_qkv";
   EVIT_CHECK(!parts_in.empty(), op, ": no qkv tensor given");
   const Tensor& first = parts_in[0];
-  int64_t groups = 0;
+  // Part i's groups are the output's groups [offset[i], offset[i + 1]).
+  std::vector<int64_t> offset{0};
   for (const Tensor& p : parts_in) {
     EVIT_CHECK(p.dim() == 4 && d >= 1 && p.size(2) == 3 * d, op, ": qkv must be [B, G, 3d, N] with d = ", d,
                ", got ", p.desc());
     EVIT_CHECK(p.size(0) == first.size(0) && p.size(3) == first.size(3) && p.dtype() == first.dtype() &&
                    p.device() == first.device(),
                op, ": the parts must share B, N, dtype and device, got ", first.desc(), " and ", p.desc());
-    groups += p.size(1);
+    offset.push_back(offset.back() + p.size(1));
   }
   auto qkv_slices = [d](const Tensor& t) {
     return std::array<Tensor, 3>{slice(t, 2, 0, d), slice(t, 2, d, 2 * d), slice(t, 2, 2 * d, 3 * d)};
@@ -392,14 +393,9 @@ Tensor linear_attention_qkv(const std::vector<Tensor>& parts_in, int64_t d, doub
   EVIT_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
   const int64_t B = first.size(0), N = first.size(3);
   const bool quadratic = N <= d;  // as the reference: H*W <= d
-  // Part i's groups are the output's groups [offset[i], offset[i + 1]).
-  std::vector<int64_t> offset{0};
   std::vector<Tensor> packed;
-  for (const Tensor& p : parts_in) {
-    packed.push_back(block_layout(p));
-    offset.push_back(offset.back() + p.size(1));
-  }
-  Tensor out = empty({B, groups, d, N}, {first.dtype(), first.device()});
+  for (const Tensor& p : parts_in) packed.push_back(block_layout(p));
+  Tensor out = empty({B, offset.back(), d, N}, {first.dtype(), first.device()});
   {
     NoGradGuard views_only;  // the op records itself below, on the packed tensors
     for (size_t i = 0; i < packed.size(); ++i) {

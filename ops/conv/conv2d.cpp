@@ -91,17 +91,14 @@ void cpu_forward(const conv::Geom& g, const Tensor& x, const Tensor& w, const Te
   dispatch(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const T *xp = x.data_ptr<T>(), *wp = w.data_ptr<T>(), *bp = bias.data_ptr_or_null<T>();
-    const T* rp = residual.data_ptr_or_null<T>();
     T* yp = y.data_ptr<T>();
-    if (g.depthwise() || conv::few_channels(g)) {
-      if (g.depthwise())
-        conv::depthwise_forward<T>(g, xp, wp, bp, yp, act);
-      else
-        conv::few_channels_forward<T>(g, xp, wp, bp, yp, act);
-      if (rp) conv::add_in_place<T>(y.numel(), rp, yp);
-    } else {
-      conv::gemm_forward<T>(g, xp, wp, bp, yp, act, rp);
-    }
+    if (!g.depthwise() && !conv::few_channels(g))
+      return conv::gemm_forward<T>(g, xp, wp, bp, yp, act, residual.data_ptr_or_null<T>());
+    if (g.depthwise())
+      conv::depthwise_forward<T>(g, xp, wp, bp, yp, act);
+    else
+      conv::few_channels_forward<T>(g, xp, wp, bp, yp, act);
+    if (residual.defined()) add_(y, residual);
   });
 }
 

@@ -128,13 +128,6 @@ void add_bias(int64_t N, int64_t C, int64_t HW, const T* bias, T* y) {
 }
 
 template <class T>
-void add_in_place(int64_t n, const T* r, T* y) {
-  parallel_for(0, n, kPointwiseGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] += r[i];
-  });
-}
-
-template <class T>
 void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db) {
   std::vector<double> part(N * C);
   const int64_t grain = std::max<int64_t>(1, kPointwiseGrain / std::max<int64_t>(HW, 1));
@@ -204,6 +197,14 @@ void for_each_image_group(const Geom& g, int64_t M, int64_t N, int64_t K, Fn&& f
 constexpr int64_t kFoldHW = 100;
 
 bool fold_batch(const Geom& g) { return g.pointwise() && g.groups == 1 && g.N > 1 && g.H * g.W < kFoldHW; }
+
+// y[i] += r[i], i < n: a residual added after the batch-folded product's regrouping.
+template <class T>
+void add_in_place(int64_t n, const T* r, T* y) {
+  parallel_for(0, n, kPointwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] += r[i];
+  });
+}
 
 // dst [C, N, HW] from src [N, C, HW] (to_rows), or src [C, N, HW] back to dst [N, C, HW].
 template <class T>
@@ -428,8 +429,7 @@ void gemm_backward(const Geom& g, const T* x, const T* dy, const T* w, T* dx, T*
   template void gemm_backward_weight<T>(const Geom&, const T*, const T*, T*);            \
   template void gemm_backward<T>(const Geom&, const T*, const T*, const T*, T*, T*);      \
   template void bias_backward<T>(int64_t, int64_t, int64_t, const T*, T*);               \
-  template void add_bias<T>(int64_t, int64_t, int64_t, const T*, T*);                    \
-  template void add_in_place<T>(int64_t, const T*, T*);
+  template void add_bias<T>(int64_t, int64_t, int64_t, const T*, T*);
 EVIT_CONV_INSTANTIATE(float)
 EVIT_CONV_INSTANTIATE(double)
 #undef EVIT_CONV_INSTANTIATE

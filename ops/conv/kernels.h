@@ -68,7 +68,5 @@ template <class T> void few_channels_backward_weight(const Geom& g, const T* x, 
 template <class T> void bias_backward(int64_t N, int64_t C, int64_t HW, const T* dy, T* db);
 // y[n, c, :] += bias[c].
 template <class T> void add_bias(int64_t N, int64_t C, int64_t HW, const T* bias, T* y);
-// y[i] += r[i], i < n.
-template <class T> void add_in_place(int64_t n, const T* r, T* y);
 
 }  // namespace evit::conv
