@@ -49,5 +49,7 @@ EVIT_CUDA_KERNEL(cuda_pin_memory_impl, Tensor(const Tensor&));
 EVIT_CUDA_KERNEL(cuda_copy_elements, void(const Tensor& dst, const Tensor& src));
 // dst[...] = value for a CUDA tensor of any strides and dtype.
 EVIT_CUDA_KERNEL(cuda_fill, void(const Tensor& dst, double value));
+// acc[i] += x[i] for CUDA tensors of one shape, f32, f64 or i64 (the sums of core/dist/tree_reduce.h).
+EVIT_CUDA_KERNEL(cuda_accumulate, void(const Tensor& acc, const Tensor& x));
 
 }  // namespace evit::cuda

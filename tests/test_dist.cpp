@@ -28,6 +28,7 @@
 #include "support/sa1b_data.h"
 #include "support/sam_distill_data.h"
 #include "support/test_util.h"
+#include "tests/support/cuda_compare.h"
 #include "train/config.h"
 #include "train/data_parallel.h"
 #include "train/sam_distill.h"
@@ -69,15 +70,19 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
+Tensor leaf(const std::vector<float>& values, Device device = kCPU) {
+  return from_vector(values, {static_cast<int64_t>(values.size())}).to(device);
+}
+
 // Rank `rank` of `size`: sums its contiguous block of the leaves pairwise, then all-reduces.
 std::vector<float> rank_sum(dist::Communicator& comm, const std::vector<std::vector<float>>& leaves,
-                            int64_t bucket = int64_t{1} << 22) {
+                            int64_t bucket = int64_t{1} << 22, Device device = kCPU) {
   const size_t per_rank = leaves.size() / static_cast<size_t>(comm.size());
   dist::PairwiseSum sum;
-  for (size_t j = 0; j < per_rank; ++j) sum.add(leaves[static_cast<size_t>(comm.rank()) * per_rank + j]);
-  std::vector<float> v = sum.take();
-  dist::tree_allreduce_sum(comm, std::span<float>(v), bucket);
-  return v;
+  for (size_t j = 0; j < per_rank; ++j) sum.add(leaf(leaves[static_cast<size_t>(comm.rank()) * per_rank + j], device));
+  const Tensor v = sum.take();
+  dist::tree_allreduce_sum(comm, v, bucket);
+  return v.to(kCPU).to_vector<float>();
 }
 
 }  // namespace
@@ -85,19 +90,20 @@ std::vector<float> rank_sum(dist::Communicator& comm, const std::vector<std::vec
 TEST_CASE("pairwise sums follow one balanced tree, whatever order would give", "[dist]") {
   // 1e8 + 1 rounds back to 1e8 in f32: left to right gives 1, the tree ((1e8 + 1) + (-1e8 + 1)) 0.
   dist::PairwiseSum sum;
-  for (float v : {1e8f, 1.0f, -1e8f, 1.0f}) sum.add({v});
-  REQUIRE(sum.take() == std::vector<float>{0.0f});
+  for (float v : {1e8f, 1.0f, -1e8f, 1.0f}) sum.add(leaf({v}));
+  REQUIRE(sum.take().to_vector<float>() == std::vector<float>{0.0f});
   float left_to_right = 0;
   for (float v : {1e8f, 1.0f, -1e8f, 1.0f}) left_to_right += v;
   REQUIRE(left_to_right == 1.0f);  // the order matters for these values
 
   auto leaves = order_sensitive_leaves(16, 257, 3);
-  for (auto& leaf : leaves) sum.add(leaf);
-  REQUIRE(same_bits(sum.take(), recursive_tree(leaves, 0, leaves.size())));
+  for (auto& values : leaves) sum.add(leaf(values));
+  REQUIRE(same_bits(sum.take().to_vector<float>(), recursive_tree(leaves, 0, leaves.size())));
 
-  sum.add({1.0f});
-  sum.add({2.0f});
-  sum.add({3.0f});
+  sum.add(leaf({1.0f}));
+  REQUIRE_THROWS_WITH(sum.add(leaf({1.0f, 2.0f})), Catch::Contains("leaf 1"));
+  sum.add(leaf({2.0f}));
+  sum.add(leaf({3.0f}));
   REQUIRE_THROWS_WITH(sum.take(), Catch::Contains("3 leaves") && Catch::Contains("power of two"));
 }
 
@@ -181,6 +187,101 @@ TEST_CASE("the fixed tree needs a power-of-two job and rank 0's tensors reach ev
     threads.emplace_back([&, r] { dist::broadcast_tensors(*ranks[static_cast<size_t>(r)], {tensors[static_cast<size_t>(r)]}); });
   for (auto& t : threads) t.join();
   for (auto& t : tensors) REQUIRE(t.to_vector<float>() == std::vector<float>(6, 1.0f));
+}
+
+TEST_CASE("tensor sums: f64 and i64 trees, buckets of views, clear errors for mismatched tensors", "[dist]") {
+  auto ranks = dist::in_process_group(2);
+  // Rank r holds r + 1 in every element; buckets of 3 over 10 values (the last one partial) are
+  // views into the tensor, summed in place.
+  std::vector<Tensor> doubles, counts;
+  for (int r = 0; r < 2; ++r) {
+    doubles.push_back(full({10}, 0.25 * (r + 1), DType::f64));
+    counts.push_back(full({10}, static_cast<double>(r + 1), DType::i64));
+  }
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      dist::tree_allreduce_sum(*ranks[static_cast<size_t>(r)], doubles[static_cast<size_t>(r)], 3);
+      dist::tree_allreduce_sum(*ranks[static_cast<size_t>(r)], counts[static_cast<size_t>(r)], 3);
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 2; ++r) {
+    REQUIRE(doubles[static_cast<size_t>(r)].to_vector<double>() == std::vector<double>(10, 0.75));
+    REQUIRE(counts[static_cast<size_t>(r)].to_vector<int64_t>() == std::vector<int64_t>(10, 3));
+  }
+  dist::SingleProcess one;
+  REQUIRE_THROWS_WITH(one.exchange_tensor(0, zeros({3}), zeros({4})), Catch::Contains("receives into"));
+  REQUIRE_THROWS_WITH(dist::tree_allreduce_sum(one, zeros({2, 3})), Catch::Contains("1-D"));
+  REQUIRE_THROWS_WITH(one.library_allreduce_tensor(zeros({3}, DType::f64)), Catch::Contains("f32"));
+  REQUIRE_THROWS_WITH(dist::add_into(zeros({3}), zeros({3}, DType::f64)), Catch::Contains("cannot add"));
+  // One process exchanging with itself gets its own values back.
+  const Tensor sent = arange(int64_t{5}, DType::f32), got = zeros({5});
+  one.exchange_tensor(0, sent, got);
+  REQUIRE(got.to_vector<float>() == sent.to_vector<float>());
+}
+
+TEST_CASE("CUDA gradients travel through NCCL only when asked or when every rank has a GPU of its own", "[dist]") {
+  dist::SingleProcess one;
+  // CPU training and "host" keep the job's communicator; "auto" with one rank has nothing to send.
+  REQUIRE(train::gradient_communicator(one, kCPU, "nccl") == nullptr);
+  REQUIRE(train::gradient_communicator(one, Device(DeviceType::cuda, 0), "host") == nullptr);
+  REQUIRE(train::gradient_communicator(one, Device(DeviceType::cuda, 0), "auto") == nullptr);
+  if (!dist::nccl_available()) {
+    REQUIRE_THROWS_WITH(train::gradient_communicator(one, Device(DeviceType::cuda, 0), "nccl"),
+                        Catch::Contains("gpu_transport") && Catch::Contains("no NCCL"));
+    REQUIRE_THROWS_WITH(dist::make_nccl_communicator(one, Device(DeviceType::cuda, 0)), Catch::Contains("without NCCL"));
+  } else if (!cuda::is_available()) {
+    // NCCL built in, no GPU here: every rank would share the none there are.
+    REQUIRE_THROWS_WITH(train::gradient_communicator(one, Device(DeviceType::cuda, 0), "nccl"),
+                        Catch::Contains("gpu_transport") && Catch::Contains("share a GPU"));
+  }
+  REQUIRE_THROWS_WITH(train::gradient_communicator(one, Device(DeviceType::cuda, 0), "ring"),
+                      Catch::Contains("gpu_transport"));
+}
+
+TEST_CASE("summation trees on the GPU have the CPU's bits, through host memory and through NCCL", "[cuda][.]") {
+  EVIT_REQUIRE_GPU();
+  const auto leaves = order_sensitive_leaves(8, 1000, 13);
+  const std::vector<float> reference = recursive_tree(leaves, 0, leaves.size());
+  for (int w : {1, 2, 4}) {
+    auto ranks = dist::in_process_group(w);
+    std::vector<std::vector<float>> results(static_cast<size_t>(w));
+    std::vector<std::thread> threads;
+    for (int r = 0; r < w; ++r)
+      threads.emplace_back([&, r] {
+        results[static_cast<size_t>(r)] = rank_sum(*ranks[static_cast<size_t>(r)], leaves, 97, test::cuda0());
+      });
+    for (auto& t : threads) t.join();
+    for (int r = 0; r < w; ++r) {
+      INFO("world " << w << ", rank " << r << ", leaves on cuda:0, exchanged through host memory");
+      REQUIRE(same_bits(results[static_cast<size_t>(r)], reference));
+    }
+  }
+  // f64 and i64 accumulate on the GPU too (sharded metrics).
+  const Tensor d = full({5}, 0.5, TensorOptions(DType::f64, test::cuda0()));
+  dist::add_into(d, full({5}, 0.25, TensorOptions(DType::f64, test::cuda0())));
+  REQUIRE(d.to(kCPU).to_vector<double>() == std::vector<double>(5, 0.75));
+  if (!dist::nccl_available()) {
+    WARN("this build has no NCCL: the NCCL transport was not checked");
+    return;
+  }
+  // One rank with NCCL: its exchange with itself, broadcast and library all-reduce go GPU to GPU.
+  dist::SingleProcess one;
+  auto nccl = dist::make_nccl_communicator(one, test::cuda0());
+  REQUIRE_THAT(nccl->gpu_transport(), Catch::Contains("NCCL"));
+  REQUIRE(nccl->size() == 1);
+  REQUIRE(rank_sum(*nccl, leaves, 97, test::cuda0()) == reference);
+  const Tensor sent = arange(int64_t{6}, TensorOptions(DType::f32, test::cuda0()));
+  const Tensor got = zeros({6}, TensorOptions(DType::f32, test::cuda0()));
+  nccl->exchange_tensor(0, sent, got);
+  REQUIRE(got.to(kCPU).to_vector<float>() == std::vector<float>{0, 1, 2, 3, 4, 5});
+  nccl->broadcast_tensor(got, 0);
+  nccl->library_allreduce_tensor(got);
+  REQUIRE(got.to(kCPU).to_vector<float>() == std::vector<float>{0, 1, 2, 3, 4, 5});
+  // CPU tensors still go through the host communicator.
+  const Tensor host_got = zeros({6});
+  nccl->exchange_tensor(0, arange(int64_t{6}, DType::f32), host_got);
+  REQUIRE(host_got.to_vector<float>() == std::vector<float>{0, 1, 2, 3, 4, 5});
 }
 
 TEST_CASE("a micro-batch step averages gradients in the tree and updates BatchNorm once", "[dist]") {

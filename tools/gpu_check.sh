@@ -89,6 +89,18 @@ for d in /usr/local/cuda/lib /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_6
          $(python3 -c "import nvidia, os; print(' '.join(os.path.join(p, q, 'lib') for p in nvidia.__path__ for q in ('cu13', 'cublas')))" 2>/dev/null); do
   [ -e "$d/libcublas.so.13" ] && { export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$d; echo "CUDA libraries from $d"; break; }
 done
+# NCCL (the data-parallel GPU transport): the toolkit's, else the one PyTorch's wheels ship, which
+# a build here is pointed at too (it has no unversioned libnccl.so for CMake to find by name).
+nccl_args=()
+for d in /usr/local/cuda/lib /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+         $(python3 -c "import nvidia, os; print(' '.join(os.path.join(p, 'nccl', 'lib') for p in nvidia.__path__))" 2>/dev/null); do
+  if [ -e "$d/libnccl.so.2" ]; then
+    [[ ":$LD_LIBRARY_PATH:" == *":$d:"* ]] || export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$d
+    [ -e "$d/../include/nccl.h" ] && nccl_args=(-DNCCL_INCLUDE_DIR="$d/../include" -DNCCL_LIBRARY="$d/libnccl.so.2")
+    echo "NCCL from $d"
+    break
+  fi
+done
 
 bin=build-gpu
 prebuilt=/tmp/evit-bin
@@ -106,9 +118,9 @@ if [ -x $prebuilt/evit_tests ] && runs $prebuilt/evit_tests --list-test-names-on
 else
   [ -x $prebuilt/evit_tests ] && { echo "prebuilt binaries do not run here:"; ldd $prebuilt/evit_tests | grep "not found"; }
   stage "build (CUDA arch $arch)"
-  cmake -S . -B build-gpu "${configure_args[@]}" -DEVIT_CUDA_ARCHS="$arch" "${prefix_args[@]}" \
+  cmake -S . -B build-gpu "${configure_args[@]}" -DEVIT_CUDA_ARCHS="$arch" "${prefix_args[@]}" "${nccl_args[@]}" \
     > build-gpu.configure.log 2>&1 || { cat build-gpu.configure.log; exit 1; }
-  grep -E "CUDA backend" build-gpu.configure.log
+  grep -E "CUDA backend|NCCL transport" build-gpu.configure.log
   # An old binary must never stand in for a failed build: remove them first, and fail on the
   # build's own exit status.
   for t in "${targets[@]}"; do rm -f "build-gpu/$t"; done
@@ -154,14 +166,15 @@ summary+=("CUDA tests: $passed of $n_tests test cases passed")
 timeout 120 "$bin/evit_tests" "[cuda_backend],[half],[autocast]" | tail -2 || status=1
 fi
 
-stage "data-parallel training on the GPU: 1, 2 and 4 ranks bitwise (MPI, host-staged gradients)"
+stage "data-parallel training on the GPU: 1, 2 and 4 ranks bitwise (MPI, host-staged gradients), 1 rank on NCCL"
 if ! wanted dist; then
   :
 elif command -v mpirun >/dev/null && ldd "$bin/evit" | grep -q libmpi; then
   DIST_DEVICE=cuda DIST_QUICK=1 timeout 180 bash tests/dist/dist_checks.sh "$bin/evit" "$bin/evit_tests" \
     "$(command -v mpirun)" /tmp/evit_dist_gpu > "$logs/dist_gpu.log" 2>&1 || status=1
-  grep -E "FAIL|bitwise|passed" "$logs/dist_gpu.log" || tail -20 "$logs/dist_gpu.log"
-  summary+=("data-parallel GPU check (1, 2, 4 ranks on cuda): $(grep -qE "quick checks passed" "$logs/dist_gpu.log" && echo passed || echo FAILED)")
+  grep -E "FAIL|bitwise|passed|NOT RUN" "$logs/dist_gpu.log" || tail -20 "$logs/dist_gpu.log"
+  nccl=$(grep -q "NCCL transport: .*bitwise" "$logs/dist_gpu.log" && echo "NCCL bitwise too" || echo "NCCL not checked")
+  summary+=("data-parallel GPU check (1, 2, 4 ranks on cuda): $(grep -qE "quick checks passed" "$logs/dist_gpu.log" && echo passed || echo FAILED) ($nccl)")
 else
   echo "NOT RUN: this machine has no MPI (mpirun, libopenmpi) or this build was made without it"
   summary+=("data-parallel GPU check: not run (no MPI here)")

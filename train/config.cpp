@@ -573,6 +573,10 @@ const Schema& training_config_schema() {
                   {"allreduce", S::string().one_of({"tree", "library"}).default_value("tree").doc(
                                     "data-parallel gradient sum: \"tree\" (fixed order: bitwise the same on any number of "
                                     "processes) or \"library\" (MPI's own all-reduce: faster, bits depend on the process count)")},
+                  {"gpu_transport", S::string().one_of({"auto", "nccl", "host"}).default_value("auto").doc(
+                                        "how CUDA gradients travel between processes: \"nccl\" (GPU to GPU), \"host\" (through "
+                                        "host memory and MPI) or \"auto\" (NCCL when the build has it and no two processes share "
+                                        "a GPU); the bits are the same either way")},
                   {"device", S::string().default_value("cpu").doc("\"cpu\", \"cuda\" or \"cuda:N\"")},
                   {"amp", S::string().one_of({"off", "f16", "bf16"}).default_value("off").doc(
                               "CUDA mixed precision: GEMMs and convolutions in f16/bf16 (f16 adds a loss scaler)")},

@@ -3,31 +3,17 @@
 #include <algorithm>
 
 #include "autograd/grad_mode.h"
+#include "core/copy.h"
+#include "core/cuda.h"
 #include "core/error.h"
-#include "core/parallel.h"
 #include "ops/pointwise.h"
 
 namespace evit::train {
 namespace {
 
-// Appends a tensor's values as f32 (gradients and statistics are f32; CUDA ones pass through a
-// host copy).
-void append(std::vector<float>& leaf, const Tensor& t) {
-  EVIT_CHECK(t.dtype() == DType::f32, "data-parallel step: expected f32 values, got ", t.desc());
-  Tensor host = t.to(kCPU).contiguous();
-  const float* p = host.data_ptr<float>();
-  leaf.insert(leaf.end(), p, p + host.numel());
-}
-
-// The tensor of `like`'s shape, dtype and device holding leaf values [offset, offset + numel)·scale.
-Tensor slice_as(const std::vector<float>& sum, int64_t offset, const Tensor& like, float scale) {
-  Tensor host = empty(like.sizes(), DType::f32);
-  float* p = host.data_ptr<float>();
-  const float* in = sum.data() + offset;
-  parallel_for(0, like.numel(), kPointwiseGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) p[i] = in[i] * scale;
-  });
-  return host.to(like.device());
+// The `like`-shaped view of a flat leaf's values [offset, offset + like.numel()).
+Tensor part_of(const Tensor& leaf, int64_t offset, const Shape& like) {
+  return make_view(leaf, like, contiguous_strides(like), leaf.storage_offset() + offset);
 }
 
 }  // namespace
@@ -50,9 +36,11 @@ DataParallelStep::DataParallelStep(nn::Module& model, dist::Communicator& comm, 
   for (auto& [name, m] : model.named_modules())
     if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m.get())) norms_.push_back(bn);
   statistics_.resize(norms_.size());
-  for (const Tensor& p : params_) leaf_size_ += p.numel() + 1;  // values and a "has a gradient" flag
+  // A leaf: every gradient, every BatchNorm's mean and variance, then a "has a gradient" flag per
+  // parameter and the loss (the tail, written from the host).
+  for (const Tensor& p : params_) leaf_size_ += p.numel();
   for (auto* bn : norms_) leaf_size_ += 2 * bn->running_mean.numel();
-  leaf_size_ += 1;  // the loss
+  leaf_size_ += static_cast<int64_t>(params_.size()) + 1;
 }
 
 void DataParallelStep::begin_step() {
@@ -64,15 +52,26 @@ void DataParallelStep::begin_step() {
 }
 
 void DataParallelStep::end_micro_batch(double loss) {
-  std::vector<float> leaf;
-  leaf.reserve(static_cast<size_t>(leaf_size_));
+  // The leaf lives where the model does: a CUDA model's gradients are never copied to the host.
+  const Device device = params_.empty() ? kCPU : params_.front().device();
+  Tensor leaf = empty({leaf_size_}, TensorOptions(DType::f32, device));
+  int64_t offset = 0;
+  auto put = [&](const Tensor& t) {
+    EVIT_CHECK(t.dtype() == DType::f32, "data-parallel step: expected f32 values, got ", t.desc());
+    copy_elements(part_of(leaf, offset, t.sizes()), t);
+    offset += t.numel();
+  };
+  std::vector<float> tail;
+  tail.reserve(params_.size() + 1);
   for (const Tensor& p : params_) {
     const Tensor g = p.grad();
-    if (g.defined()) append(leaf, g);
-    else leaf.insert(leaf.end(), static_cast<size_t>(p.numel()), 0.0f);
-  }
-  for (const Tensor& p : params_) {
-    leaf.push_back(p.grad().defined() ? 1.0f : 0.0f);
+    if (g.defined()) {
+      put(g);
+    } else {
+      copy_elements(part_of(leaf, offset, {p.numel()}), scalar_tensor(0.0, TensorOptions(DType::f32, device)));
+      offset += p.numel();
+    }
+    tail.push_back(g.defined() ? 1.0f : 0.0f);
     p.set_grad(Tensor());
   }
   for (size_t i = 0; i < norms_.size(); ++i) {
@@ -81,13 +80,15 @@ void DataParallelStep::end_micro_batch(double loss) {
     // (a branch not taken) adds nothing, which the tree could not tell from zeros: refuse it.
     EVIT_CHECK(s.size() == 2, "data-parallel step: a BatchNorm ran ", s.size() / 2,
                " times in one micro-batch; micro-batch steps need every BatchNorm to run exactly once");
-    append(leaf, s[0]);
-    append(leaf, s[1]);
+    put(s[0]);
+    put(s[1]);
     s.clear();
   }
-  leaf.push_back(static_cast<float>(loss));
-  EVIT_CHECK(static_cast<int64_t>(leaf.size()) == leaf_size_, "data-parallel step: leaf of ", leaf.size(),
-             " values, expected ", leaf_size_);
+  tail.push_back(static_cast<float>(loss));
+  EVIT_CHECK(offset + static_cast<int64_t>(tail.size()) == leaf_size_, "data-parallel step: leaf of ",
+             offset + static_cast<int64_t>(tail.size()), " values, expected ", leaf_size_);
+  const int64_t tail_size = static_cast<int64_t>(tail.size());
+  copy_elements(part_of(leaf, offset, {tail_size}), from_vector(tail, {tail_size}));
   sum_.add(std::move(leaf));
 }
 
@@ -95,31 +96,55 @@ double DataParallelStep::finish_step() {
   EVIT_CHECK(sum_.count() == local_micro_batches(), "data-parallel step: ", sum_.count(), " micro-batches ran, ",
              local_micro_batches(), " expected");
   for (auto* bn : norms_) bn->batch_statistics = nullptr;
-  std::vector<float> sum = sum_.take();
-  if (library_allreduce_) comm_.library_allreduce_sum(sum.data(), sum.size());
-  else dist::tree_allreduce_sum(comm_, std::span<float>(sum));
-  const float scale = 1.0f / static_cast<float>(k_);  // exact: K is a power of two
-  int64_t offset = 0;
-  std::vector<int64_t> starts;
-  for (const Tensor& p : params_) starts.push_back(offset), offset += p.numel();
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const bool reached = sum[static_cast<size_t>(offset + static_cast<int64_t>(i))] > 0;
-    if (reached) params_[i].set_grad(slice_as(sum, starts[i], params_[i], scale).to(params_[i].dtype()));
-  }
-  offset += static_cast<int64_t>(params_.size());
+  const Tensor sum = sum_.take();
+  if (library_allreduce_) comm_.library_allreduce_tensor(sum);
+  else dist::tree_allreduce_sum(comm_, sum);
+  const int64_t tail_size = static_cast<int64_t>(params_.size()) + 1;
+  const Tensor tail_tensor = part_of(sum, leaf_size_ - tail_size, {tail_size}).to(kCPU).contiguous();
+  const float* tail = tail_tensor.data_ptr<float>();
+  const double scale = 1.0 / static_cast<double>(k_);  // exact: K is a power of two
   NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    if (tail[i] > 0) p.set_grad(mul(part_of(sum, offset, p.sizes()), scale).to(p.dtype()));
+    offset += p.numel();
+  }
   for (auto* bn : norms_) {
-    const int64_t c = bn->running_mean.numel();
-    const Tensor mean = slice_as(sum, offset, bn->running_mean, scale);
-    const Tensor var = slice_as(sum, offset + c, bn->running_var, scale);
-    offset += 2 * c;
+    const Shape& c = bn->running_mean.sizes();
+    const Tensor mean = mul(part_of(sum, offset, c), scale);
+    offset += bn->running_mean.numel();
+    const Tensor var = mul(part_of(sum, offset, c), scale);
+    offset += bn->running_mean.numel();
     // running ← momentum·batch + (1 − momentum)·running, once per step.
     const double m = bn->momentum;
     copy_(bn->running_mean, add(mul(mean, m), mul(bn->running_mean, 1.0 - m)));
     copy_(bn->running_var, add(mul(var, m), mul(bn->running_var, 1.0 - m)));
     add_(bn->num_batches_tracked, 1.0);
   }
-  return static_cast<double>(sum[static_cast<size_t>(offset)]) * (1.0 / static_cast<double>(k_));
+  return static_cast<double>(tail[params_.size()]) * scale;
+}
+
+std::shared_ptr<dist::Communicator> gradient_communicator(dist::Communicator& job, Device device,
+                                                          const std::string& transport) {
+  if (!device.is_cuda() || transport == "host") return nullptr;
+  EVIT_CHECK(transport == "auto" || transport == "nccl", "config.train.gpu_transport: unknown value '", transport,
+             "' (auto, nccl or host)");
+  if (transport == "nccl")
+    EVIT_CHECK(dist::nccl_available(), "config.train.gpu_transport = \"nccl\" but this build of evit has no NCCL ",
+               "(a CUDA build finds it next to the CUDA toolkit, with MPI); use \"host\" or \"auto\"");
+  if (transport == "auto" && (job.size() == 1 || !dist::nccl_available())) return nullptr;
+  // Ranks share a GPU when a machine runs more ranks than it has GPUs (device = local rank modulo
+  // the GPU count); every rank must learn it, not only those that wrap around.
+  int64_t sharing = job.local_rank() >= cuda::device_count() ? 1 : 0;
+  dist::tree_allreduce_sum(job, std::span<int64_t>(&sharing, 1));
+  if (sharing > 0) {
+    EVIT_CHECK(transport == "auto", "config.train.gpu_transport = \"nccl\" but ", sharing,
+               " rank(s) share a GPU with another (", cuda::device_count(), " GPU(s) per machine, ", job.size(),
+               " ranks): NCCL needs a GPU per rank; use \"host\" or \"auto\", or fewer ranks per machine");
+    return nullptr;
+  }
+  return dist::make_nccl_communicator(job, device);
 }
 
 void DataParallelStep::broadcast_model() {

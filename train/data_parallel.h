@@ -19,6 +19,8 @@
 //   double loss = dp.finish_step();   // gradients now in .grad, running statistics updated
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "core/dist/communicator.h"
@@ -68,5 +70,13 @@ class DataParallelStep {
   int64_t leaf_size_ = 0;
   dist::PairwiseSum sum_;
 };
+
+// The communicator a data-parallel step on `device` sends its gradients through, for
+// train.gpu_transport = `transport`: null (use `job` itself) for CPU training and for "host";
+// `job` with NCCL carrying the CUDA tensors for "nccl", and for "auto" on a job of several ranks
+// when this build has NCCL and no two ranks on a machine share a GPU (NCCL refuses that). Every
+// rank calls it together; all reach the same choice. The bits of training are the same either way.
+std::shared_ptr<dist::Communicator> gradient_communicator(dist::Communicator& job, Device device,
+                                                          const std::string& transport);
 
 }  // namespace evit::train

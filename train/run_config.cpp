@@ -122,6 +122,7 @@ RunConfig parse_run_config(const json& cfg) {
     tc.mask_points = t.at("mask_points").get<int64_t>();
     tc.threads = t.at("threads").get<int>();
     tc.library_allreduce = t.at("allreduce").get<std::string>() == "library";
+    tc.gpu_transport = t.at("gpu_transport").get<std::string>();
     tc.device = t.at("device").get<std::string>();
     tc.amp = t.at("amp").get<std::string>();
     tc.resume = optional_field<std::string>(t, "resume");

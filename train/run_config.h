@@ -96,6 +96,7 @@ struct TrainLoopConfig {
   int64_t mask_points = 0;
   int threads = 0;
   bool library_allreduce = false;  // allreduce = "library": MPI's own sum, not the fixed tree
+  std::string gpu_transport;       // auto | nccl | host: how CUDA gradients travel between ranks
   std::string device;  // cpu | cuda | cuda:N
   std::string amp;     // off | f16 | bf16
   std::optional<std::string> resume;

@@ -78,9 +78,11 @@ Trainer::Trainer(const json& config, dist::Communicator* comm)
     if (*amp_ == DType::f16) scaler_ = std::make_unique<optim::GradScaler>();
   }
   model_->to(device_);  // before the optimizer and EMA, so their state is made on the device
-  if (steps_in_micro_batches())
-    data_parallel_ =
-        std::make_unique<DataParallelStep>(*model_, *comm_, rc_.data.micro_batches, rc_.train.library_allreduce);
+  if (steps_in_micro_batches()) {
+    gradient_comm_ = gradient_communicator(*comm_, device_, t.gpu_transport);
+    data_parallel_ = std::make_unique<DataParallelStep>(*model_, gradient_comm_ ? *gradient_comm_ : *comm_,
+                                                        rc_.data.micro_batches, rc_.train.library_allreduce);
+  }
   build_optimizer();
   if (t.resume) load_checkpoint(*t.resume);
   // Every rank starts from rank 0's weights (a pretrained file or checkpoint read differently on
@@ -429,11 +431,15 @@ Metrics Trainer::fit() {
                 rc_.model.name.c_str(), train_set_->describe().c_str(), (long long)total_steps_,
                 (long long)steps_per_epoch_, (long long)model_->num_parameters(), val_set_->describe().c_str(),
                 evaluation_weights_description().c_str());
-    if (data_parallel_)
-      std::printf("data-parallel: %s; each global batch of %lld in %lld micro-batches of %lld, %lld per rank\n",
-                  comm_->describe().c_str(), (long long)rc_.data.batch_size, (long long)data_parallel_->micro_batches(),
+    if (data_parallel_) {
+      const dist::Communicator& dp = data_parallel_->communicator();
+      const std::string transport =
+          device_.is_cuda() && (dp.size() > 1 || gradient_comm_) ? ", CUDA gradients through " + dp.gpu_transport() : "";
+      std::printf("data-parallel: %s%s; each global batch of %lld in %lld micro-batches of %lld, %lld per rank\n",
+                  dp.describe().c_str(), transport.c_str(), (long long)rc_.data.batch_size, (long long)data_parallel_->micro_batches(),
                   (long long)(rc_.data.batch_size / data_parallel_->micro_batches()),
                   (long long)data_parallel_->local_micro_batches());
+    }
     std::fflush(stdout);
   }
   Metrics last;

@@ -101,6 +101,8 @@ class Trainer {
 
   RunConfig rc_;
   dist::Communicator* comm_;
+  // comm_ with NCCL carrying CUDA gradients (train.gpu_transport), when the step uses it.
+  std::shared_ptr<dist::Communicator> gradient_comm_;
   std::unique_ptr<DataParallelStep> data_parallel_;  // micro-batch steps, when K·W > 1
   Task task_;
   std::string out_dir_;

@@ -4,9 +4,56 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/copy.h"
 #include "core/error.h"
 
 namespace evit::dist {
+namespace {
+void check_contiguous(const char* what, const Tensor& t) {
+  EVIT_CHECK(t.is_contiguous(), what, ": tensors must be contiguous, got ", t.desc());
+}
+size_t bytes_of(const Tensor& t) { return static_cast<size_t>(t.numel()) * dtype_size(t.dtype()); }
+}  // namespace
+
+void Communicator::exchange_tensor(int peer, const Tensor& send, const Tensor& recv) {
+  check_contiguous("exchange", send);
+  check_contiguous("exchange", recv);
+  EVIT_CHECK(send.sizes() == recv.sizes() && send.dtype() == recv.dtype() && send.device() == recv.device(),
+             "exchange: sends ", send.desc(), " but receives into ", recv.desc());
+  if (send.device().is_cpu()) return exchange(peer, send.raw_data(), recv.raw_data(), bytes_of(send));
+  const Tensor out = send.to(kCPU);
+  const Tensor in = empty(recv.sizes(), recv.dtype());
+  exchange(peer, out.raw_data(), in.raw_data(), bytes_of(out));
+  copy_elements(recv, in);
+}
+
+void Communicator::broadcast_tensor(const Tensor& t, int root) {
+  check_contiguous("broadcast", t);
+  if (t.device().is_cpu()) return broadcast(t.raw_data(), bytes_of(t), root);
+  // MPI reaches host memory everywhere; CUDA tensors go through a host copy.
+  const Tensor host = t.to(kCPU);
+  broadcast(host.raw_data(), bytes_of(host), root);
+  copy_elements(t, host);
+}
+
+void Communicator::library_allreduce_tensor(const Tensor& values) {
+  check_contiguous("all-reduce", values);
+  EVIT_CHECK(values.dtype() == DType::f32, "all-reduce: f32 values expected, got ", values.desc());
+  if (values.device().is_cpu())
+    return library_allreduce_sum(values.data_ptr<float>(), static_cast<size_t>(values.numel()));
+  const Tensor host = values.to(kCPU);
+  library_allreduce_sum(host.data_ptr<float>(), static_cast<size_t>(host.numel()));
+  copy_elements(values, host);
+}
+
+double wait_limit_seconds() {
+  const char* v = std::getenv("EVIT_DIST_TIMEOUT");
+  if (!v || !*v) return 1800;
+  char* end = nullptr;
+  const double s = std::strtod(v, &end);
+  EVIT_CHECK(end && *end == 0 && s > 0, "EVIT_DIST_TIMEOUT: expected a positive number of seconds, got '", v, "'");
+  return s;
+}
 
 void SingleProcess::exchange(int peer, const void* send, void* recv, size_t bytes) {
   EVIT_CHECK(peer == 0, "exchange: rank ", peer, " does not exist in a single-process run");
@@ -61,6 +108,13 @@ std::shared_ptr<Communicator> set_world(std::shared_ptr<Communicator> comm) {
   std::swap(world_slot(), comm);
   return comm;
 }
+
+#ifndef EVIT_WITH_NCCL
+bool nccl_available() { return false; }
+std::shared_ptr<Communicator> make_nccl_communicator(Communicator&, Device) {
+  EVIT_THROW("evit was built without NCCL (a CUDA build finds it next to the CUDA toolkit, with MPI to start it)");
+}
+#endif
 
 #ifndef EVIT_WITH_MPI
 bool mpi_available() { return false; }

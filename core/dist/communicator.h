@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
+
 namespace evit::dist {
 
 class Communicator {
@@ -33,6 +35,16 @@ class Communicator {
   // bits do too. Data-parallel steps use it only when asked (train.allreduce = "library"); the
   // fixed tree of tree_reduce.h is the default.
   virtual void library_allreduce_sum(float* values, size_t count) = 0;
+
+  // The same operations on tensors (contiguous; `send` and `recv` of one shape, dtype and
+  // device). These defaults pass CUDA tensors through host memory and the byte operations above;
+  // a communicator with a GPU transport (NCCL, core/dist/nccl_communicator.h) moves them from GPU
+  // to GPU instead. The bits that arrive are the same either way.
+  virtual void exchange_tensor(int peer, const Tensor& send, const Tensor& recv);
+  virtual void broadcast_tensor(const Tensor& t, int root);
+  virtual void library_allreduce_tensor(const Tensor& values);  // f32
+  // How CUDA tensors travel ("host memory", "NCCL 2.27.3"), for logs.
+  virtual std::string gpu_transport() const { return "host memory"; }
   // Ends every rank of the job with `code`: an error on one rank must not leave the others
   // waiting for a message that never comes.
   [[noreturn]] virtual void abort(int code) = 0;
@@ -77,5 +89,18 @@ std::shared_ptr<Communicator> set_world(std::shared_ptr<Communicator> comm);
 
 // Creates the MPI communicator (only in builds with MPI; world() calls it).
 std::shared_ptr<Communicator> make_mpi_world();
+
+// Whether this build has NCCL (a CUDA build with MPI that found it next to the CUDA toolkit).
+bool nccl_available();
+
+// `host` (the job: MPI's ranks, or one process) with CUDA tensors moving from GPU to GPU through
+// NCCL on `device`, this rank's GPU; everything else, CPU tensors included, still goes through
+// `host`, which must outlive the result. Every rank calls it together (rank 0's NCCL id travels
+// through `host`), each with a GPU of its own: NCCL refuses two ranks on one GPU.
+std::shared_ptr<Communicator> make_nccl_communicator(Communicator& host, Device device);
+
+// How long a rank waits for another before it stops the job: EVIT_DIST_TIMEOUT seconds (default
+// 30 minutes, longer than any evaluation or checkpoint the others may be waiting on).
+double wait_limit_seconds();
 
 }  // namespace evit::dist

@@ -29,17 +29,6 @@ void check(int rc, const char* what) {
   EVIT_THROW("MPI ", what, " failed: ", std::string(text, static_cast<size_t>(len)));
 }
 
-// How long a rank waits for another before it stops the job: EVIT_DIST_TIMEOUT seconds (default
-// 30 minutes, longer than any evaluation or checkpoint the others may be waiting on).
-double wait_limit_s() {
-  const char* v = std::getenv("EVIT_DIST_TIMEOUT");
-  if (!v || !*v) return 1800;
-  char* end = nullptr;
-  const double s = std::strtod(v, &end);
-  EVIT_CHECK(end && *end == 0 && s > 0, "EVIT_DIST_TIMEOUT: expected a positive number of seconds, got '", v, "'");
-  return s;
-}
-
 // Completes `n` requests. It polls MPI (which makes the transfer progress) without pause for a
 // moment, then every millisecond, so that a rank waiting on a slower one (an evaluation, a
 // checkpoint) leaves the CPU to the others; and it gives up after the wait limit, so a rank that
@@ -47,7 +36,7 @@ double wait_limit_s() {
 // message instead of leaving it waiting for ever.
 void wait_all(int n, MPI_Request* requests, const std::string& what, int rank) {
   using Clock = std::chrono::steady_clock;
-  static const double limit_s = wait_limit_s();
+  static const double limit_s = wait_limit_seconds();
   const auto start = Clock::now();
   const auto spin_until = start + std::chrono::milliseconds(100);
   for (;;) {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/copy.h"
+#include "core/cuda.h"
 #include "core/error.h"
 #include "core/parallel.h"
 
@@ -20,15 +20,24 @@ void add_elements(T* out, const T* in, size_t n) {
 }
 }  // namespace
 
-void add_into(std::span<float> a, std::span<const float> b) {
-  EVIT_CHECK(a.size() == b.size(), "pairwise sum: leaves of ", a.size(), " and ", b.size(), " values");
-  add_elements(a.data(), b.data(), a.size());
+void add_into(const Tensor& a, const Tensor& b) {
+  EVIT_CHECK(a.sizes() == b.sizes() && a.dtype() == b.dtype() && a.device() == b.device(),
+             "pairwise sum: cannot add ", b.desc(), " to ", a.desc());
+  EVIT_CHECK(a.is_contiguous() && b.is_contiguous(), "pairwise sum: contiguous leaves expected");
+  if (a.device().is_cuda()) return cuda::cuda_accumulate(a, b);
+  const size_t n = static_cast<size_t>(a.numel());
+  switch (a.dtype()) {
+    case DType::f32: return add_elements(a.data_ptr<float>(), b.data_ptr<float>(), n);
+    case DType::f64: return add_elements(a.data_ptr<double>(), b.data_ptr<double>(), n);
+    case DType::i64: return add_elements(a.data_ptr<int64_t>(), b.data_ptr<int64_t>(), n);
+    default: EVIT_THROW("pairwise sum: ", a.desc(), " (f32, f64 or i64 expected)");
+  }
 }
 
-void PairwiseSum::add(std::vector<float> leaf) {
+void PairwiseSum::add(Tensor leaf) {
   if (!stack_.empty())
-    EVIT_CHECK(leaf.size() == stack_.back().second.size(), "pairwise sum: leaf ", count_, " has ", leaf.size(),
-               " values, the earlier ones ", stack_.back().second.size());
+    EVIT_CHECK(leaf.sizes() == stack_.back().second.sizes(), "pairwise sum: leaf ", count_, " is ", leaf.desc(),
+               ", the earlier ones ", stack_.back().second.desc());
   stack_.emplace_back(0, std::move(leaf));
   ++count_;
   // Two complete subtrees of the same height become one of the next height: the left (earlier)
@@ -41,10 +50,10 @@ void PairwiseSum::add(std::vector<float> leaf) {
   }
 }
 
-std::vector<float> PairwiseSum::take() {
+Tensor PairwiseSum::take() {
   EVIT_CHECK(is_power_of_two(count_) && stack_.size() == 1, "pairwise sum: ", count_,
              " leaves do not make a complete binary tree (a power of two is needed)");
-  std::vector<float> sum = std::move(stack_.back().second);
+  Tensor sum = std::move(stack_.back().second);
   stack_.clear();
   count_ = 0;
   return sum;
@@ -71,19 +80,32 @@ template void tree_allreduce_sum<float>(Communicator&, std::span<float>, int64_t
 template void tree_allreduce_sum<double>(Communicator&, std::span<double>, int64_t);
 template void tree_allreduce_sum<int64_t>(Communicator&, std::span<int64_t>, int64_t);
 
+void tree_allreduce_sum(Communicator& comm, const Tensor& values, int64_t bucket_elements) {
+  EVIT_CHECK(values.is_contiguous() && values.dim() == 1, "tree all-reduce: a contiguous 1-D tensor expected, got ",
+             values.desc());
+  const int size = comm.size(), rank = comm.rank();
+  EVIT_CHECK(is_power_of_two(size), "tree all-reduce: the job has ", size,
+             " ranks; the fixed summation tree needs a power of two (1, 2, 4, 8, ...)");
+  const int64_t n = values.numel();
+  if (size == 1 || n == 0) return;
+  const int64_t bucket = std::min(n, std::max<int64_t>(1, bucket_elements));
+  const Tensor received = empty({bucket}, TensorOptions(values.dtype(), values.device()));
+  for (int64_t begin = 0; begin < n; begin += bucket) {
+    const int64_t len = std::min(bucket, n - begin);
+    const Tensor part = make_view(values, {len}, {1}, values.storage_offset() + begin);
+    const Tensor in = make_view(received, {len}, {1}, received.storage_offset());
+    for (int distance = 1; distance < size; distance *= 2) {
+      comm.exchange_tensor(rank ^ distance, part, in);
+      add_into(part, in);
+    }
+  }
+}
+
 void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, int root) {
   if (comm.size() == 1) return;
   for (const Tensor& t : tensors) {
     EVIT_CHECK(t.is_contiguous(), "broadcast: tensors must be contiguous");
-    const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
-    if (t.device().is_cpu()) {
-      comm.broadcast(t.raw_data(), bytes, root);
-    } else {
-      // MPI reaches host memory everywhere; CUDA tensors go through a host copy.
-      Tensor host = t.to(kCPU).contiguous();
-      comm.broadcast(host.raw_data(), bytes, root);
-      copy_elements(t, host);
-    }
+    comm.broadcast_tensor(t, root);
   }
 }
 

@@ -21,22 +21,23 @@ namespace evit::dist {
 
 // Leaves added one at a time, in order, summed as a balanced binary tree: equal-sized subtrees
 // merge as soon as both are complete (a binary counter), so at most log2(count) + 1 partial sums
-// are held at once.
+// are held at once. Leaves are contiguous tensors of one shape, dtype and device (a CUDA tree is
+// summed on its GPU, with the same bits as on the CPU).
 class PairwiseSum {
  public:
-  // Adds the next leaf; every leaf has the same length.
-  void add(std::vector<float> leaf);
+  // Adds the next leaf (taken over: the sums accumulate into the earlier leaves).
+  void add(Tensor leaf);
   int64_t count() const { return count_; }
   // The sum of all leaves; their number must be a power of two (a complete tree).
-  std::vector<float> take();
+  Tensor take();
 
  private:
-  std::vector<std::pair<int, std::vector<float>>> stack_;  // (tree height, partial sum)
+  std::vector<std::pair<int, Tensor>> stack_;  // (tree height, partial sum)
   int64_t count_ = 0;
 };
 
-// Elementwise `a += b` (the one addition the trees use).
-void add_into(std::span<float> a, std::span<const float> b);
+// Elementwise `a += b` (the one addition the trees use), for f32, f64 and i64 tensors on one device.
+void add_into(const Tensor& a, const Tensor& b);
 
 // Sums `values` across the ranks of `comm` by recursive doubling; every rank gets the result.
 // comm.size() must be a power of two. Large buffers go in buckets of `bucket_elements`, which
@@ -47,6 +48,9 @@ void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_
 extern template void tree_allreduce_sum<float>(Communicator&, std::span<float>, int64_t);
 extern template void tree_allreduce_sum<double>(Communicator&, std::span<double>, int64_t);
 extern template void tree_allreduce_sum<int64_t>(Communicator&, std::span<int64_t>, int64_t);
+// The same on a contiguous tensor of any device: its buckets travel through comm.exchange_tensor
+// (GPU to GPU with NCCL) and are added where they live.
+void tree_allreduce_sum(Communicator& comm, const Tensor& values, int64_t bucket_elements = int64_t{1} << 22);
 
 // Copies rank `root`'s values of `tensors` (contiguous, any device) to every rank, in place.
 void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, int root = 0);

@@ -17,8 +17,8 @@
 # 6. train.allreduce=library (MPI's own all-reduce) trains on 4 ranks, its step-3 loss close to
 #    the tree's.
 # Environment: DIST_DEVICE=cuda trains on the GPU (every rank on the one GPU of a single-GPU
-# machine, its gradients staged through host memory); DIST_QUICK=1 stops after check 2
-# (tools/gpu_check.sh runs it so).
+# machine, its gradients staged through host memory) and adds one rank whose gradients go through
+# NCCL, bitwise against the others; DIST_QUICK=1 stops after check 2 (tools/gpu_check.sh runs it so).
 set -euo pipefail
 evit=$1 tests=$2 mpirun=$3 work=$4
 device=${DIST_DEVICE:-cpu}
@@ -89,6 +89,20 @@ for w in 2 4; do
   cmp "$work/w1/metrics.jsonl" "$work/w$w/metrics.jsonl" || fail "the logs (losses, evaluation) differ on $w ranks"
 done
 echo "weights, EMA and optimizer state bitwise equal on 1, 2 and 4 ranks ($device); logs equal"
+if [ "$device" = cuda ]; then
+  # NCCL refuses two ranks on one GPU, so on a one-GPU machine the ranks above shared it through
+  # host memory ("auto"); one rank with train.gpu_transport=nccl runs the NCCL path itself.
+  step "one rank with its gradients on NCCL"
+  if ldd "$evit" | grep -q libnccl; then
+    train 1 "$work/nccl1" --set train.gpu_transport=nccl
+    grep -q "CUDA gradients through NCCL" "$work/nccl1.log" || { cat "$work/nccl1.log"; fail "the NCCL run did not say so"; }
+    same_state "$work/w1" "$work/nccl1"
+    cmp "$work/w1/metrics.jsonl" "$work/nccl1/metrics.jsonl" || fail "the logs differ with NCCL"
+    echo "NCCL transport: weights, EMA and optimizer state bitwise equal to the single-process run"
+  else
+    echo "NOT RUN: this evit was built without NCCL"
+  fi
+fi
 if [ "${DIST_QUICK:-0}" = 1 ]; then echo; echo "dist_checks: quick checks passed"; exit 0; fi
 
 step "the library's all-reduce (train.allreduce=library) on 4 ranks: trains, close to the tree's result"
