@@ -193,7 +193,11 @@ wait_for_job 120
 grep -qi "signal 9\|killed" "$kill_run.log" || { cat "$kill_run.log"; fail "no message names the killed rank"; }
 echo "job ended in ${elapsed} s with status $code:"
 grep -i "signal 9\|killed" "$kill_run.log" | head -3
-done_steps=$(grep -o '"step": *[0-9]*' "$kill_run/checkpoint/trainer.json" | grep -o '[0-9]*$')
+# The launcher may stop rank 0 between the two renames of a checkpoint (checkpoint -> .old,
+# .tmp -> checkpoint): the newest complete one can be any of the three, and resuming finds it.
+done_steps=$(cat "$kill_run"/checkpoint{,.tmp,.old}/trainer.json 2>/dev/null | grep -o '"step": *[0-9]*' |
+  grep -o '[0-9]*$' | sort -n | tail -1 || true)
+[ -n "$done_steps" ] || fail "no complete checkpoint survived the killed run"
 train 2 "$kill_run" --set train.steps=$((done_steps + 1)) --resume "$kill_run/checkpoint"
 echo "the last checkpoint (step $done_steps) resumed"
 
