@@ -60,6 +60,7 @@ class Tensor {
   int64_t stride(int64_t dim) const;
   int64_t dim() const { return static_cast<int64_t>(impl().sizes.size()); }
   int64_t numel() const { return shape_numel(impl().sizes); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
   DType dtype() const { return impl().dtype; }
   Device device() const { return impl().storage->device(); }
   int64_t storage_offset() const { return impl().offset; }

@@ -12,7 +12,6 @@ namespace {
 void check_contiguous(const char* what, const Tensor& t) {
   EVIT_CHECK(t.is_contiguous(), what, ": tensors must be contiguous, got ", t.desc());
 }
-size_t bytes_of(const Tensor& t) { return static_cast<size_t>(t.numel()) * dtype_size(t.dtype()); }
 }  // namespace
 
 void Communicator::exchange_tensor(int peer, const Tensor& send, const Tensor& recv) {
@@ -20,20 +19,15 @@ void Communicator::exchange_tensor(int peer, const Tensor& send, const Tensor& r
   check_contiguous("exchange", recv);
   EVIT_CHECK(send.sizes() == recv.sizes() && send.dtype() == recv.dtype() && send.device() == recv.device(),
              "exchange: sends ", send.desc(), " but receives into ", recv.desc());
-  if (send.device().is_cpu()) return exchange(peer, send.raw_data(), recv.raw_data(), bytes_of(send));
-  const Tensor out = send.to(kCPU);
-  const Tensor in = empty(recv.sizes(), recv.dtype());
-  exchange(peer, out.raw_data(), in.raw_data(), bytes_of(out));
-  copy_elements(recv, in);
+  EVIT_CHECK(peer >= 0 && peer < size(), "exchange: rank ", peer, " is outside the job's ", size(), " ranks");
+  if (send.device().is_cpu()) return exchange(peer, send.raw_data(), recv.raw_data(), send.nbytes());
+  exchange_device(peer, send, recv);
 }
 
 void Communicator::broadcast_tensor(const Tensor& t, int root) {
   check_contiguous("broadcast", t);
-  if (t.device().is_cpu()) return broadcast(t.raw_data(), bytes_of(t), root);
-  // MPI reaches host memory everywhere; CUDA tensors go through a host copy.
-  const Tensor host = t.to(kCPU);
-  broadcast(host.raw_data(), bytes_of(host), root);
-  copy_elements(t, host);
+  if (t.device().is_cpu()) return broadcast(t.raw_data(), t.nbytes(), root);
+  broadcast_device(t, root);
 }
 
 void Communicator::library_allreduce_tensor(const Tensor& values) {
@@ -41,8 +35,26 @@ void Communicator::library_allreduce_tensor(const Tensor& values) {
   EVIT_CHECK(values.dtype() == DType::f32, "all-reduce: f32 values expected, got ", values.desc());
   if (values.device().is_cpu())
     return library_allreduce_sum(values.data_ptr<float>(), static_cast<size_t>(values.numel()));
+  library_allreduce_device(values);
+}
+
+// MPI reaches host memory everywhere: by default CUDA tensors go through host copies.
+void Communicator::exchange_device(int peer, const Tensor& send, const Tensor& recv) {
+  const Tensor out = send.to(kCPU);
+  const Tensor in = empty(recv.sizes(), recv.dtype());
+  exchange_tensor(peer, out, in);
+  copy_elements(recv, in);
+}
+
+void Communicator::broadcast_device(const Tensor& t, int root) {
+  const Tensor host = t.to(kCPU);
+  broadcast_tensor(host, root);
+  copy_elements(t, host);
+}
+
+void Communicator::library_allreduce_device(const Tensor& values) {
   const Tensor host = values.to(kCPU);
-  library_allreduce_sum(host.data_ptr<float>(), static_cast<size_t>(host.numel()));
+  library_allreduce_tensor(host);
   copy_elements(values, host);
 }
 

@@ -36,15 +36,24 @@ class Communicator {
   // fixed tree of tree_reduce.h is the default.
   virtual void library_allreduce_sum(float* values, size_t count) = 0;
 
-  // The same operations on tensors (contiguous; `send` and `recv` of one shape, dtype and
-  // device). These defaults pass CUDA tensors through host memory and the byte operations above;
-  // a communicator with a GPU transport (NCCL, core/dist/nccl_communicator.h) moves them from GPU
-  // to GPU instead. The bits that arrive are the same either way.
-  virtual void exchange_tensor(int peer, const Tensor& send, const Tensor& recv);
-  virtual void broadcast_tensor(const Tensor& t, int root);
-  virtual void library_allreduce_tensor(const Tensor& values);  // f32
+  // The same operations on tensors: contiguous; `send` and `recv` of one shape, dtype and device;
+  // f32 for the all-reduce. They check their arguments, run CPU tensors through the byte
+  // operations above and hand CUDA tensors to the *_device operations below.
+  void exchange_tensor(int peer, const Tensor& send, const Tensor& recv);
+  void broadcast_tensor(const Tensor& t, int root);
+  void library_allreduce_tensor(const Tensor& values);
   // How CUDA tensors travel ("host memory", "NCCL 2.27.3"), for logs.
   virtual std::string gpu_transport() const { return "host memory"; }
+
+ protected:
+  // CUDA tensors, already checked. These defaults pass them through host memory and the byte
+  // operations; a communicator with a GPU transport (NCCL: make_nccl_communicator below) moves
+  // them from GPU to GPU instead. The bits that arrive are the same either way.
+  virtual void exchange_device(int peer, const Tensor& send, const Tensor& recv);
+  virtual void broadcast_device(const Tensor& t, int root);
+  virtual void library_allreduce_device(const Tensor& values);
+
+ public:
   // Ends every rank of the job with `code`: an error on one rank must not leave the others
   // waiting for a message that never comes.
   [[noreturn]] virtual void abort(int code) = 0;

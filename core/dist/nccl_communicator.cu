@@ -32,8 +32,6 @@ std::string version_string() {
   return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
 }
 
-size_t bytes_of(const Tensor& t) { return static_cast<size_t>(t.numel()) * dtype_size(t.dtype()); }
-
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(Communicator& host, Device device) : host_(host), device_(device) {
@@ -65,34 +63,28 @@ class NcclCommunicator final : public Communicator {
   std::string describe() const override { return host_.describe(); }
   std::string gpu_transport() const override { return "NCCL " + version_; }
 
-  void exchange_tensor(int peer, const Tensor& send, const Tensor& recv) override {
-    if (!on_my_gpu(send) || !on_my_gpu(recv)) return Communicator::exchange_tensor(peer, send, recv);
-    EVIT_CHECK(send.sizes() == recv.sizes() && send.dtype() == recv.dtype(), "exchange: sends ", send.desc(),
-               " but receives into ", recv.desc());
-    EVIT_CHECK(peer >= 0 && peer < size(), "exchange: rank ", peer, " is outside the job's ", size(), " ranks");
+ protected:
+  void exchange_device(int peer, const Tensor& send, const Tensor& recv) override {
     cuda::DeviceGuard guard(device_.index);
-    cudaStream_t stream = cuda::stream(device_.index);
+    cudaStream_t stream = stream_for(send);
     // One group: both ranks post their send and receive together, so neither waits on the other.
     check(ncclGroupStart(), "ncclGroupStart");
-    check(ncclSend(send.raw_data(), bytes_of(send), ncclUint8, peer, comm_, stream), "ncclSend");
-    check(ncclRecv(recv.raw_data(), bytes_of(recv), ncclUint8, peer, comm_, stream), "ncclRecv");
+    check(ncclSend(send.raw_data(), send.nbytes(), ncclUint8, peer, comm_, stream), "ncclSend");
+    check(ncclRecv(recv.raw_data(), recv.nbytes(), ncclUint8, peer, comm_, stream), "ncclRecv");
     check(ncclGroupEnd(), "ncclGroupEnd");
     wait(stream, "an exchange with rank " + std::to_string(peer));
   }
 
-  void broadcast_tensor(const Tensor& t, int root) override {
-    if (!on_my_gpu(t)) return Communicator::broadcast_tensor(t, root);
+  void broadcast_device(const Tensor& t, int root) override {
     cuda::DeviceGuard guard(device_.index);
-    cudaStream_t stream = cuda::stream(device_.index);
-    check(ncclBroadcast(t.raw_data(), t.raw_data(), bytes_of(t), ncclUint8, root, comm_, stream), "ncclBroadcast");
+    cudaStream_t stream = stream_for(t);
+    check(ncclBroadcast(t.raw_data(), t.raw_data(), t.nbytes(), ncclUint8, root, comm_, stream), "ncclBroadcast");
     wait(stream, "a broadcast from rank " + std::to_string(root));
   }
 
-  void library_allreduce_tensor(const Tensor& values) override {
-    if (!on_my_gpu(values)) return Communicator::library_allreduce_tensor(values);
-    EVIT_CHECK(values.dtype() == DType::f32, "all-reduce: f32 values expected, got ", values.desc());
+  void library_allreduce_device(const Tensor& values) override {
     cuda::DeviceGuard guard(device_.index);
-    cudaStream_t stream = cuda::stream(device_.index);
+    cudaStream_t stream = stream_for(values);
     check(ncclAllReduce(values.raw_data(), values.raw_data(), static_cast<size_t>(values.numel()), ncclFloat32,
                         ncclSum, comm_, stream),
           "ncclAllReduce");
@@ -100,18 +92,17 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  bool on_my_gpu(const Tensor& t) const {
-    if (t.device().is_cpu()) return false;
+  // The compute stream of this rank's GPU, where `t` must live.
+  cudaStream_t stream_for(const Tensor& t) const {
     EVIT_CHECK(t.device() == device_, "NCCL transport of ", describe(), " runs on ", device_.str(), ", got ",
                t.desc());
-    EVIT_CHECK(t.is_contiguous(), "NCCL transport: tensors must be contiguous, got ", t.desc());
-    return true;
+    return cuda::stream(device_.index);
   }
 
   // Waits for the stream's NCCL work like the MPI communicator waits for its requests: polling,
   // so that a peer that stopped without dying (which the launcher cannot see) ends the job after
   // EVIT_DIST_TIMEOUT instead of hanging it, and an NCCL error on the way (a peer's connection
-  // lost) is reported as such.
+  // lost) is reported as such. Either way the communicator is aborted: its peers are gone.
   void wait(cudaStream_t stream, const std::string& what) {
     using Clock = std::chrono::steady_clock;
     static const double limit_s = wait_limit_seconds();
@@ -123,14 +114,12 @@ class NcclCommunicator final : public Communicator {
       if (state != cudaErrorNotReady) EVIT_CUDA_CHECK(state);
       ncclResult_t async = ncclSuccess;
       check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
-      if (async != ncclSuccess && async != ncclInProgress) {
+      const bool failed = async != ncclSuccess && async != ncclInProgress;
+      const bool too_long = std::chrono::duration<double>(Clock::now() - start).count() > limit_s;
+      if (failed || too_long) {
         ncclCommAbort(comm_);
         comm_ = nullptr;
         check(async, what.c_str());
-      }
-      if (std::chrono::duration<double>(Clock::now() - start).count() > limit_s) {
-        ncclCommAbort(comm_);
-        comm_ = nullptr;
         EVIT_THROW("NCCL rank ", rank(), ": ", what, " has waited ", limit_s,
                    " s (EVIT_DIST_TIMEOUT) for another rank, which may have stopped or died");
       }

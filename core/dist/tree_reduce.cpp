@@ -59,21 +59,32 @@ Tensor PairwiseSum::take() {
   return sum;
 }
 
-template <class T>
-void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_elements) {
+namespace {
+// Recursive doubling over n values in buckets of at most `bucket` (bucket >= 1): for each bucket,
+// from its first value on, and each level, exchange_and_add(peer, begin, length). Nothing on one
+// rank or for no values.
+template <class ExchangeAndAdd>
+void recursive_doubling(const Communicator& comm, int64_t n, int64_t bucket, ExchangeAndAdd exchange_and_add) {
   const int size = comm.size(), rank = comm.rank();
   EVIT_CHECK(is_power_of_two(size), "tree all-reduce: the job has ", size,
              " ranks; the fixed summation tree needs a power of two (1, 2, 4, 8, ...)");
-  if (size == 1 || values.empty()) return;
-  const size_t bucket = static_cast<size_t>(std::max<int64_t>(1, bucket_elements));
-  std::vector<T> received(std::min(bucket, values.size()));
-  for (size_t begin = 0; begin < values.size(); begin += bucket) {
-    std::span<T> part = values.subspan(begin, std::min(bucket, values.size() - begin));
-    for (int distance = 1; distance < size; distance *= 2) {
-      comm.exchange(rank ^ distance, part.data(), received.data(), part.size_bytes());
-      add_elements(part.data(), received.data(), part.size());
-    }
-  }
+  if (size == 1) return;
+  for (int64_t begin = 0; begin < n; begin += bucket)
+    for (int distance = 1; distance < size; distance *= 2)
+      exchange_and_add(rank ^ distance, begin, std::min(bucket, n - begin));
+}
+}  // namespace
+
+template <class T>
+void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_elements) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  const int64_t bucket = std::clamp<int64_t>(bucket_elements, 1, std::max<int64_t>(n, 1));
+  std::vector<T> received(comm.size() > 1 ? static_cast<size_t>(std::min(bucket, n)) : 0);
+  recursive_doubling(comm, n, bucket, [&](int peer, int64_t begin, int64_t len) {
+    T* part = values.data() + begin;
+    comm.exchange(peer, part, received.data(), static_cast<size_t>(len) * sizeof(T));
+    add_elements(part, received.data(), static_cast<size_t>(len));
+  });
 }
 
 template void tree_allreduce_sum<float>(Communicator&, std::span<float>, int64_t);
@@ -83,22 +94,16 @@ template void tree_allreduce_sum<int64_t>(Communicator&, std::span<int64_t>, int
 void tree_allreduce_sum(Communicator& comm, const Tensor& values, int64_t bucket_elements) {
   EVIT_CHECK(values.is_contiguous() && values.dim() == 1, "tree all-reduce: a contiguous 1-D tensor expected, got ",
              values.desc());
-  const int size = comm.size(), rank = comm.rank();
-  EVIT_CHECK(is_power_of_two(size), "tree all-reduce: the job has ", size,
-             " ranks; the fixed summation tree needs a power of two (1, 2, 4, 8, ...)");
   const int64_t n = values.numel();
-  if (size == 1 || n == 0) return;
-  const int64_t bucket = std::min(n, std::max<int64_t>(1, bucket_elements));
-  const Tensor received = empty({bucket}, TensorOptions(values.dtype(), values.device()));
-  for (int64_t begin = 0; begin < n; begin += bucket) {
-    const int64_t len = std::min(bucket, n - begin);
+  const int64_t bucket = std::clamp<int64_t>(bucket_elements, 1, std::max<int64_t>(n, 1));
+  const Tensor received =
+      empty({comm.size() > 1 ? bucket : 0}, TensorOptions(values.dtype(), values.device()));
+  recursive_doubling(comm, n, bucket, [&](int peer, int64_t begin, int64_t len) {
     const Tensor part = make_view(values, {len}, {1}, values.storage_offset() + begin);
     const Tensor in = make_view(received, {len}, {1}, received.storage_offset());
-    for (int distance = 1; distance < size; distance *= 2) {
-      comm.exchange_tensor(rank ^ distance, part, in);
-      add_into(part, in);
-    }
-  }
+    comm.exchange_tensor(peer, part, in);
+    add_into(part, in);
+  });
 }
 
 void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, int root) {

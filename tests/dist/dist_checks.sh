@@ -222,6 +222,8 @@ timeout 120 "$mpirun" -n 2 "${shm[@]}" "$evit" train "$work/config.json" --set o
 [ "$code" -ne 0 ] && [ "$code" -ne 124 ] || { cat "$work/bad.log"; fail "the job with a corrupt image ended with status $code"; }
 grep -q "stopping every rank of the job" "$work/bad.log" && grep -q "img5.png" "$work/bad.log" ||
   { cat "$work/bad.log"; fail "no message named the corrupt file and the stop"; }
-grep "error on MPI rank" "$work/bad.log" | head -1
+# Shown, not checked: mpirun forwards the ranks' stdout and stderr separately, so rank 0's progress
+# output can land inside this line (the checks above look for shorter strings).
+grep -m1 "error on MPI rank" "$work/bad.log" || true
 echo
 echo "dist_checks: all passed"
