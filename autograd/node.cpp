@@ -25,6 +25,11 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     Tensor acc(meta.grad);
     gradient_ops().add_(acc, g);
   }
+  // The engine runs this node once, after every path to the leaf has delivered its gradient.
+  if (!meta.grad_ready_hooks.empty()) {
+    const Tensor leaf(leaf_);
+    for (auto& hook : meta.grad_ready_hooks) hook(leaf);
+  }
   return {};
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel scaling on this machine: one global batch of EfficientViT training per step, timed
 # as (a) the plain single-process step, (b) the same batch in K micro-batches on one rank, and
-# (c) on W ranks under mpirun, one thread per rank, the three alternating round after round so
+# (c) on W ranks under mpirun, one thread per rank, with gradient buckets sent while backward runs
+# (the default) and only after it (--no-overlap), all alternating round after round so
 # that the machine's drift hits them alike. Prints the median over rounds of each one's median
 # step time, the reduction's share, the speed-up over (a) and the scaling efficiency. When a python
 # with torch is at hand (PYTHON=...), PyTorch's single process and DistributedDataParallel (gloo,
@@ -25,6 +26,8 @@ for r in $(seq "$rounds"); do
   ./build/bench_dist "${args[@]}" | sed 's/^{/{"setup": "micro-batches, 1 rank",/' >> "$out"
   mpirun -n "$ranks" --bind-to core --mca btl self,vader ./build/bench_dist "${args[@]}" |
     sed "s/^{/{\"setup\": \"micro-batches, $ranks ranks\",/" >> "$out"
+  mpirun -n "$ranks" --bind-to core --mca btl self,vader ./build/bench_dist "${args[@]}" --no-overlap |
+    sed "s/^{/{\"setup\": \"$ranks ranks, no overlap\",/" >> "$out"
   if [ "$torch_rows" = 1 ]; then
     targs=(--model "$model" --batch "$batch" --size "$size")
     OMP_NUM_THREADS=1 "$py" bench/dist_torch.py 1 "${targs[@]}" |
@@ -42,7 +45,7 @@ for r in rows:
     by.setdefault(r["setup"], []).append(r)
 first = rows[0]
 print(f"{first['batch']} images of {first['size']} px per step, {first['micro_batches'] if first['micro_batches'] > 1 else rows[1]['micro_batches']} micro-batches, 1 thread per rank, {len(by['plain, 1 process'])} rounds")
-print("speed-up and efficiency: against the same side's single process; reduce ms: evit's reduction after the last micro-batch")
+print("speed-up and efficiency: against the same side's single process; reduce ms: evit's finish_step, the cross-rank sums still left once the last micro-batch is taken")
 print(f"{'setup':28s} {'step ms':>9s} {'reduce ms':>10s} {'images/s':>9s} {'speed-up':>9s} {'efficiency':>11s}")
 for name, rs in by.items():
     base_name = "PyTorch, 1 process" if name.startswith("PyTorch") else "plain, 1 process"

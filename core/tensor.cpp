@@ -163,6 +163,12 @@ void Tensor::register_hook(GradHook hook) const {
   }
 }
 
+void Tensor::register_grad_ready_hook(GradReadyHook hook) const {
+  EVIT_CHECK(requires_grad() && is_leaf(), "register_grad_ready_hook: tensor ", desc(),
+             " is not a leaf that requires grad");
+  autograd_meta().grad_ready_hooks.push_back(std::move(hook));
+}
+
 // ---------------------------------------------------------------- printing
 
 std::string to_string(const Tensor& t) {

@@ -24,6 +24,9 @@ class Node;
 class Tensor;
 
 using GradHook = std::function<Tensor(const Tensor&)>;
+// Called with a leaf once backward has finished adding into its .grad (see
+// Tensor::register_grad_ready_hook).
+using GradReadyHook = std::function<void(const Tensor& leaf)>;
 
 // Autograd state; present only for tensors that take part in autograd.
 struct AutogradMeta {
@@ -33,6 +36,7 @@ struct AutogradMeta {
   int output_nr = 0;                       // which output of grad_fn this tensor is
   std::weak_ptr<Node> grad_accumulator;    // leaf only: the node that adds into .grad
   std::vector<GradHook> hooks;             // leaf hooks (non-leaf hooks live on grad_fn)
+  std::vector<GradReadyHook> grad_ready_hooks;  // leaf only: after .grad is complete
 };
 
 class TensorImpl {
@@ -109,6 +113,10 @@ class Tensor {
   void backward(const Tensor& grad = Tensor(), bool retain_graph = false) const;
   // A hook receives the gradient flowing into this tensor and returns it (possibly changed).
   void register_hook(GradHook hook) const;
+  // Leaves only: `hook` runs when a backward pass has added the last contribution into this
+  // leaf's .grad (once per pass that reaches the leaf), and may read or take .grad. Data-parallel
+  // steps use it to send gradients while backward goes on with the layers below.
+  void register_grad_ready_hook(GradReadyHook hook) const;
 
   // ---- internals ----
   TensorImpl& impl() const {

@@ -111,6 +111,32 @@ TEST_CASE("hooks see and can replace gradients", "[autograd]") {
   REQUIRE(x.grad().to_vector<double>() == std::vector<double>{21, 21});
 }
 
+TEST_CASE("grad-ready hooks run once per backward, when the leaf's gradient is complete", "[autograd]") {
+  Tensor x = test::leaf(ones({2}, DType::f64));
+  Tensor w = test::leaf(ones({2}, DType::f64));
+  std::vector<std::vector<double>> seen;
+  std::vector<std::string> order;
+  x.register_grad_ready_hook([&](const Tensor& leaf) {
+    seen.push_back(leaf.grad().to_vector<double>());
+    order.push_back("x");
+  });
+  w.register_grad_ready_hook([&](const Tensor&) { order.push_back("w"); });
+  // x reaches the loss along three paths: the hook sees the sum of all three, once.
+  Tensor y = add(add(mul(x, 2.0), mul(x, 3.0)), mul(mul(x, 4.0), w));
+  sum(y).backward();
+  REQUIRE(seen == std::vector<std::vector<double>>{{9, 9}});
+  REQUIRE(order.size() == 2);
+  // A second backward adds into .grad: the hook sees the total.
+  sum(mul(x, 1.0)).backward();
+  REQUIRE(seen.back() == std::vector<double>{10, 10});
+  // A hook may take the gradient away.
+  Tensor z = test::leaf(ones({2}, DType::f64));
+  z.register_grad_ready_hook([](const Tensor& leaf) { leaf.set_grad(Tensor()); });
+  sum(mul(z, 2.0)).backward();
+  REQUIRE_FALSE(z.grad().defined());
+  REQUIRE_THROWS_WITH(y.register_grad_ready_hook([](const Tensor&) {}), Catch::Contains("not a leaf"));
+}
+
 TEST_CASE("anomaly mode names the node that produced NaN", "[autograd]") {
   set_anomaly_enabled(true);
   Tensor x = test::leaf(from_vector<double>({0.0, 1.0}, {2}));

@@ -14,6 +14,7 @@
 #include "core/dist/communicator.h"
 #include "core/dist/in_process_group.h"
 #include "core/dist/ordered_gather.h"
+#include "core/dist/tree_in_flight.h"
 #include "core/dist/tree_reduce.h"
 #include "data/image.h"
 #include "data/loader.h"
@@ -338,6 +339,131 @@ TEST_CASE("a micro-batch step averages gradients in the tree and updates BatchNo
                                                                      Catch::Contains("power of two"));
   REQUIRE_THROWS_WITH(train::DataParallelStep(*model, *four[0], 2),
                       Catch::Contains("micro_batches = 2") && Catch::Contains("4 ranks"));
+}
+
+TEST_CASE("sums of buckets that become final one by one have the tree's bits", "[dist]") {
+  const auto leaves = order_sensitive_leaves(8, 300, 21);
+  const std::vector<float> reference = recursive_tree(leaves, 0, leaves.size());
+  // One rank: each leaf added in three uneven ranges, the last range first.
+  dist::PairwiseSum ranges;
+  for (const auto& values : leaves) {
+    const Tensor l = leaf(values);
+    ranges.add_range(l, 250, 300);
+    ranges.add_range(l, 0, 7);
+    ranges.add_range(l, 7, 250);
+    ranges.add_added(l);
+  }
+  REQUIRE(same_bits(ranges.take().to_vector<float>(), reference));
+  REQUIRE_THROWS_WITH(dist::PairwiseSum().add_range(leaf(leaves[0]), 10, 301), Catch::Contains("[10, 301)"));
+
+  // Four ranks: the last leaf's ranges cross the ranks while the next ones are still being added.
+  auto ranks = dist::in_process_group(4);
+  std::vector<std::vector<float>> results(4);
+  std::vector<char> settled(4, 0);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 4; ++r)
+    threads.emplace_back([&, r] {
+      dist::Communicator& comm = *ranks[static_cast<size_t>(r)];
+      dist::PairwiseSum sum;
+      sum.add(leaf(leaves[2 * static_cast<size_t>(r)]));
+      const Tensor last = leaf(leaves[2 * static_cast<size_t>(r) + 1]);
+      dist::TreeAllreduceInFlight tree(comm);
+      Tensor holder;
+      for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 100}, {100, 101}, {101, 300}}) {
+        holder = sum.add_range(last, begin, end);
+        tree.push(make_view(holder, {end - begin}, {1}, holder.storage_offset() + begin));
+        tree.poll();
+      }
+      sum.add_added(last);
+      tree.wait();
+      const Tensor total = sum.take();
+      // Catch's assertions are for the main thread: the ranks leave what they saw.
+      settled[static_cast<size_t>(r)] = tree.queued() == 0 && total.is_same(holder);
+      results[static_cast<size_t>(r)] = total.to_vector<float>();
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 4; ++r) {
+    INFO("rank " << r);
+    REQUIRE(settled[static_cast<size_t>(r)]);  // nothing left queued; the sum is in the ranges' tensor
+    REQUIRE(same_bits(results[static_cast<size_t>(r)], reference));
+  }
+}
+
+TEST_CASE("gradient buckets sent while backward runs give the bits of one process", "[dist]") {
+  test::ThreadCountGuard threads;
+  auto make = [] {
+    Generator g(4);
+    return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+        std::make_shared<nn::Conv2d>(nn::Conv2dOptions{3, 6, 3, 1, 1}, &g), std::make_shared<nn::BatchNorm2d>(6),
+        std::make_shared<nn::Conv2d>(nn::Conv2dOptions{6, 6, 3, 1, 1}, &g), std::make_shared<nn::BatchNorm2d>(6),
+        std::make_shared<nn::Conv2d>(nn::Conv2dOptions{6, 2, 1, 1, 0}, &g)});
+  };
+  Generator g(9);
+  const Tensor x = randn({8, 3, 5, 5}, {}, &g);
+  struct Result {
+    std::vector<std::vector<float>> grads;
+    std::vector<float> running_var;
+    double loss = 0;
+    int64_t sent_during_backward = 0, buckets = 0, left_in_grad = 0;
+    bool overlapped = false;
+  };
+  // Rank `comm` of a job training one step of 4 micro-batches of 2 samples (on a thread of its
+  // own: no assertions here).
+  auto train_step = [&](dist::Communicator& comm, train::DataParallelOptions options) {
+    auto model = make();
+    model->train();
+    train::DataParallelStep step(*model, comm, 4, options);
+    int64_t left_in_grad = 0;
+    step.begin_step();
+    for (int64_t j = 0; j < step.local_micro_batches(); ++j) {
+      const int64_t k = step.first_micro_batch() + j;
+      Tensor loss = square_mean(model->forward(slice(x, 0, 2 * k, 2 * k + 2)));
+      const double v = loss.item<double>();
+      loss.backward();
+      // The gradients were taken as backward reached each parameter.
+      for (const Tensor& p : model->parameters()) left_in_grad += p.grad().defined() ? 1 : 0;
+      step.end_micro_batch(v);
+    }
+    Result r;
+    r.left_in_grad = left_in_grad;
+    r.loss = step.finish_step();
+    for (const Tensor& p : model->parameters()) r.grads.push_back(p.grad().to_vector<float>());
+    r.running_var = dynamic_cast<nn::BatchNorm2d*>((*model)[3].get())->running_var.to_vector<float>();
+    r.sent_during_backward = step.buckets_sent_during_backward();
+    r.buckets = step.bucket_count();
+    r.overlapped = step.overlaps_backward();
+    return r;
+  };
+  dist::SingleProcess one;
+  const Result reference = train_step(one, {});
+  REQUIRE_FALSE(reference.overlapped);  // nothing to overlap with on one rank
+  REQUIRE(reference.left_in_grad == 0);
+  auto require_same = [&](const Result& r) {
+    REQUIRE(r.left_in_grad == 0);
+    REQUIRE(r.grads.size() == reference.grads.size());
+    for (size_t i = 0; i < r.grads.size(); ++i) REQUIRE(same_bits(r.grads[i], reference.grads[i]));
+    REQUIRE(same_bits(r.running_var, reference.running_var));
+    REQUIRE(r.loss == reference.loss);
+  };
+  for (int w : {2, 4})
+    for (const bool overlap : {true, false}) {
+      INFO(w << " ranks, overlap " << overlap);
+      auto ranks = dist::in_process_group(w);
+      std::vector<Result> results(static_cast<size_t>(w));
+      std::vector<std::thread> ts;
+      // Buckets of at least 10 values: several, most complete while backward goes on below them.
+      const train::DataParallelOptions options{.overlap_backward = overlap, .bucket_elements = 10};
+      for (int r = 0; r < w; ++r)
+        ts.emplace_back([&, r] { results[static_cast<size_t>(r)] = train_step(*ranks[static_cast<size_t>(r)], options); });
+      for (auto& t : ts) t.join();
+      for (const Result& r : results) {
+        require_same(r);
+        REQUIRE(r.buckets >= 4);
+        REQUIRE(r.overlapped == overlap);
+        // Every bucket was complete, and on its way to the other ranks, before backward returned.
+        REQUIRE(r.sent_during_backward == (overlap ? r.buckets : 0));
+      }
+    }
 }
 
 TEST_CASE("loader shards cut every batch into the ranks' contiguous parts", "[dist][data]") {

@@ -18,9 +18,15 @@ Tensor part_of(const Tensor& leaf, int64_t offset, const Shape& like) {
 
 }  // namespace
 
+// What a parameter's grad-ready hook reaches: cleared when the step object goes, so a hook left
+// on a parameter that outlives it does nothing.
+struct DataParallelStep::HookLink {
+  DataParallelStep* step = nullptr;
+};
+
 DataParallelStep::DataParallelStep(nn::Module& model, dist::Communicator& comm, int64_t micro_batches,
-                                   bool library_allreduce)
-    : model_(model), comm_(comm), k_(micro_batches), library_allreduce_(library_allreduce) {
+                                   DataParallelOptions options)
+    : model_(model), comm_(comm), k_(micro_batches), options_(options) {
   const int w = comm.size();
   EVIT_CHECK(dist::is_power_of_two(k_), "config.data.micro_batches = ", k_,
              ": the fixed summation tree needs a power of two (1, 2, 4, 8, ...)");
@@ -28,52 +34,114 @@ DataParallelStep::DataParallelStep(nn::Module& model, dist::Communicator& comm, 
              w, " (", comm.describe(), ")");
   EVIT_CHECK(k_ % w == 0, "config.data.micro_batches = ", k_, " cannot be split over ", w,
              " ranks: every rank runs the same number of micro-batches, so set it to a multiple of ", w);
+  EVIT_CHECK(options_.bucket_elements > 0, "data-parallel step: bucket_elements must be positive");
   for (const Tensor& p : model.parameters())
     if (p.requires_grad()) params_.push_back(p);
-  // Reverse order: the gradients backward produces first come first, as buckets that could be
-  // sent while backward goes on.
+  // Reverse order: backward finishes the last layers first, so their buckets fill first.
   std::reverse(params_.begin(), params_.end());
+  for (const Tensor& p : params_) {
+    if (buckets_.empty() || buckets_.back().end - buckets_.back().begin >= options_.bucket_elements)
+      buckets_.push_back({gradient_size_, gradient_size_, 0, 0});
+    offsets_.push_back(gradient_size_);
+    bucket_of_.push_back(buckets_.size() - 1);
+    gradient_size_ += p.numel();
+    buckets_.back().end = gradient_size_;
+    ++buckets_.back().params;
+  }
+  for (Bucket& b : buckets_) b.missing = b.params;
   for (auto& [name, m] : model.named_modules())
     if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m.get())) norms_.push_back(bn);
   statistics_.resize(norms_.size());
   // A leaf: every gradient, every BatchNorm's mean and variance, then a "has a gradient" flag per
   // parameter and the loss (the tail, written from the host).
-  for (const Tensor& p : params_) leaf_size_ += p.numel();
+  leaf_size_ = gradient_size_;
   for (auto* bn : norms_) leaf_size_ += 2 * bn->running_mean.numel();
   leaf_size_ += static_cast<int64_t>(params_.size()) + 1;
+  has_grad_.assign(params_.size(), 0);
+  // CUDA gradients are joined after backward: a host-side wait for the GPU in the middle of
+  // backward would stall the queue of kernels behind it.
+  const bool on_cpu = params_.empty() || params_.front().device().is_cpu();
+  if (options_.overlap_backward && on_cpu && w > 1 && !options_.library_allreduce)
+    in_flight_ = std::make_unique<dist::TreeAllreduceInFlight>(comm);
+  link_ = std::make_shared<HookLink>(HookLink{this});
+  for (size_t i = 0; i < params_.size(); ++i) {
+    std::weak_ptr<HookLink> link = link_;
+    params_[i].register_grad_ready_hook([link, i](const Tensor&) {
+      if (auto l = link.lock(); l && l->step && l->step->collecting_) l->step->take_gradient(i);
+    });
+  }
 }
 
+DataParallelStep::~DataParallelStep() { link_->step = nullptr; }
+
 void DataParallelStep::begin_step() {
-  EVIT_CHECK(sum_.count() == 0, "data-parallel step: begin_step() before the previous step finished");
+  EVIT_CHECK(sum_.count() == 0 && !collecting_, "data-parallel step: begin_step() before the previous step finished");
   for (size_t i = 0; i < norms_.size(); ++i) {
     statistics_[i].clear();
     norms_[i]->batch_statistics = &statistics_[i];
   }
+  sent_during_backward_ = 0;
+  collecting_ = true;
+}
+
+Tensor& DataParallelStep::leaf() {
+  // The leaf lives where the model does: a CUDA model's gradients are never copied to the host.
+  if (!leaf_.defined())
+    leaf_ = empty({leaf_size_}, TensorOptions(DType::f32, params_.empty() ? kCPU : params_.front().device()));
+  return leaf_;
+}
+
+void DataParallelStep::take_gradient(size_t i) {
+  const Tensor& p = params_[i];
+  const Tensor g = p.grad();
+  EVIT_CHECK(!has_grad_[i], "data-parallel step: a parameter of shape ", shape_str(p.sizes()),
+             " received gradients twice in one micro-batch; run one backward per micro-batch");
+  EVIT_CHECK(g.defined() && g.dtype() == DType::f32, "data-parallel step: expected an f32 gradient for a parameter of shape ",
+             shape_str(p.sizes()));
+  copy_elements(part_of(leaf(), offsets_[i], p.sizes()), g);
+  p.set_grad(Tensor());  // its memory goes back to the allocator for the rest of backward
+  has_grad_[i] = 1;
+  if (--buckets_[bucket_of_[i]].missing == 0) add_ready_buckets();
+  if (in_flight_) in_flight_->poll();
+}
+
+// Buckets join the tree in order, each as soon as it and those before it are complete.
+void DataParallelStep::add_ready_buckets() {
+  for (; next_bucket_ < buckets_.size() && buckets_[next_bucket_].missing == 0; ++next_bucket_) {
+    add_range(buckets_[next_bucket_].begin, buckets_[next_bucket_].end);
+    if (in_flight_ && collecting_ && last_micro_batch()) ++sent_during_backward_;
+  }
+}
+
+// Adds values [begin, end) of this micro-batch's leaf into the rank's pairwise tree; in the last
+// micro-batch they are then final for this rank and go on to the other ranks.
+void DataParallelStep::add_range(int64_t begin, int64_t end) {
+  const Tensor holder = sum_.add_range(leaf(), begin, end);
+  if (in_flight_ && last_micro_batch()) in_flight_->push(part_of(holder, begin, {end - begin}));
 }
 
 void DataParallelStep::end_micro_batch(double loss) {
-  // The leaf lives where the model does: a CUDA model's gradients are never copied to the host.
-  const Device device = params_.empty() ? kCPU : params_.front().device();
-  Tensor leaf = empty({leaf_size_}, TensorOptions(DType::f32, device));
-  int64_t offset = 0;
+  EVIT_CHECK(collecting_, "data-parallel step: end_micro_batch() outside a step (begin_step() first)");
+  // Backward is over: what the last micro-batch sends from here on was not sent during it.
+  if (last_micro_batch()) collecting_ = false;
+  const Device device = leaf().device();
+  // Parameters backward did not reach (or whose .grad was set by hand) are taken now.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (has_grad_[i]) continue;
+    const Tensor& p = params_[i];
+    if (p.grad().defined()) {
+      take_gradient(i);
+      continue;
+    }
+    copy_elements(part_of(leaf_, offsets_[i], {p.numel()}), scalar_tensor(0.0, TensorOptions(DType::f32, device)));
+    if (--buckets_[bucket_of_[i]].missing == 0) add_ready_buckets();
+  }
+  int64_t offset = gradient_size_;
   auto put = [&](const Tensor& t) {
     EVIT_CHECK(t.dtype() == DType::f32, "data-parallel step: expected f32 values, got ", t.desc());
-    copy_elements(part_of(leaf, offset, t.sizes()), t);
+    copy_elements(part_of(leaf_, offset, t.sizes()), t);
     offset += t.numel();
   };
-  std::vector<float> tail;
-  tail.reserve(params_.size() + 1);
-  for (const Tensor& p : params_) {
-    const Tensor g = p.grad();
-    if (g.defined()) {
-      put(g);
-    } else {
-      copy_elements(part_of(leaf, offset, {p.numel()}), scalar_tensor(0.0, TensorOptions(DType::f32, device)));
-      offset += p.numel();
-    }
-    tail.push_back(g.defined() ? 1.0f : 0.0f);
-    p.set_grad(Tensor());
-  }
   for (size_t i = 0; i < norms_.size(); ++i) {
     auto& s = statistics_[i];
     // A BatchNorm that ran in this micro-batch left its mean and variance; one that did not run
@@ -84,12 +152,19 @@ void DataParallelStep::end_micro_batch(double loss) {
     put(s[1]);
     s.clear();
   }
+  std::vector<float> tail(has_grad_.begin(), has_grad_.end());
   tail.push_back(static_cast<float>(loss));
   EVIT_CHECK(offset + static_cast<int64_t>(tail.size()) == leaf_size_, "data-parallel step: leaf of ",
              offset + static_cast<int64_t>(tail.size()), " values, expected ", leaf_size_);
   const int64_t tail_size = static_cast<int64_t>(tail.size());
-  copy_elements(part_of(leaf, offset, {tail_size}), from_vector(tail, {tail_size}));
-  sum_.add(std::move(leaf));
+  copy_elements(part_of(leaf_, offset, {tail_size}), from_vector(tail, {tail_size}));
+  add_range(gradient_size_, leaf_size_);
+  sum_.add_added(std::move(leaf_));
+  leaf_ = Tensor();
+  // The next micro-batch starts empty.
+  std::fill(has_grad_.begin(), has_grad_.end(), 0);
+  for (Bucket& b : buckets_) b.missing = b.params;
+  next_bucket_ = 0;
 }
 
 double DataParallelStep::finish_step() {
@@ -97,7 +172,8 @@ double DataParallelStep::finish_step() {
              local_micro_batches(), " expected");
   for (auto* bn : norms_) bn->batch_statistics = nullptr;
   const Tensor sum = sum_.take();
-  if (library_allreduce_) comm_.library_allreduce_tensor(sum);
+  if (in_flight_) in_flight_->wait();
+  else if (options_.library_allreduce) comm_.library_allreduce_tensor(sum);
   else dist::tree_allreduce_sum(comm_, sum);
   const int64_t tail_size = static_cast<int64_t>(params_.size()) + 1;
   const Tensor tail_tensor = part_of(sum, leaf_size_ - tail_size, {tail_size}).to(kCPU).contiguous();

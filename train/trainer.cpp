@@ -81,7 +81,8 @@ Trainer::Trainer(const json& config, dist::Communicator* comm)
   if (steps_in_micro_batches()) {
     gradient_comm_ = gradient_communicator(*comm_, device_, t.gpu_transport);
     data_parallel_ = std::make_unique<DataParallelStep>(*model_, gradient_comm_ ? *gradient_comm_ : *comm_,
-                                                        rc_.data.micro_batches, rc_.train.library_allreduce);
+                                                        rc_.data.micro_batches,
+                                                        DataParallelOptions{.library_allreduce = rc_.train.library_allreduce});
   }
   build_optimizer();
   if (t.resume) load_checkpoint(*t.resume);
@@ -435,10 +436,12 @@ Metrics Trainer::fit() {
       const dist::Communicator& dp = data_parallel_->communicator();
       const std::string transport =
           device_.is_cuda() && (dp.size() > 1 || gradient_comm_) ? ", CUDA gradients through " + dp.gpu_transport() : "";
-      std::printf("data-parallel: %s%s; each global batch of %lld in %lld micro-batches of %lld, %lld per rank\n",
+      std::printf("data-parallel: %s%s; each global batch of %lld in %lld micro-batches of %lld, %lld per rank; "
+                  "gradients in %lld buckets%s\n",
                   dp.describe().c_str(), transport.c_str(), (long long)rc_.data.batch_size, (long long)data_parallel_->micro_batches(),
                   (long long)(rc_.data.batch_size / data_parallel_->micro_batches()),
-                  (long long)data_parallel_->local_micro_batches());
+                  (long long)data_parallel_->local_micro_batches(), (long long)data_parallel_->bucket_count(),
+                  data_parallel_->overlaps_backward() ? ", sent to the other ranks while backward runs" : "");
     }
     std::fflush(stdout);
   }

@@ -38,6 +38,18 @@ void Communicator::library_allreduce_tensor(const Tensor& values) {
   library_allreduce_device(values);
 }
 
+namespace {
+struct CompletedExchange final : PendingExchange {
+  bool test() override { return true; }
+  void wait() override {}
+};
+}  // namespace
+
+std::unique_ptr<PendingExchange> Communicator::start_exchange(int peer, const void* send, void* recv, size_t bytes) {
+  exchange(peer, send, recv, bytes);
+  return std::make_unique<CompletedExchange>();
+}
+
 // MPI reaches host memory everywhere: by default CUDA tensors go through host copies.
 void Communicator::exchange_device(int peer, const Tensor& send, const Tensor& recv) {
   const Tensor out = send.to(kCPU);

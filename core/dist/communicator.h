@@ -17,6 +17,16 @@
 
 namespace evit::dist {
 
+// An exchange under way (Communicator::start_exchange): its buffers must stay alive until it is done.
+class PendingExchange {
+ public:
+  virtual ~PendingExchange() = default;
+  // Lets the transfer progress without waiting; true once both directions are complete.
+  virtual bool test() = 0;
+  // Waits until both directions are complete.
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -27,6 +37,11 @@ class Communicator {
   // Sends `bytes` bytes to `peer` and receives as many from it; both ranks call it with each other
   // as the peer, and neither waits on the other's receive to send (no deadlock).
   virtual void exchange(int peer, const void* send, void* recv, size_t bytes) = 0;
+  // The same exchange, started and left to progress while the caller computes: the data moves
+  // during later test() and wait() calls (MPI moves messages only inside its calls). Exchanges
+  // with one peer complete in the order both ranks started them. The default completes the
+  // exchange before it returns (no overlap, same bits); MPI overrides it.
+  virtual std::unique_ptr<PendingExchange> start_exchange(int peer, const void* send, void* recv, size_t bytes);
   // Rank `root`'s `bytes` bytes at `data` copied to every rank's `data`.
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void barrier() = 0;

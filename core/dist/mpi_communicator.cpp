@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/dist/communicator.h"
 #include "core/error.h"
@@ -52,6 +53,37 @@ void wait_all(int n, MPI_Request* requests, const std::string& what, int rank) {
   }
 }
 
+// Receives and sends posted with MPI_Irecv / MPI_Isend, completed by test() or wait().
+struct MpiExchange final : PendingExchange {
+  MpiExchange(int rank, int peer) : rank(rank), peer(peer) {}
+  ~MpiExchange() override {
+    if (done) return;
+    // Only on an error path (the job is stopping): nothing may write into freed buffers later.
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (requests[i] == MPI_REQUEST_NULL) continue;
+      if (i % 2 == 0) MPI_Cancel(&requests[i]);
+      MPI_Request_free(&requests[i]);
+    }
+  }
+  bool test() override {
+    if (!done) {
+      int complete = 0;
+      check(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &complete, MPI_STATUSES_IGNORE),
+            "exchange");
+      done = complete != 0;
+    }
+    return done;
+  }
+  void wait() override {
+    if (done) return;
+    wait_all(static_cast<int>(requests.size()), requests.data(), "an exchange with rank " + std::to_string(peer), rank);
+    done = true;
+  }
+  int rank, peer;
+  std::vector<MPI_Request> requests;
+  bool done = false;
+};
+
 class MpiWorld final : public Communicator {
  public:
   MpiWorld() {
@@ -89,16 +121,23 @@ class MpiWorld final : public Communicator {
   int local_rank() const override { return local_rank_; }
 
   void exchange(int peer, const void* send, void* recv, size_t bytes) override {
+    start_exchange(peer, send, recv, bytes)->wait();
+  }
+
+  std::unique_ptr<PendingExchange> start_exchange(int peer, const void* send, void* recv, size_t bytes) override {
     EVIT_CHECK(peer >= 0 && peer < size_, "exchange: rank ", peer, " is outside the job's ", size_, " ranks");
+    auto pending = std::make_unique<MpiExchange>(rank_, peer);
     auto* out = static_cast<const char*>(send);
     auto* in = static_cast<char*>(recv);
+    // Every piece is posted at once; MPI matches them in order on both sides.
     for (size_t done = 0; done < bytes; done += kPiece) {
       const int n = static_cast<int>(std::min(kPiece, bytes - done));
-      MPI_Request requests[2];
-      check(MPI_Irecv(in + done, n, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &requests[0]), "exchange");
-      check(MPI_Isend(out + done, n, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &requests[1]), "exchange");
-      wait_all(2, requests, "an exchange with rank " + std::to_string(peer), rank_);
+      pending->requests.emplace_back();
+      check(MPI_Irecv(in + done, n, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &pending->requests.back()), "exchange");
+      pending->requests.emplace_back();
+      check(MPI_Isend(out + done, n, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &pending->requests.back()), "exchange");
     }
+    return pending;
   }
 
   void broadcast(void* data, size_t bytes, int root) override {

@@ -34,18 +34,41 @@ void add_into(const Tensor& a, const Tensor& b) {
   }
 }
 
+namespace {
+// Elements [begin, end) of a contiguous tensor, as a flat view.
+Tensor flat_range(const Tensor& t, int64_t begin, int64_t end) {
+  return make_view(t, {end - begin}, {1}, t.storage_offset() + begin);
+}
+}  // namespace
+
 void PairwiseSum::add(Tensor leaf) {
+  add_range(leaf, 0, leaf.numel());
+  add_added(std::move(leaf));
+}
+
+Tensor PairwiseSum::add_range(const Tensor& leaf, int64_t begin, int64_t end) {
   if (!stack_.empty())
     EVIT_CHECK(leaf.sizes() == stack_.back().second.sizes(), "pairwise sum: leaf ", count_, " is ", leaf.desc(),
                ", the earlier ones ", stack_.back().second.desc());
+  EVIT_CHECK(leaf.is_contiguous() && 0 <= begin && begin <= end && end <= leaf.numel(), "pairwise sum: elements [",
+             begin, ", ", end, ") of ", leaf.desc());
+  // Two complete subtrees of the same height become one of the next height: the left (earlier)
+  // one accumulates the right. The new leaf (height 0) carries up the stack like a binary counter.
+  Tensor right = leaf;
+  int height = 0;
+  for (auto left = stack_.rbegin(); left != stack_.rend() && left->first == height; ++left, ++height) {
+    if (begin < end) add_into(flat_range(left->second, begin, end), flat_range(right, begin, end));
+    right = left->second;
+  }
+  return right;
+}
+
+void PairwiseSum::add_added(Tensor leaf) {
   stack_.emplace_back(0, std::move(leaf));
   ++count_;
-  // Two complete subtrees of the same height become one of the next height: the left (earlier)
-  // one accumulates the right.
+  // The same merges add_range() made on the values, now on the stack.
   while (stack_.size() >= 2 && stack_[stack_.size() - 2].first == stack_.back().first) {
-    auto right = std::move(stack_.back());
     stack_.pop_back();
-    add_into(stack_.back().second, right.second);
     ++stack_.back().first;
   }
 }

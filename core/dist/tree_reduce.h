@@ -27,6 +27,13 @@ class PairwiseSum {
  public:
   // Adds the next leaf (taken over: the sums accumulate into the earlier leaves).
   void add(Tensor leaf);
+  // add() in two halves, for a leaf whose parts become final one after another (gradient buckets
+  // during backward). add_range() makes the additions add(leaf) would make, on the flat elements
+  // [begin, end) only, and returns the partial sum that now holds those elements of the subtree
+  // the leaf completes (the leaf itself when it completes none). Once ranges covering the whole
+  // leaf are added, add_added(leaf) records it. The bits are those of add().
+  Tensor add_range(const Tensor& leaf, int64_t begin, int64_t end);
+  void add_added(Tensor leaf);
   int64_t count() const { return count_; }
   // The sum of all leaves; their number must be a power of two (a complete tree).
   Tensor take();
