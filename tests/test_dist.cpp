@@ -14,7 +14,6 @@
 #include "core/dist/communicator.h"
 #include "core/dist/in_process_group.h"
 #include "core/dist/ordered_gather.h"
-#include "core/dist/tree_in_flight.h"
 #include "core/dist/tree_reduce.h"
 #include "data/image.h"
 #include "data/loader.h"

@@ -117,7 +117,7 @@ void DataParallelStep::add_ready_buckets() {
 // micro-batch they are then final for this rank and go on to the other ranks.
 void DataParallelStep::add_range(int64_t begin, int64_t end) {
   const Tensor holder = sum_.add_range(leaf(), begin, end);
-  if (in_flight_ && last_micro_batch()) in_flight_->push(part_of(holder, begin, {end - begin}));
+  if (in_flight_ && last_micro_batch()) in_flight_->push(dist::flat_range(holder, begin, end));
 }
 
 void DataParallelStep::end_micro_batch(double loss) {

@@ -11,7 +11,7 @@
 // optimizer, EMA, clipping and loss scaling — fed identical inputs — stay identical everywhere.
 // The sums move in buckets of gradients, taken as backward finishes each parameter; on CPU
 // models the last micro-batch's buckets start across the ranks while its backward still runs
-// (core/dist/tree_in_flight.h), with the same bits.
+// (core/dist/tree_reduce.h), with the same bits.
 //
 //   DataParallelStep dp(model, comm, K);
 //   dp.begin_step();
@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "core/dist/communicator.h"
-#include "core/dist/tree_in_flight.h"
 #include "core/dist/tree_reduce.h"
 #include "nn/module.h"
 #include "nn/norm.h"

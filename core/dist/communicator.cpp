@@ -12,16 +12,31 @@ namespace {
 void check_contiguous(const char* what, const Tensor& t) {
   EVIT_CHECK(t.is_contiguous(), what, ": tensors must be contiguous, got ", t.desc());
 }
+
+struct CompletedExchange final : PendingExchange {
+  bool test() override { return true; }
+  void wait() override {}
+};
 }  // namespace
 
-void Communicator::exchange_tensor(int peer, const Tensor& send, const Tensor& recv) {
+std::unique_ptr<PendingExchange> Communicator::start_exchange(int peer, const void* send, void* recv, size_t bytes) {
+  exchange(peer, send, recv, bytes);
+  return std::make_unique<CompletedExchange>();
+}
+
+std::unique_ptr<PendingExchange> Communicator::start_exchange_tensor(int peer, const Tensor& send, const Tensor& recv) {
   check_contiguous("exchange", send);
   check_contiguous("exchange", recv);
   EVIT_CHECK(send.sizes() == recv.sizes() && send.dtype() == recv.dtype() && send.device() == recv.device(),
              "exchange: sends ", send.desc(), " but receives into ", recv.desc());
   EVIT_CHECK(peer >= 0 && peer < size(), "exchange: rank ", peer, " is outside the job's ", size(), " ranks");
-  if (send.device().is_cpu()) return exchange(peer, send.raw_data(), recv.raw_data(), send.nbytes());
+  if (send.device().is_cpu()) return start_exchange(peer, send.raw_data(), recv.raw_data(), send.nbytes());
   exchange_device(peer, send, recv);
+  return std::make_unique<CompletedExchange>();
+}
+
+void Communicator::exchange_tensor(int peer, const Tensor& send, const Tensor& recv) {
+  start_exchange_tensor(peer, send, recv)->wait();
 }
 
 void Communicator::broadcast_tensor(const Tensor& t, int root) {
@@ -36,18 +51,6 @@ void Communicator::library_allreduce_tensor(const Tensor& values) {
   if (values.device().is_cpu())
     return library_allreduce_sum(values.data_ptr<float>(), static_cast<size_t>(values.numel()));
   library_allreduce_device(values);
-}
-
-namespace {
-struct CompletedExchange final : PendingExchange {
-  bool test() override { return true; }
-  void wait() override {}
-};
-}  // namespace
-
-std::unique_ptr<PendingExchange> Communicator::start_exchange(int peer, const void* send, void* recv, size_t bytes) {
-  exchange(peer, send, recv, bytes);
-  return std::make_unique<CompletedExchange>();
 }
 
 // MPI reaches host memory everywhere: by default CUDA tensors go through host copies.

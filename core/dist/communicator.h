@@ -55,6 +55,9 @@ class Communicator {
   // f32 for the all-reduce. They check their arguments, run CPU tensors through the byte
   // operations above and hand CUDA tensors to the *_device operations below.
   void exchange_tensor(int peer, const Tensor& send, const Tensor& recv);
+  // exchange_tensor() left to progress like start_exchange(); CUDA tensors complete before it
+  // returns (their transfers are not overlapped yet).
+  std::unique_ptr<PendingExchange> start_exchange_tensor(int peer, const Tensor& send, const Tensor& recv);
   void broadcast_tensor(const Tensor& t, int root);
   void library_allreduce_tensor(const Tensor& values);
   // How CUDA tensors travel ("host memory", "NCCL 2.27.3"), for logs.

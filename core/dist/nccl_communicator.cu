@@ -3,7 +3,7 @@
 // on errors; NCCL only moves device buffers, on evit's compute stream of the rank's GPU, so a
 // transfer is ordered after the kernels that produced its data and before those that read it.
 //
-// The summation tree is unchanged: tree_allreduce_sum() exchanges buckets with exchange_tensor()
+// The summation tree is unchanged: tree_allreduce_sum() exchanges buckets through exchange_device()
 // and adds them itself, on the GPU, in the tree's order. NCCL's own reductions (whose order
 // depends on the ranks and the topology) are used only for train.allreduce = "library".
 #include <nccl.h>

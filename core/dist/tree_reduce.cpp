@@ -1,6 +1,7 @@
 #include "core/dist/tree_reduce.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/cuda.h"
 #include "core/error.h"
@@ -34,12 +35,9 @@ void add_into(const Tensor& a, const Tensor& b) {
   }
 }
 
-namespace {
-// Elements [begin, end) of a contiguous tensor, as a flat view.
 Tensor flat_range(const Tensor& t, int64_t begin, int64_t end) {
   return make_view(t, {end - begin}, {1}, t.storage_offset() + begin);
 }
-}  // namespace
 
 void PairwiseSum::add(Tensor leaf) {
   add_range(leaf, 0, leaf.numel());
@@ -82,32 +80,54 @@ Tensor PairwiseSum::take() {
   return sum;
 }
 
-namespace {
-// Recursive doubling over n values in buckets of at most `bucket` (bucket >= 1): for each bucket,
-// from its first value on, and each level, exchange_and_add(peer, begin, length). Nothing on one
-// rank or for no values.
-template <class ExchangeAndAdd>
-void recursive_doubling(const Communicator& comm, int64_t n, int64_t bucket, ExchangeAndAdd exchange_and_add) {
-  const int size = comm.size(), rank = comm.rank();
-  EVIT_CHECK(is_power_of_two(size), "tree all-reduce: the job has ", size,
+TreeAllreduceInFlight::TreeAllreduceInFlight(Communicator& comm) : comm_(comm) {
+  EVIT_CHECK(is_power_of_two(comm.size()), "tree all-reduce: the job has ", comm.size(),
              " ranks; the fixed summation tree needs a power of two (1, 2, 4, 8, ...)");
-  if (size == 1) return;
-  for (int64_t begin = 0; begin < n; begin += bucket)
-    for (int distance = 1; distance < size; distance *= 2)
-      exchange_and_add(rank ^ distance, begin, std::min(bucket, n - begin));
 }
-}  // namespace
 
+// The exchange in flight reads and writes queue_.front() and received_: it ends before they do.
+TreeAllreduceInFlight::~TreeAllreduceInFlight() { in_flight_.reset(); }
+
+void TreeAllreduceInFlight::push(const Tensor& piece) {
+  EVIT_CHECK(piece.is_contiguous() && piece.dim() == 1, "tree all-reduce: a contiguous 1-D tensor expected, got ",
+             piece.desc());
+  if (comm_.size() == 1) return;
+  queue_.push_back(piece);
+  advance(false);
+}
+
+void TreeAllreduceInFlight::poll() { advance(false); }
+
+void TreeAllreduceInFlight::wait() { advance(true); }
+
+void TreeAllreduceInFlight::advance(bool block) {
+  while (!queue_.empty()) {
+    const Tensor& piece = queue_.front();
+    // One buffer for the partner's values, grown between exchanges to the largest piece.
+    if (!in_flight_ && (!received_.defined() || received_.numel() < piece.numel() ||
+                        received_.dtype() != piece.dtype() || received_.device() != piece.device()))
+      received_ = empty({piece.numel()}, TensorOptions(piece.dtype(), piece.device()));
+    const Tensor received = flat_range(received_, 0, piece.numel());
+    if (!in_flight_) in_flight_ = comm_.start_exchange_tensor(comm_.rank() ^ distance_, piece, received);
+    if (block) in_flight_->wait();
+    else if (!in_flight_->test()) return;
+    in_flight_.reset();
+    add_into(piece, received);
+    distance_ *= 2;
+    if (distance_ >= comm_.size()) {
+      queue_.pop_front();
+      distance_ = 1;
+    }
+  }
+}
+
+// The spans are small (metric counts, per-image values): they go through a tensor copy, so there
+// is one implementation of the tree.
 template <class T>
 void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_elements) {
-  const int64_t n = static_cast<int64_t>(values.size());
-  const int64_t bucket = std::clamp<int64_t>(bucket_elements, 1, std::max<int64_t>(n, 1));
-  std::vector<T> received(comm.size() > 1 ? static_cast<size_t>(std::min(bucket, n)) : 0);
-  recursive_doubling(comm, n, bucket, [&](int peer, int64_t begin, int64_t len) {
-    T* part = values.data() + begin;
-    comm.exchange(peer, part, received.data(), static_cast<size_t>(len) * sizeof(T));
-    add_elements(part, received.data(), static_cast<size_t>(len));
-  });
+  const Tensor t = from_blob(values.data(), {static_cast<int64_t>(values.size())}, dtype_v<T>);
+  tree_allreduce_sum(comm, t, bucket_elements);
+  if (!values.empty()) std::memcpy(values.data(), t.raw_data(), values.size_bytes());
 }
 
 template void tree_allreduce_sum<float>(Communicator&, std::span<float>, int64_t);
@@ -119,14 +139,9 @@ void tree_allreduce_sum(Communicator& comm, const Tensor& values, int64_t bucket
              values.desc());
   const int64_t n = values.numel();
   const int64_t bucket = std::clamp<int64_t>(bucket_elements, 1, std::max<int64_t>(n, 1));
-  const Tensor received =
-      empty({comm.size() > 1 ? bucket : 0}, TensorOptions(values.dtype(), values.device()));
-  recursive_doubling(comm, n, bucket, [&](int peer, int64_t begin, int64_t len) {
-    const Tensor part = make_view(values, {len}, {1}, values.storage_offset() + begin);
-    const Tensor in = make_view(received, {len}, {1}, received.storage_offset());
-    comm.exchange_tensor(peer, part, in);
-    add_into(part, in);
-  });
+  TreeAllreduceInFlight tree(comm);
+  for (int64_t begin = 0; begin < n; begin += bucket) tree.push(flat_range(values, begin, std::min(n, begin + bucket)));
+  tree.wait();
 }
 
 void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, int root) {

@@ -10,6 +10,8 @@
 // (IEEE addition is commutative bit for bit: the two partners of a level get the same sum.)
 #pragma once
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <span>
 #include <utility>
 #include <vector>
@@ -46,6 +48,51 @@ class PairwiseSum {
 // Elementwise `a += b` (the one addition the trees use), for f32, f64 and i64 tensors on one device.
 void add_into(const Tensor& a, const Tensor& b);
 
+// Elements [begin, end) of a contiguous tensor, as a flat view.
+Tensor flat_range(const Tensor& t, int64_t begin, int64_t end);
+
+// The cross-rank half of tree_allreduce_sum (tree_reduce.h) for pieces of a tensor that become
+// final one after another: gradient buckets, while backward is still computing the gradients of
+// the layers below.
+//
+//   dist::TreeAllreduceInFlight tree(comm);
+//   tree.push(bucket);   // as soon as the bucket's values are final; returns at once
+//   tree.poll();         // now and then, between pieces of other work
+//   tree.wait();         // every pushed bucket now holds its sum over all ranks
+//
+// tree_allreduce_sum on a tensor is this with all its buckets pushed at once.
+//
+// Each piece crosses the recursive-doubling levels through Communicator::start_exchange, so the
+// transfer moves on while the caller computes (with MPI, during the poll() calls). Pieces go one
+// at a time, in the order they were pushed, so every rank sends the same messages in the same
+// order, and each element sees the additions of tree_allreduce_sum: the same bits.
+class TreeAllreduceInFlight {
+ public:
+  // comm.size() must be a power of two.
+  explicit TreeAllreduceInFlight(Communicator& comm);
+  ~TreeAllreduceInFlight();
+
+  // Queues a contiguous 1-D tensor (often a view, which must stay alive until wait()) to be
+  // summed over the ranks in place. Every rank pushes the same sizes in the same order. CUDA
+  // pieces move when pushed or polled, without overlap (Communicator::start_exchange_tensor).
+  void push(const Tensor& piece);
+  // Moves the pieces on as far as the messages that have arrived allow, without waiting.
+  void poll();
+  // Completes every queued piece.
+  void wait();
+  // Pieces pushed so far and not yet summed.
+  int64_t queued() const { return static_cast<int64_t>(queue_.size()); }
+
+ private:
+  void advance(bool block);
+
+  Communicator& comm_;
+  std::deque<Tensor> queue_;  // front: the piece in flight
+  int distance_ = 1;          // the front's level: its partner is rank xor distance_
+  std::unique_ptr<PendingExchange> in_flight_;
+  Tensor received_;           // the partner's values of the front piece
+};
+
 // Sums `values` across the ranks of `comm` by recursive doubling; every rank gets the result.
 // comm.size() must be a power of two. Large buffers go in buckets of `bucket_elements`, which
 // bounds the receive buffer and changes no bit. For float and double the tree fixes the rounding;
@@ -55,8 +102,9 @@ void tree_allreduce_sum(Communicator& comm, std::span<T> values, int64_t bucket_
 extern template void tree_allreduce_sum<float>(Communicator&, std::span<float>, int64_t);
 extern template void tree_allreduce_sum<double>(Communicator&, std::span<double>, int64_t);
 extern template void tree_allreduce_sum<int64_t>(Communicator&, std::span<int64_t>, int64_t);
-// The same on a contiguous tensor of any device: its buckets travel through comm.exchange_tensor
-// (GPU to GPU with NCCL) and are added where they live.
+// The same on a contiguous tensor of any device: its buckets go through a TreeAllreduceInFlight
+// (above), travel through comm.start_exchange_tensor (GPU to GPU with NCCL) and are
+// added where they live.
 void tree_allreduce_sum(Communicator& comm, const Tensor& values, int64_t bucket_elements = int64_t{1} << 22);
 
 // Copies rank `root`'s values of `tensors` (contiguous, any device) to every rank, in place.
