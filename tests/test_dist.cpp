@@ -2,6 +2,7 @@
 // in-process group of ranks (no MPI needed), the micro-batch step, and loader sharding. The
 // multi-process checks (mpirun with 2 and 4 ranks, bitwise training runs, a killed rank) are in
 // tests/dist/dist_checks.sh; the test tagged [mpi] here also runs under mpirun there.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -278,6 +279,19 @@ TEST_CASE("summation trees on the GPU have the CPU's bits, through host memory a
   nccl->broadcast_tensor(got, 0);
   nccl->library_allreduce_tensor(got);
   REQUIRE(got.to(kCPU).to_vector<float>() == std::vector<float>{0, 1, 2, 3, 4, 5});
+  // NCCL runs on a stream of its own: an exchange started behind a queue of kernels carries the
+  // values they leave, and completes (test() and wait()) without blocking the compute stream.
+  REQUIRE(nccl->device_exchanges_overlap_compute());
+  REQUIRE_FALSE(one.device_exchanges_overlap_compute());
+  Tensor queued = zeros({int64_t{1} << 22}, TensorOptions(DType::f32, test::cuda0()));
+  for (int i = 0; i < 40; ++i) add_(queued, 1.0);
+  const Tensor arrived = full({int64_t{1} << 22}, -1.0, TensorOptions(DType::f32, test::cuda0()));
+  auto pending = nccl->start_exchange_tensor(0, queued, arrived);
+  while (!pending->test()) {
+  }
+  pending->wait();
+  const std::vector<float> values = arrived.to(kCPU).to_vector<float>();
+  REQUIRE(std::all_of(values.begin(), values.end(), [](float v) { return v == 40.0f; }));
   // CPU tensors still go through the host communicator.
   const Tensor host_got = zeros({6});
   nccl->exchange_tensor(0, arange(int64_t{6}, DType::f32), host_got);

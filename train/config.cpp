@@ -577,6 +577,10 @@ const Schema& training_config_schema() {
                                         "how CUDA gradients travel between processes: \"nccl\" (GPU to GPU), \"host\" (through "
                                         "host memory and MPI) or \"auto\" (NCCL when the build has it and no two processes share "
                                         "a GPU); the bits are the same either way")},
+                  {"overlap_backward", S::boolean().default_value(true).doc(
+                                           "data-parallel: send gradient buckets to the other processes while backward "
+                                           "still runs (CPU models, and CUDA models on NCCL); false: after backward. The "
+                                           "bits are the same either way")},
                   {"device", S::string().default_value("cpu").doc("\"cpu\", \"cuda\" or \"cuda:N\"")},
                   {"amp", S::string().one_of({"off", "f16", "bf16"}).default_value("off").doc(
                               "CUDA mixed precision: GEMMs and convolutions in f16/bf16 (f16 adds a loss scaler)")},

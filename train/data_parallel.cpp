@@ -58,10 +58,12 @@ DataParallelStep::DataParallelStep(nn::Module& model, dist::Communicator& comm, 
   for (auto* bn : norms_) leaf_size_ += 2 * bn->running_mean.numel();
   leaf_size_ += static_cast<int64_t>(params_.size()) + 1;
   has_grad_.assign(params_.size(), 0);
-  // CUDA gradients are joined after backward: a host-side wait for the GPU in the middle of
-  // backward would stall the queue of kernels behind it.
+  // CUDA gradients through host memory are joined after backward: the copy to the host in the
+  // middle of backward would wait for the GPU and leave its queue empty. NCCL moves them on a
+  // stream of its own, beside backward's kernels.
   const bool on_cpu = params_.empty() || params_.front().device().is_cpu();
-  if (options_.overlap_backward && on_cpu && w > 1 && !options_.library_allreduce)
+  const bool overlappable = on_cpu || comm.device_exchanges_overlap_compute();
+  if (options_.overlap_backward && overlappable && w > 1 && !options_.library_allreduce)
     in_flight_ = std::make_unique<dist::TreeAllreduceInFlight>(comm);
   link_ = std::make_shared<HookLink>(HookLink{this});
   for (size_t i = 0; i < params_.size(); ++i) {

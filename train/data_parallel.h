@@ -9,9 +9,9 @@
 // the rank and across ranks (core/dist/tree_reduce.h), and scaled by 1/K (exact: K is a power of
 // two). So every rank holds the same bits as one process running all K micro-batches, and
 // optimizer, EMA, clipping and loss scaling — fed identical inputs — stay identical everywhere.
-// The sums move in buckets of gradients, taken as backward finishes each parameter; on CPU
-// models the last micro-batch's buckets start across the ranks while its backward still runs
-// (core/dist/tree_reduce.h), with the same bits.
+// The sums move in buckets of gradients, taken as backward finishes each parameter; the last
+// micro-batch's buckets start across the ranks while its backward still runs (CPU models, and
+// CUDA models on NCCL; core/dist/tree_reduce.h), with the same bits.
 //
 //   DataParallelStep dp(model, comm, K);
 //   dp.begin_step();
@@ -38,7 +38,8 @@ struct DataParallelOptions {
   // depend on the number of ranks); the leaves inside a rank still form the fixed pairwise tree.
   bool library_allreduce = false;
   // Send gradient buckets to the other ranks while backward still runs, in reverse parameter
-  // order (CPU models on several ranks, fixed tree). The bits are the same either way.
+  // order (several ranks, fixed tree; CPU models, and CUDA models when the communicator's device
+  // exchanges run beside the compute stream: NCCL). The bits are the same either way.
   bool overlap_backward = true;
   // Gradient values per bucket (at least; buckets end at a parameter's end).
   int64_t bucket_elements = int64_t{1} << 20;
@@ -78,8 +79,9 @@ class DataParallelStep {
   // ended (0 without overlap), and the number of buckets.
   int64_t buckets_sent_during_backward() const { return sent_during_backward_; }
   int64_t bucket_count() const { return static_cast<int64_t>(buckets_.size()); }
-  // Whether buckets cross the ranks during backward (options.overlap_backward on a CPU model with
-  // several ranks and the fixed tree).
+  // Whether buckets cross the ranks during backward (options.overlap_backward with several ranks
+  // and the fixed tree, on a CPU model or through a communicator whose device exchanges overlap
+  // compute).
   bool overlaps_backward() const { return in_flight_ != nullptr; }
 
  private:

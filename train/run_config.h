@@ -97,6 +97,7 @@ struct TrainLoopConfig {
   int threads = 0;
   bool library_allreduce = false;  // allreduce = "library": MPI's own sum, not the fixed tree
   std::string gpu_transport;       // auto | nccl | host: how CUDA gradients travel between ranks
+  bool overlap_backward = true;    // gradient buckets cross the ranks while backward runs
   std::string device;  // cpu | cuda | cuda:N
   std::string amp;     // off | f16 | bf16
   std::optional<std::string> resume;

@@ -82,7 +82,8 @@ Trainer::Trainer(const json& config, dist::Communicator* comm)
     gradient_comm_ = gradient_communicator(*comm_, device_, t.gpu_transport);
     data_parallel_ = std::make_unique<DataParallelStep>(*model_, gradient_comm_ ? *gradient_comm_ : *comm_,
                                                         rc_.data.micro_batches,
-                                                        DataParallelOptions{.library_allreduce = rc_.train.library_allreduce});
+                                                        DataParallelOptions{.library_allreduce = rc_.train.library_allreduce,
+                                                                            .overlap_backward = rc_.train.overlap_backward});
   }
   build_optimizer();
   if (t.resume) load_checkpoint(*t.resume);

@@ -31,8 +31,7 @@ std::unique_ptr<PendingExchange> Communicator::start_exchange_tensor(int peer, c
              "exchange: sends ", send.desc(), " but receives into ", recv.desc());
   EVIT_CHECK(peer >= 0 && peer < size(), "exchange: rank ", peer, " is outside the job's ", size(), " ranks");
   if (send.device().is_cpu()) return start_exchange(peer, send.raw_data(), recv.raw_data(), send.nbytes());
-  exchange_device(peer, send, recv);
-  return std::make_unique<CompletedExchange>();
+  return start_exchange_device(peer, send, recv);
 }
 
 void Communicator::exchange_tensor(int peer, const Tensor& send, const Tensor& recv) {
@@ -54,11 +53,12 @@ void Communicator::library_allreduce_tensor(const Tensor& values) {
 }
 
 // MPI reaches host memory everywhere: by default CUDA tensors go through host copies.
-void Communicator::exchange_device(int peer, const Tensor& send, const Tensor& recv) {
+std::unique_ptr<PendingExchange> Communicator::start_exchange_device(int peer, const Tensor& send, const Tensor& recv) {
   const Tensor out = send.to(kCPU);
   const Tensor in = empty(recv.sizes(), recv.dtype());
   exchange_tensor(peer, out, in);
   copy_elements(recv, in);
+  return std::make_unique<CompletedExchange>();
 }
 
 void Communicator::broadcast_device(const Tensor& t, int root) {

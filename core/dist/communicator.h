@@ -55,19 +55,25 @@ class Communicator {
   // f32 for the all-reduce. They check their arguments, run CPU tensors through the byte
   // operations above and hand CUDA tensors to the *_device operations below.
   void exchange_tensor(int peer, const Tensor& send, const Tensor& recv);
-  // exchange_tensor() left to progress like start_exchange(); CUDA tensors complete before it
-  // returns (their transfers are not overlapped yet).
+  // exchange_tensor() left to progress like start_exchange(). CUDA tensors go through
+  // start_exchange_device(): the transfer starts after the kernels already queued on the compute
+  // stream (those that produce `send`), and `recv` may be read once the exchange is done.
   std::unique_ptr<PendingExchange> start_exchange_tensor(int peer, const Tensor& send, const Tensor& recv);
   void broadcast_tensor(const Tensor& t, int root);
   void library_allreduce_tensor(const Tensor& values);
   // How CUDA tensors travel ("host memory", "NCCL 2.27.3"), for logs.
   virtual std::string gpu_transport() const { return "host memory"; }
+  // Whether an exchange of CUDA tensors runs beside the compute stream once started (NCCL on a
+  // stream of its own), so that starting it in the middle of backward costs the GPU nothing.
+  // Through host memory it does not: the copy to the host waits for every kernel queued so far.
+  virtual bool device_exchanges_overlap_compute() const { return false; }
 
  protected:
   // CUDA tensors, already checked. These defaults pass them through host memory and the byte
-  // operations; a communicator with a GPU transport (NCCL: make_nccl_communicator below) moves
-  // them from GPU to GPU instead. The bits that arrive are the same either way.
-  virtual void exchange_device(int peer, const Tensor& send, const Tensor& recv);
+  // operations (the exchange is complete when it returns); a communicator with a GPU transport
+  // (NCCL: make_nccl_communicator below) moves them from GPU to GPU instead. The bits that arrive
+  // are the same either way.
+  virtual std::unique_ptr<PendingExchange> start_exchange_device(int peer, const Tensor& send, const Tensor& recv);
   virtual void broadcast_device(const Tensor& t, int root);
   virtual void library_allreduce_device(const Tensor& values);
 

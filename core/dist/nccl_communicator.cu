@@ -1,17 +1,24 @@
 // The job's communicator with CUDA tensors moving from GPU to GPU through NCCL (built when CMake
 // finds NCCL in a CUDA build with MPI). MPI still starts the job, carries host memory and ends it
-// on errors; NCCL only moves device buffers, on evit's compute stream of the rank's GPU, so a
-// transfer is ordered after the kernels that produced its data and before those that read it.
+// on errors; NCCL only moves device buffers.
 //
-// The summation tree is unchanged: tree_allreduce_sum() exchanges buckets through exchange_device()
-// and adds them itself, on the GPU, in the tree's order. NCCL's own reductions (whose order
-// depends on the ranks and the topology) are used only for train.allreduce = "library".
+// NCCL works on a stream of its own on the rank's GPU. Each transfer first waits there for an
+// event recorded on evit's compute stream as it starts, so it carries the values of every kernel
+// queued before it. An exchange then runs beside the kernels queued after it (a gradient bucket
+// crosses the ranks while backward computes the layers below) and completes with an event the
+// caller polls. Broadcasts and all-reduces are waited for before they return.
+//
+// The summation tree is unchanged: tree_allreduce_sum() exchanges buckets through
+// start_exchange_device() and adds them itself, on the GPU, in the tree's order. NCCL's own
+// reductions (whose order depends on the ranks and the topology) are used only for
+// train.allreduce = "library".
 #include <nccl.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "core/cuda/runtime.cuh"
 #include "core/dist/communicator.h"
@@ -19,6 +26,8 @@
 
 namespace evit::dist {
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 void check(ncclResult_t rc, const char* call) {
   if (rc == ncclSuccess || rc == ncclInProgress) return;
@@ -32,11 +41,29 @@ std::string version_string() {
   return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
 }
 
+// A CUDA event without timing, destroyed with its owner.
+class Event {
+ public:
+  Event() { EVIT_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
+  ~Event() {
+    if (event_) cudaEventDestroy(event_);
+  }
+  Event(Event&& other) noexcept : event_(std::exchange(other.event_, nullptr)) {}
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  Event& operator=(Event&&) = delete;
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(Communicator& host, Device device) : host_(host), device_(device) {
     EVIT_CHECK(device.is_cuda(), "NCCL transport: a CUDA device is needed, got ", device.str());
     cuda::DeviceGuard guard(device.index);
+    EVIT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     ncclUniqueId id{};
     if (host.rank() == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     host.broadcast(&id, sizeof id, 0);
@@ -44,7 +71,8 @@ class NcclCommunicator final : public Communicator {
     version_ = version_string();
   }
   ~NcclCommunicator() override {
-    if (comm_) ncclCommDestroy(comm_);
+    if (comm_) ncclCommDestroy(comm_);  // after the transfers still queued
+    if (stream_) cudaStreamDestroy(stream_);
   }
 
   int rank() const override { return host_.rank(); }
@@ -62,77 +90,128 @@ class NcclCommunicator final : public Communicator {
   }
   std::string describe() const override { return host_.describe(); }
   std::string gpu_transport() const override { return "NCCL " + version_; }
+  bool device_exchanges_overlap_compute() const override { return true; }
 
- protected:
-  void exchange_device(int peer, const Tensor& send, const Tensor& recv) override {
-    cuda::DeviceGuard guard(device_.index);
-    cudaStream_t stream = stream_for(send);
-    // One group: both ranks post their send and receive together, so neither waits on the other.
-    check(ncclGroupStart(), "ncclGroupStart");
-    check(ncclSend(send.raw_data(), send.nbytes(), ncclUint8, peer, comm_, stream), "ncclSend");
-    check(ncclRecv(recv.raw_data(), recv.nbytes(), ncclUint8, peer, comm_, stream), "ncclRecv");
-    check(ncclGroupEnd(), "ncclGroupEnd");
-    wait(stream, "an exchange with rank " + std::to_string(peer));
+  // One look at a transfer's `done` event: true once it has completed. Like the MPI communicator
+  // with its requests, a transfer that waited longer than EVIT_DIST_TIMEOUT since `start` (a peer
+  // that stopped without dying, which the launcher cannot see) or an error NCCL reports on the way
+  // (a peer's connection lost) throws, naming `what`, after aborting the communicator: its peers
+  // are gone, and the abort ends the transfers still queued.
+  bool finished(const Event& done, const std::string& what, Clock::time_point start) {
+    const cudaError_t state = cudaEventQuery(done.get());
+    if (state == cudaSuccess) return true;
+    if (state != cudaErrorNotReady) EVIT_CUDA_CHECK(state);
+    cudaGetLastError();  // "not ready" is no error: keep later launch checks clean
+    ncclResult_t async = ncclSuccess;
+    if (comm_) check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
+    const bool failed = async != ncclSuccess && async != ncclInProgress;
+    const bool too_long = std::chrono::duration<double>(Clock::now() - start).count() > wait_limit_s_;
+    if (!failed && !too_long) return false;
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    check(async, what.c_str());
+    EVIT_THROW("NCCL rank ", rank(), ": ", what, " has waited ", wait_limit_s_,
+               " s (EVIT_DIST_TIMEOUT) for another rank, which may have stopped or died");
   }
 
+  // Polls finished() until the transfer is done: spinning for the short waits of a step, then
+  // sleeping a millisecond between looks.
+  void wait(const Event& done, const std::string& what) {
+    const auto start = Clock::now();
+    const auto spin_until = start + std::chrono::milliseconds(100);
+    while (!finished(done, what, start))
+      if (Clock::now() >= spin_until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+
+ protected:
+  std::unique_ptr<PendingExchange> start_exchange_device(int peer, const Tensor& send, const Tensor& recv) override;
+
   void broadcast_device(const Tensor& t, int root) override {
-    cuda::DeviceGuard guard(device_.index);
-    cudaStream_t stream = stream_for(t);
-    check(ncclBroadcast(t.raw_data(), t.raw_data(), t.nbytes(), ncclUint8, root, comm_, stream), "ncclBroadcast");
-    wait(stream, "a broadcast from rank " + std::to_string(root));
+    check_device(t);
+    wait(enqueue([&](ncclComm_t comm) {
+           check(ncclBroadcast(t.raw_data(), t.raw_data(), t.nbytes(), ncclUint8, root, comm, stream_),
+                 "ncclBroadcast");
+         }),
+         "a broadcast from rank " + std::to_string(root));
   }
 
   void library_allreduce_device(const Tensor& values) override {
-    cuda::DeviceGuard guard(device_.index);
-    cudaStream_t stream = stream_for(values);
-    check(ncclAllReduce(values.raw_data(), values.raw_data(), static_cast<size_t>(values.numel()), ncclFloat32,
-                        ncclSum, comm_, stream),
-          "ncclAllReduce");
-    wait(stream, "an all-reduce");
+    check_device(values);
+    wait(enqueue([&](ncclComm_t comm) {
+           check(ncclAllReduce(values.raw_data(), values.raw_data(), static_cast<size_t>(values.numel()),
+                               ncclFloat32, ncclSum, comm, stream_),
+                 "ncclAllReduce");
+         }),
+         "an all-reduce");
   }
 
  private:
-  // The compute stream of this rank's GPU, where `t` must live.
-  cudaStream_t stream_for(const Tensor& t) const {
+  void check_device(const Tensor& t) const {
     EVIT_CHECK(t.device() == device_, "NCCL transport of ", describe(), " runs on ", device_.str(), ", got ",
                t.desc());
-    return cuda::stream(device_.index);
   }
 
-  // Waits for the stream's NCCL work like the MPI communicator waits for its requests: polling,
-  // so that a peer that stopped without dying (which the launcher cannot see) ends the job after
-  // EVIT_DIST_TIMEOUT instead of hanging it, and an NCCL error on the way (a peer's connection
-  // lost) is reported as such. Either way the communicator is aborted: its peers are gone.
-  void wait(cudaStream_t stream, const std::string& what) {
-    using Clock = std::chrono::steady_clock;
-    static const double limit_s = wait_limit_seconds();
-    const auto start = Clock::now();
-    const auto spin_until = start + std::chrono::milliseconds(100);
-    for (;;) {
-      const cudaError_t state = cudaStreamQuery(stream);
-      if (state == cudaSuccess) return;
-      if (state != cudaErrorNotReady) EVIT_CUDA_CHECK(state);
-      ncclResult_t async = ncclSuccess;
-      check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
-      const bool failed = async != ncclSuccess && async != ncclInProgress;
-      const bool too_long = std::chrono::duration<double>(Clock::now() - start).count() > limit_s;
-      if (failed || too_long) {
-        ncclCommAbort(comm_);
-        comm_ = nullptr;
-        check(async, what.c_str());
-        EVIT_THROW("NCCL rank ", rank(), ": ", what, " has waited ", limit_s,
-                   " s (EVIT_DIST_TIMEOUT) for another rank, which may have stopped or died");
-      }
-      if (Clock::now() < spin_until) continue;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+  // Queues `transfer` (NCCL calls on stream_, given the communicator) behind everything queued so
+  // far on the compute stream, and returns the event that completes with it.
+  template <class Transfer>
+  Event enqueue(Transfer&& transfer) {
+    EVIT_CHECK(comm_, "NCCL rank ", rank(), ": the communicator was aborted after an earlier error");
+    cuda::DeviceGuard guard(device_.index);
+    Event inputs_ready, done;
+    EVIT_CUDA_CHECK(cudaEventRecord(inputs_ready.get(), cuda::stream(device_.index)));
+    EVIT_CUDA_CHECK(cudaStreamWaitEvent(stream_, inputs_ready.get(), 0));
+    transfer(comm_);
+    EVIT_CUDA_CHECK(cudaEventRecord(done.get(), stream_));
+    return done;
   }
 
   Communicator& host_;
   Device device_;
+  cudaStream_t stream_ = nullptr;  // NCCL's, beside the compute stream
   ncclComm_t comm_ = nullptr;
   std::string version_;
+  const double wait_limit_s_ = wait_limit_seconds();
 };
+
+// An exchange queued on NCCL's stream: done when its event is.
+class NcclExchange final : public PendingExchange {
+ public:
+  NcclExchange(NcclCommunicator& comm, Event done, std::string what)
+      : comm_(comm), done_(std::move(done)), what_(std::move(what)), start_(Clock::now()) {}
+  bool test() override { return finished_ = finished_ || comm_.finished(done_, what_, start_); }
+  void wait() override {
+    if (!finished_) comm_.wait(done_, what_);
+    finished_ = true;
+  }
+  // The caller frees the buffers after this, and the allocator hands them to the compute stream
+  // at once: a transfer still reading or writing them must end first (on an error it is aborted).
+  ~NcclExchange() override {
+    try {
+      wait();
+    } catch (...) {
+    }
+  }
+
+ private:
+  NcclCommunicator& comm_;
+  Event done_;
+  std::string what_;
+  Clock::time_point start_;
+  bool finished_ = false;
+};
+
+std::unique_ptr<PendingExchange> NcclCommunicator::start_exchange_device(int peer, const Tensor& send,
+                                                                         const Tensor& recv) {
+  check_device(send);
+  Event done = enqueue([&](ncclComm_t comm) {
+    // One group: both ranks post their send and receive together, so neither waits on the other.
+    check(ncclGroupStart(), "ncclGroupStart");
+    check(ncclSend(send.raw_data(), send.nbytes(), ncclUint8, peer, comm, stream_), "ncclSend");
+    check(ncclRecv(recv.raw_data(), recv.nbytes(), ncclUint8, peer, comm, stream_), "ncclRecv");
+    check(ncclGroupEnd(), "ncclGroupEnd");
+  });
+  return std::make_unique<NcclExchange>(*this, std::move(done), "an exchange with rank " + std::to_string(peer));
+}
 
 }  // namespace
 

@@ -74,7 +74,8 @@ class TreeAllreduceInFlight {
 
   // Queues a contiguous 1-D tensor (often a view, which must stay alive until wait()) to be
   // summed over the ranks in place. Every rank pushes the same sizes in the same order. CUDA
-  // pieces move when pushed or polled, without overlap (Communicator::start_exchange_tensor).
+  // pieces overlap the caller's kernels only where the communicator's device exchanges do
+  // (NCCL); through host memory they complete when pushed or polled.
   void push(const Tensor& piece);
   // Moves the pieces on as far as the messages that have arrived allow, without waiting.
   void poll();
