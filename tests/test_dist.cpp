@@ -130,6 +130,20 @@ TEST_CASE("the tree all-reduce gives every rank one process's bits on 1, 2, 4 an
   }
 }
 
+TEST_CASE("in-process exchanges complete late, as MPI's nonblocking ones do", "[dist]") {
+  auto ranks = dist::in_process_group(2);
+  std::vector<float> send0{1, 2}, recv0(2, 0), send1{3, 4}, recv1(2, 0);
+  auto first = ranks[0]->start_exchange(1, send0.data(), recv0.data(), 2 * sizeof(float));
+  REQUIRE_FALSE(first->test());  // rank 1 has not started its side
+  send0[1] = 5;  // the peer reads the sender's buffer when it takes the message, as MPI may
+  auto second = ranks[1]->start_exchange(0, send1.data(), recv1.data(), 2 * sizeof(float));
+  REQUIRE_FALSE(first->test());  // rank 0 has its values, but rank 1 has not taken rank 0's yet
+  REQUIRE(recv0 == std::vector<float>{3, 4});
+  REQUIRE(second->test());
+  REQUIRE(first->test());
+  REQUIRE(recv1 == std::vector<float>{1, 5});
+}
+
 TEST_CASE("the tree all-reduce over this job's ranks equals one process's sum", "[dist][mpi]") {
   // Under plain ctest this is a one-rank job; tests/dist/dist_checks.sh runs it with mpirun -n 2
   // and -n 4 over shared memory and TCP.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -15,31 +16,105 @@
 namespace evit::dist {
 namespace {
 
+// A message in a mailbox: a copy (broadcasts), or for an exchange the sender's own buffer, which
+// the receiver copies from and then marks taken. Until then the sender's exchange is not complete,
+// as with MPI, where a send buffer may be read until its request completes.
+struct Message {
+  std::vector<char> copy;
+  const char* borrowed = nullptr;
+  size_t bytes = 0;
+  std::shared_ptr<bool> taken;  // set by the receiver; guarded by Shared::mu
+};
+
 // Mailboxes keyed by (sender, receiver): each holds the messages in the order they were sent.
 struct Shared {
   explicit Shared(int n) : size(n) {}
   const int size;
   std::mutex mu;
   std::condition_variable cv;
-  std::map<std::pair<int, int>, std::deque<std::vector<char>>> mail;
+  std::map<std::pair<int, int>, std::deque<Message>> mail;
   int barrier_waiting = 0;
   int64_t barrier_generation = 0;
 
   void post(int from, int to, const void* data, size_t bytes) {
     std::lock_guard<std::mutex> lock(mu);
     auto* p = static_cast<const char*>(data);
-    mail[{from, to}].emplace_back(p, p + bytes);
+    mail[{from, to}].push_back(Message{std::vector<char>(p, p + bytes), nullptr, bytes, nullptr});
     cv.notify_all();
   }
-  void take(int from, int to, void* data, size_t bytes) {
+  // Posts the sender's buffer itself; the returned flag turns true once the receiver copied it.
+  std::shared_ptr<bool> post_borrowed(int from, int to, const void* data, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto taken = std::make_shared<bool>(false);
+    mail[{from, to}].push_back(Message{{}, static_cast<const char*>(data), bytes, taken});
+    cv.notify_all();
+    return taken;
+  }
+  // A borrowed message whose sender gives up its buffer before the receiver took it becomes a copy.
+  void keep_copy(int from, int to, const std::shared_ptr<bool>& taken) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (*taken) return;
+    for (Message& m : mail[{from, to}])
+      if (m.taken == taken) {
+        m.copy.assign(m.borrowed, m.borrowed + m.bytes);
+        m.borrowed = nullptr;
+        m.taken = nullptr;
+      }
+    *taken = true;
+  }
+  // Moves the oldest message from `from` into `data`; false when none has come yet (only then
+  // with `block` false).
+  bool take(int from, int to, void* data, size_t bytes, bool block = true) {
     std::unique_lock<std::mutex> lock(mu);
     auto& box = mail[{from, to}];
-    cv.wait(lock, [&] { return !box.empty(); });
-    EVIT_CHECK(box.front().size() == bytes, "in-process rank ", to, " expected ", bytes, " bytes from rank ", from,
-               " but got ", box.front().size(), ": the ranks called different operations");
-    if (bytes > 0) std::memcpy(data, box.front().data(), bytes);
+    if (block) cv.wait(lock, [&] { return !box.empty(); });
+    if (box.empty()) return false;
+    Message& m = box.front();
+    EVIT_CHECK(m.bytes == bytes, "in-process rank ", to, " expected ", bytes, " bytes from rank ", from,
+               " but got ", m.bytes, ": the ranks called different operations");
+    if (bytes > 0) std::memcpy(data, m.borrowed ? m.borrowed : m.copy.data(), bytes);
+    if (m.taken) *m.taken = true;
     box.pop_front();
+    cv.notify_all();
+    return true;
   }
+  // Waits until `taken` is set.
+  void wait_taken(const std::shared_ptr<bool>& taken) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return *taken; });
+  }
+  bool is_taken(const std::shared_ptr<bool>& taken) {
+    std::lock_guard<std::mutex> lock(mu);
+    return *taken;
+  }
+};
+
+// An exchange between two in-process ranks: done once this rank has received the peer's values
+// and the peer has copied this rank's, which happens only inside test() and wait() of either
+// side, like MPI's progress. The tests of overlapped reductions thus meet exchanges that finish
+// late, without MPI.
+class InProcessExchange final : public PendingExchange {
+ public:
+  InProcessExchange(Shared& shared, int rank, int peer, const void* send, void* recv, size_t bytes)
+      : shared_(shared), rank_(rank), peer_(peer), recv_(recv), bytes_(bytes),
+        sent_(shared.post_borrowed(rank, peer, send, bytes)) {}
+  bool test() override {
+    if (!received_) received_ = shared_.take(peer_, rank_, recv_, bytes_, false);
+    return received_ && shared_.is_taken(sent_);
+  }
+  void wait() override {
+    if (!received_) received_ = shared_.take(peer_, rank_, recv_, bytes_);
+    shared_.wait_taken(sent_);
+  }
+  ~InProcessExchange() override { shared_.keep_copy(rank_, peer_, sent_); }
+
+ private:
+  Shared& shared_;
+  int rank_, peer_;
+  void* recv_;
+  size_t bytes_;
+  std::shared_ptr<bool> sent_;
+  bool received_ = false;
 };
 
 class InProcessRank final : public Communicator {
@@ -49,9 +124,11 @@ class InProcessRank final : public Communicator {
   int size() const override { return shared_->size; }
   int local_rank() const override { return rank_; }
   void exchange(int peer, const void* send, void* recv, size_t bytes) override {
+    start_exchange(peer, send, recv, bytes)->wait();
+  }
+  std::unique_ptr<PendingExchange> start_exchange(int peer, const void* send, void* recv, size_t bytes) override {
     EVIT_CHECK(peer >= 0 && peer < size(), "exchange: rank ", peer, " is outside the group's ", size(), " ranks");
-    shared_->post(rank_, peer, send, bytes);
-    shared_->take(peer, rank_, recv, bytes);
+    return std::make_unique<InProcessExchange>(*shared_, rank_, peer, send, recv, bytes);
   }
   void broadcast(void* data, size_t bytes, int root) override {
     if (rank_ == root) {
