@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -416,81 +417,143 @@ TEST_CASE("sums of buckets that become final one by one have the tree's bits", "
   }
 }
 
-TEST_CASE("gradient buckets sent while backward runs give the bits of one process", "[dist]") {
+namespace {
+
+// One data-parallel step of a small Conv/BatchNorm model, for the overlap tests: what a rank ends
+// with, and how its buckets went.
+struct OverlapResult {
+  std::vector<std::vector<float>> grads;
+  std::vector<float> running_var;
+  double loss = 0;
+  int64_t sent_during_backward = 0, buckets = 0, left_in_grad = 0;
+  bool overlapped = false;
+};
+
+// Rank `comm` of a job training one step of 4 micro-batches of 2 samples on `device` (meant for a
+// thread of its own: no assertions here).
+OverlapResult overlap_step(dist::Communicator& comm, train::DataParallelOptions options, Device device) {
+  Generator g(4);
+  auto model = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+      std::make_shared<nn::Conv2d>(nn::Conv2dOptions{3, 6, 3, 1, 1}, &g), std::make_shared<nn::BatchNorm2d>(6),
+      std::make_shared<nn::Conv2d>(nn::Conv2dOptions{6, 6, 3, 1, 1}, &g), std::make_shared<nn::BatchNorm2d>(6),
+      std::make_shared<nn::Conv2d>(nn::Conv2dOptions{6, 2, 1, 1, 0}, &g)});
+  model->to(device);
+  model->train();
+  Generator data(9);
+  const Tensor x = randn({8, 3, 5, 5}, {}, &data).to(device);
+  train::DataParallelStep step(*model, comm, 4, options);
+  int64_t left_in_grad = 0;
+  step.begin_step();
+  for (int64_t j = 0; j < step.local_micro_batches(); ++j) {
+    const int64_t k = step.first_micro_batch() + j;
+    Tensor loss = square_mean(model->forward(slice(x, 0, 2 * k, 2 * k + 2)));
+    const double v = loss.item<double>();
+    loss.backward();
+    // The gradients were taken as backward reached each parameter.
+    for (const Tensor& p : model->parameters()) left_in_grad += p.grad().defined() ? 1 : 0;
+    step.end_micro_batch(v);
+  }
+  OverlapResult r;
+  r.left_in_grad = left_in_grad;
+  r.loss = step.finish_step();
+  for (const Tensor& p : model->parameters()) r.grads.push_back(p.grad().to(kCPU).to_vector<float>());
+  r.running_var = dynamic_cast<nn::BatchNorm2d*>((*model)[3].get())->running_var.to(kCPU).to_vector<float>();
+  r.sent_during_backward = step.buckets_sent_during_backward();
+  r.buckets = step.bucket_count();
+  r.overlapped = step.overlaps_backward();
+  return r;
+}
+
+// overlap_step() on 1 rank, then on 2 and 4 in-process ranks with and without overlap (each rank's
+// communicator made by `wrap`): every rank has one process's bits, and with overlap every bucket
+// was on its way before backward returned.
+void check_overlapped_steps(Device device,
+                            const std::function<std::shared_ptr<dist::Communicator>(std::shared_ptr<dist::Communicator>)>& wrap) {
   test::ThreadCountGuard threads;
-  auto make = [] {
-    Generator g(4);
-    return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-        std::make_shared<nn::Conv2d>(nn::Conv2dOptions{3, 6, 3, 1, 1}, &g), std::make_shared<nn::BatchNorm2d>(6),
-        std::make_shared<nn::Conv2d>(nn::Conv2dOptions{6, 6, 3, 1, 1}, &g), std::make_shared<nn::BatchNorm2d>(6),
-        std::make_shared<nn::Conv2d>(nn::Conv2dOptions{6, 2, 1, 1, 0}, &g)});
-  };
-  Generator g(9);
-  const Tensor x = randn({8, 3, 5, 5}, {}, &g);
-  struct Result {
-    std::vector<std::vector<float>> grads;
-    std::vector<float> running_var;
-    double loss = 0;
-    int64_t sent_during_backward = 0, buckets = 0, left_in_grad = 0;
-    bool overlapped = false;
-  };
-  // Rank `comm` of a job training one step of 4 micro-batches of 2 samples (on a thread of its
-  // own: no assertions here).
-  auto train_step = [&](dist::Communicator& comm, train::DataParallelOptions options) {
-    auto model = make();
-    model->train();
-    train::DataParallelStep step(*model, comm, 4, options);
-    int64_t left_in_grad = 0;
-    step.begin_step();
-    for (int64_t j = 0; j < step.local_micro_batches(); ++j) {
-      const int64_t k = step.first_micro_batch() + j;
-      Tensor loss = square_mean(model->forward(slice(x, 0, 2 * k, 2 * k + 2)));
-      const double v = loss.item<double>();
-      loss.backward();
-      // The gradients were taken as backward reached each parameter.
-      for (const Tensor& p : model->parameters()) left_in_grad += p.grad().defined() ? 1 : 0;
-      step.end_micro_batch(v);
-    }
-    Result r;
-    r.left_in_grad = left_in_grad;
-    r.loss = step.finish_step();
-    for (const Tensor& p : model->parameters()) r.grads.push_back(p.grad().to_vector<float>());
-    r.running_var = dynamic_cast<nn::BatchNorm2d*>((*model)[3].get())->running_var.to_vector<float>();
-    r.sent_during_backward = step.buckets_sent_during_backward();
-    r.buckets = step.bucket_count();
-    r.overlapped = step.overlaps_backward();
-    return r;
-  };
   dist::SingleProcess one;
-  const Result reference = train_step(one, {});
+  const OverlapResult reference = overlap_step(one, {}, device);
   REQUIRE_FALSE(reference.overlapped);  // nothing to overlap with on one rank
   REQUIRE(reference.left_in_grad == 0);
-  auto require_same = [&](const Result& r) {
-    REQUIRE(r.left_in_grad == 0);
-    REQUIRE(r.grads.size() == reference.grads.size());
-    for (size_t i = 0; i < r.grads.size(); ++i) REQUIRE(same_bits(r.grads[i], reference.grads[i]));
-    REQUIRE(same_bits(r.running_var, reference.running_var));
-    REQUIRE(r.loss == reference.loss);
-  };
   for (int w : {2, 4})
     for (const bool overlap : {true, false}) {
-      INFO(w << " ranks, overlap " << overlap);
-      auto ranks = dist::in_process_group(w);
-      std::vector<Result> results(static_cast<size_t>(w));
+      INFO(w << " ranks on " << device.str() << ", overlap " << overlap);
+      std::vector<std::shared_ptr<dist::Communicator>> ranks;
+      for (auto& r : dist::in_process_group(w)) ranks.push_back(wrap(r));
+      std::vector<OverlapResult> results(static_cast<size_t>(w));
       std::vector<std::thread> ts;
       // Buckets of at least 10 values: several, most complete while backward goes on below them.
       const train::DataParallelOptions options{.overlap_backward = overlap, .bucket_elements = 10};
       for (int r = 0; r < w; ++r)
-        ts.emplace_back([&, r] { results[static_cast<size_t>(r)] = train_step(*ranks[static_cast<size_t>(r)], options); });
+        ts.emplace_back([&, r] {
+          results[static_cast<size_t>(r)] = overlap_step(*ranks[static_cast<size_t>(r)], options, device);
+        });
       for (auto& t : ts) t.join();
-      for (const Result& r : results) {
-        require_same(r);
+      for (const OverlapResult& r : results) {
+        REQUIRE(r.left_in_grad == 0);
+        REQUIRE(r.grads.size() == reference.grads.size());
+        for (size_t i = 0; i < r.grads.size(); ++i) REQUIRE(same_bits(r.grads[i], reference.grads[i]));
+        REQUIRE(same_bits(r.running_var, reference.running_var));
+        REQUIRE(r.loss == reference.loss);
         REQUIRE(r.buckets >= 4);
         REQUIRE(r.overlapped == overlap);
         // Every bucket was complete, and on its way to the other ranks, before backward returned.
         REQUIRE(r.sent_during_backward == (overlap ? r.buckets : 0));
       }
     }
+}
+
+// An in-process rank that says its CUDA exchanges overlap compute, as NCCL's do, so that a CUDA
+// model's buckets go during backward on one GPU (NCCL itself refuses two ranks on one GPU). Its
+// exchanges still go through host memory: the step's order of work is NCCL's, the transport not.
+class OverlappingDeviceExchanges final : public dist::Communicator {
+ public:
+  explicit OverlappingDeviceExchanges(std::shared_ptr<dist::Communicator> inner) : inner_(std::move(inner)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  int local_rank() const override { return inner_->local_rank(); }
+  void exchange(int peer, const void* send, void* recv, size_t bytes) override {
+    inner_->exchange(peer, send, recv, bytes);
+  }
+  std::unique_ptr<dist::PendingExchange> start_exchange(int peer, const void* send, void* recv, size_t bytes) override {
+    return inner_->start_exchange(peer, send, recv, bytes);
+  }
+  void broadcast(void* data, size_t bytes, int root) override { inner_->broadcast(data, bytes, root); }
+  void barrier() override { inner_->barrier(); }
+  void library_allreduce_sum(float* values, size_t count) override { inner_->library_allreduce_sum(values, count); }
+  [[noreturn]] void abort(int code) override { std::_Exit(code); }
+  std::string describe() const override { return inner_->describe(); }
+  bool device_exchanges_overlap_compute() const override { return true; }
+
+ private:
+  std::shared_ptr<dist::Communicator> inner_;
+};
+
+}  // namespace
+
+TEST_CASE("gradient buckets sent while backward runs give the bits of one process", "[dist]") {
+  check_overlapped_steps(kCPU, [](std::shared_ptr<dist::Communicator> rank) { return rank; });
+  // The wrapper the CUDA test below needs forwards everything (checked here, where it runs).
+  check_overlapped_steps(kCPU, [](std::shared_ptr<dist::Communicator> rank) {
+    return std::make_shared<OverlappingDeviceExchanges>(std::move(rank));
+  });
+}
+
+TEST_CASE("CUDA gradient buckets sent while backward runs give the bits of one process", "[cuda][.]") {
+  EVIT_REQUIRE_GPU();
+  // Through host memory (which does not overlap) the buckets go after backward.
+  {
+    auto ranks = dist::in_process_group(2);
+    const train::DataParallelOptions options{.bucket_elements = 10};
+    std::vector<OverlapResult> results(2);
+    std::vector<std::thread> ts;
+    for (int r = 0; r < 2; ++r)
+      ts.emplace_back([&, r] { results[static_cast<size_t>(r)] = overlap_step(*ranks[static_cast<size_t>(r)], options, test::cuda0()); });
+    for (auto& t : ts) t.join();
+    for (const OverlapResult& r : results) REQUIRE_FALSE(r.overlapped);
+  }
+  check_overlapped_steps(test::cuda0(), [](std::shared_ptr<dist::Communicator> rank) {
+    return std::make_shared<OverlappingDeviceExchanges>(std::move(rank));
+  });
 }
 
 TEST_CASE("loader shards cut every batch into the ranks' contiguous parts", "[dist][data]") {
