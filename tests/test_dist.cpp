@@ -464,6 +464,17 @@ OverlapResult overlap_step(dist::Communicator& comm, train::DataParallelOptions 
   return r;
 }
 
+// overlap_step() on every rank of `ranks`, each on a thread of its own.
+std::vector<OverlapResult> overlap_steps(const std::vector<std::shared_ptr<dist::Communicator>>& ranks,
+                                         train::DataParallelOptions options, Device device) {
+  std::vector<OverlapResult> results(ranks.size());
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < ranks.size(); ++r)
+    threads.emplace_back([&, r] { results[r] = overlap_step(*ranks[r], options, device); });
+  for (auto& t : threads) t.join();
+  return results;
+}
+
 // overlap_step() on 1 rank, then on 2 and 4 in-process ranks with and without overlap (each rank's
 // communicator made by `wrap`): every rank has one process's bits, and with overlap every bucket
 // was on its way before backward returned.
@@ -479,16 +490,9 @@ void check_overlapped_steps(Device device,
       INFO(w << " ranks on " << device.str() << ", overlap " << overlap);
       std::vector<std::shared_ptr<dist::Communicator>> ranks;
       for (auto& r : dist::in_process_group(w)) ranks.push_back(wrap(r));
-      std::vector<OverlapResult> results(static_cast<size_t>(w));
-      std::vector<std::thread> ts;
       // Buckets of at least 10 values: several, most complete while backward goes on below them.
       const train::DataParallelOptions options{.overlap_backward = overlap, .bucket_elements = 10};
-      for (int r = 0; r < w; ++r)
-        ts.emplace_back([&, r] {
-          results[static_cast<size_t>(r)] = overlap_step(*ranks[static_cast<size_t>(r)], options, device);
-        });
-      for (auto& t : ts) t.join();
-      for (const OverlapResult& r : results) {
+      for (const OverlapResult& r : overlap_steps(ranks, options, device)) {
         REQUIRE(r.left_in_grad == 0);
         REQUIRE(r.grads.size() == reference.grads.size());
         for (size_t i = 0; i < r.grads.size(); ++i) REQUIRE(same_bits(r.grads[i], reference.grads[i]));
@@ -541,16 +545,8 @@ TEST_CASE("gradient buckets sent while backward runs give the bits of one proces
 TEST_CASE("CUDA gradient buckets sent while backward runs give the bits of one process", "[cuda][.]") {
   EVIT_REQUIRE_GPU();
   // Through host memory (which does not overlap) the buckets go after backward.
-  {
-    auto ranks = dist::in_process_group(2);
-    const train::DataParallelOptions options{.bucket_elements = 10};
-    std::vector<OverlapResult> results(2);
-    std::vector<std::thread> ts;
-    for (int r = 0; r < 2; ++r)
-      ts.emplace_back([&, r] { results[static_cast<size_t>(r)] = overlap_step(*ranks[static_cast<size_t>(r)], options, test::cuda0()); });
-    for (auto& t : ts) t.join();
-    for (const OverlapResult& r : results) REQUIRE_FALSE(r.overlapped);
-  }
+  for (const OverlapResult& r : overlap_steps(dist::in_process_group(2), {.bucket_elements = 10}, test::cuda0()))
+    REQUIRE_FALSE(r.overlapped);
   check_overlapped_steps(test::cuda0(), [](std::shared_ptr<dist::Communicator> rank) {
     return std::make_shared<OverlappingDeviceExchanges>(std::move(rank));
   });

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "core/copy.h"
 #include "core/error.h"
@@ -80,6 +81,22 @@ double wait_limit_seconds() {
   const double s = std::strtod(v, &end);
   EVIT_CHECK(end && *end == 0 && s > 0, "EVIT_DIST_TIMEOUT: expected a positive number of seconds, got '", v, "'");
   return s;
+}
+
+void poll_until(const std::function<bool()>& finished) {
+  const auto spin_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  while (!finished())
+    if (std::chrono::steady_clock::now() >= spin_until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+bool past_wait_limit(std::chrono::steady_clock::time_point start) {
+  static const double limit_s = wait_limit_seconds();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > limit_s;
+}
+
+void throw_past_wait_limit(const std::string& who, const std::string& what) {
+  EVIT_THROW(who, ": ", what, " has waited ", wait_limit_seconds(),
+             " s (EVIT_DIST_TIMEOUT) for another rank, which may have stopped or died");
 }
 
 void SingleProcess::exchange(int peer, const void* send, void* recv, size_t bytes) {

@@ -8,7 +8,9 @@
 //   dist::Communicator& comm = dist::world();   // MPI's ranks under mpirun, else one process
 //   if (comm.rank() == 0) write_checkpoint(...);
 #pragma once
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -135,5 +137,14 @@ std::shared_ptr<Communicator> make_nccl_communicator(Communicator& host, Device 
 // How long a rank waits for another before it stops the job: EVIT_DIST_TIMEOUT seconds (default
 // 30 minutes, longer than any evaluation or checkpoint the others may be waiting on).
 double wait_limit_seconds();
+
+// The waits of the transports (MPI requests, NCCL events) share these. poll_until() calls
+// `finished` until it returns true: without pause for the first 100 ms (the short waits inside a
+// step), then once a millisecond, so a rank waiting on a slower one leaves the CPU to the others.
+// A wait that is past_wait_limit() — a peer that stopped without dying, which the launcher cannot
+// see — ends with throw_past_wait_limit(), which names `who` and `what`, instead of hanging the job.
+void poll_until(const std::function<bool()>& finished);
+bool past_wait_limit(std::chrono::steady_clock::time_point start);
+[[noreturn]] void throw_past_wait_limit(const std::string& who, const std::string& what);
 
 }  // namespace evit::dist

@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/dist/communicator.h"
@@ -30,27 +29,16 @@ void check(int rc, const char* what) {
   EVIT_THROW("MPI ", what, " failed: ", std::string(text, static_cast<size_t>(len)));
 }
 
-// Completes `n` requests. It polls MPI (which makes the transfer progress) without pause for a
-// moment, then every millisecond, so that a rank waiting on a slower one (an evaluation, a
-// checkpoint) leaves the CPU to the others; and it gives up after the wait limit, so a rank that
-// stopped without dying (a hang, a stopped process the launcher cannot see) ends the job with a
-// message instead of leaving it waiting for ever.
+// Completes `n` requests, polling MPI (which makes the transfers progress) through poll_until(),
+// and gives up past the wait limit (communicator.h).
 void wait_all(int n, MPI_Request* requests, const std::string& what, int rank) {
-  using Clock = std::chrono::steady_clock;
-  static const double limit_s = wait_limit_seconds();
-  const auto start = Clock::now();
-  const auto spin_until = start + std::chrono::milliseconds(100);
-  for (;;) {
+  const auto start = std::chrono::steady_clock::now();
+  poll_until([&] {
     int done = 0;
     check(MPI_Testall(n, requests, &done, MPI_STATUSES_IGNORE), what.c_str());
-    if (done) return;
-    const auto now = Clock::now();
-    if (now < spin_until) continue;
-    if (std::chrono::duration<double>(now - start).count() > limit_s)
-      EVIT_THROW("MPI rank ", rank, ": ", what, " has waited ", limit_s,
-                 " s (EVIT_DIST_TIMEOUT) for another rank, which may have stopped or died");
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+    if (!done && past_wait_limit(start)) throw_past_wait_limit("MPI rank " + std::to_string(rank), what);
+    return done != 0;
+  });
 }
 
 // Receives and sends posted with MPI_Irecv / MPI_Isend, completed by test() or wait().

@@ -17,7 +17,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "core/cuda/runtime.cuh"
@@ -93,10 +92,9 @@ class NcclCommunicator final : public Communicator {
   bool device_exchanges_overlap_compute() const override { return true; }
 
   // One look at a transfer's `done` event: true once it has completed. Like the MPI communicator
-  // with its requests, a transfer that waited longer than EVIT_DIST_TIMEOUT since `start` (a peer
-  // that stopped without dying, which the launcher cannot see) or an error NCCL reports on the way
-  // (a peer's connection lost) throws, naming `what`, after aborting the communicator: its peers
-  // are gone, and the abort ends the transfers still queued.
+  // with its requests, a transfer past the wait limit since `start` (past_wait_limit) or an error
+  // NCCL reports on the way (a peer's connection lost) throws, naming `what`, after aborting the
+  // communicator: its peers are gone, and the abort ends the transfers still queued.
   bool finished(const Event& done, const std::string& what, Clock::time_point start) {
     const cudaError_t state = cudaEventQuery(done.get());
     if (state == cudaSuccess) return true;
@@ -105,22 +103,16 @@ class NcclCommunicator final : public Communicator {
     ncclResult_t async = ncclSuccess;
     if (comm_) check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
     const bool failed = async != ncclSuccess && async != ncclInProgress;
-    const bool too_long = std::chrono::duration<double>(Clock::now() - start).count() > wait_limit_s_;
-    if (!failed && !too_long) return false;
+    if (!failed && !past_wait_limit(start)) return false;
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
     check(async, what.c_str());
-    EVIT_THROW("NCCL rank ", rank(), ": ", what, " has waited ", wait_limit_s_,
-               " s (EVIT_DIST_TIMEOUT) for another rank, which may have stopped or died");
+    throw_past_wait_limit("NCCL rank " + std::to_string(rank()), what);
   }
 
-  // Polls finished() until the transfer is done: spinning for the short waits of a step, then
-  // sleeping a millisecond between looks.
-  void wait(const Event& done, const std::string& what) {
-    const auto start = Clock::now();
-    const auto spin_until = start + std::chrono::milliseconds(100);
-    while (!finished(done, what, start))
-      if (Clock::now() >= spin_until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Polls finished() until the transfer started at `start` is done.
+  void wait(const Event& done, const std::string& what, Clock::time_point start = Clock::now()) {
+    poll_until([&] { return finished(done, what, start); });
   }
 
  protected:
@@ -170,7 +162,6 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t stream_ = nullptr;  // NCCL's, beside the compute stream
   ncclComm_t comm_ = nullptr;
   std::string version_;
-  const double wait_limit_s_ = wait_limit_seconds();
 };
 
 // An exchange queued on NCCL's stream: done when its event is.
@@ -180,7 +171,7 @@ class NcclExchange final : public PendingExchange {
       : comm_(comm), done_(std::move(done)), what_(std::move(what)), start_(Clock::now()) {}
   bool test() override { return finished_ = finished_ || comm_.finished(done_, what_, start_); }
   void wait() override {
-    if (!finished_) comm_.wait(done_, what_);
+    if (!finished_) comm_.wait(done_, what_, start_);
     finished_ = true;
   }
   // The caller frees the buffers after this, and the allocator hands them to the compute stream
