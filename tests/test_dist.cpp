@@ -159,6 +159,10 @@ TEST_CASE("the tree all-reduce over this job's ranks equals one process's sum", 
   Tensor t = full({3}, comm.rank() == 0 ? 7.0 : -1.0);
   dist::broadcast_tensors(comm, {t});
   REQUIRE(t.to_vector<float>() == std::vector<float>{7, 7, 7});
+  // Each machine numbers its own ranks from 0 (a rank trains on cuda:<local rank>), as the
+  // launcher does: Open MPI and MPICH tell each process its number.
+  for (const char* launcher_says : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"})
+    if (const char* local = std::getenv(launcher_says)) REQUIRE(comm.local_rank() == std::atoi(local));
   // The library's all-reduce (train.allreduce = "library"): exact here (small integers, any
   // order), in pieces of any length.
   std::vector<float> mine(1000);

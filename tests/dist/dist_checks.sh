@@ -24,39 +24,17 @@ evit=$1 tests=$2 mpirun=$3 work=$4
 device=${DIST_DEVICE:-cpu}
 rm -rf "$work"
 mkdir -p "$work"
-
-# Open MPI in containers, as root: allow root, no cross-process memory attach (often forbidden by
-# the container's ptrace policy), the ob1 messaging layer, processes not pinned to cores, and
-# waiting ranks yield the CPU to the others.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_pml=ob1 OMPI_MCA_mpi_yield_when_idle=1
+source "$(dirname "$0")/common.sh"
 shm=(--bind-to none --mca btl self,vader)
 tcp=(--bind-to none --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo)
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo; echo "== $*"; }
 
 step "collectives on 2 ranks (shared memory) and 4 ranks (TCP on the loopback)"
 "$mpirun" -n 2 "${shm[@]}" "$tests" "[mpi]" || fail "the [mpi] test failed on 2 ranks"
 "$mpirun" -n 4 "${tcp[@]}" "$tests" "[mpi]" || fail "the [mpi] test failed on 4 ranks"
 
 step "training data"
-EVIT_DIST_DATA="$work/data" "$tests" "[dist_data]" > /dev/null
-cat > "$work/config.json" <<JSON
-{
-  "task": "classification",
-  "model": {"name": "efficientvit-b0"},
-  "data": {"root": "$work/data", "dataset": "imagenet", "crop": 64, "batch_size": 8, "micro_batches": 4,
-           "workers": 1},
-  "optimizer": {"lr": 0.002, "weight_decay": 0.05},
-  "schedule": {"warmup_steps": 0, "total_steps": 3},
-  "ema": {"enabled": true, "decay": 0.9, "warmup_steps": 0},
-  "train": {"steps": 3, "threads": 1, "drop_path": 0.2, "mixup_alpha": 0.8, "cutmix_alpha": 1.0,
-            "rand_augment": "rand-n2-m9-mstd0.5", "label_smoothing": 0.1, "eval_every": 3,
-            "checkpoint_every": 1, "log_every": 1},
-  "output_dir": "$work/unused"
-}
-JSON
+write_b0_config
+
 on_ranks() {  # on_ranks RANKS LOG evit-arguments...: evit alone, or under mpirun over TCP
   local ranks=$1 log=$2
   shift 2
@@ -70,11 +48,6 @@ train() {  # train RANKS OUTPUT [more evit train arguments]
   local ranks=$1 out=$2
   shift 2
   on_ranks "$ranks" "$out.log" train "${config:-$work/config.json}" --set output_dir="$out" --set train.device="$device" "$@"
-}
-same_state() {  # same_state RUN_A RUN_B: the checkpoints' weights, EMA and optimizer state
-  for f in model.safetensors ema.safetensors optimizer.safetensors; do
-    cmp "$1/checkpoint/$f" "$2/checkpoint/$f" || fail "$f differs between $1 and $2"
-  done
 }
 
 step "3 steps on 1, 2 and 4 ranks"
@@ -176,27 +149,13 @@ start_long_run() {
   "$mpirun" -n 2 "${shm[@]}" "$@" "$evit" train "$work/config.json" --set output_dir="$out" \
     --set train.device="$device" --set train.steps=100000 > "$out.log" 2>&1 &
   launcher=$!
-  for _ in $(seq 600); do
-    [ -f "$out/checkpoint/trainer.json" ] && break
-    sleep 0.2
-  done
-  [ -f "$out/checkpoint/trainer.json" ] || { cat "$out.log"; fail "the run wrote no checkpoint"; }
+  wait_for_checkpoint "$out"
   victim=""
   for pid in $(pgrep -f "output_dir=$out" || true); do
     if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then victim=$pid; fi
   done
   [ -n "$victim" ] || fail "rank 1's process was not found"
 }
-# Waits up to $1 s for the background job to end; its status in $code, the seconds in $elapsed.
-wait_for_job() {
-  local started
-  started=$(date +%s)
-  timeout "$1" tail --pid="$launcher" -f /dev/null || fail "the job did not end within $1 s"
-  code=0
-  wait "$launcher" || code=$?
-  elapsed=$(( $(date +%s) - started ))
-}
-
 step "a killed rank stops the job"
 kill_run="$work/killed"
 start_long_run "$kill_run"
@@ -206,11 +165,7 @@ wait_for_job 120
 grep -qi "signal 9\|killed" "$kill_run.log" || { cat "$kill_run.log"; fail "no message names the killed rank"; }
 echo "job ended in ${elapsed} s with status $code:"
 grep -i "signal 9\|killed" "$kill_run.log" | head -3
-# The launcher may stop rank 0 between the two renames of a checkpoint (checkpoint -> .old,
-# .tmp -> checkpoint): the newest complete one can be any of the three, and resuming finds it.
-done_steps=$(cat "$kill_run"/checkpoint{,.tmp,.old}/trainer.json 2>/dev/null | grep -o '"step": *[0-9]*' |
-  grep -o '[0-9]*$' | sort -n | tail -1 || true)
-[ -n "$done_steps" ] || fail "no complete checkpoint survived the killed run"
+done_steps=$(last_checkpoint_step "$kill_run")
 train 2 "$kill_run" --set train.steps=$((done_steps + 1)) --resume "$kill_run/checkpoint"
 echo "the last checkpoint (step $done_steps) resumed"
 
