@@ -2,10 +2,9 @@
 # Data-parallel training across two machines, run by ctest when evit is built with MPI:
 #   tests/dist/two_machines_check.sh EVIT EVIT_TESTS MPIRUN WORK_DIR
 # The two machines are network namespaces of this one, joined by a virtual Ethernet cable
-# (10.77.0.1 and 10.77.0.2), each with a host name of its own. mpirun runs on the first, reads a
-# hostfile listing both with 2 slots, and starts its daemon on the second through
-# tests/dist/netns_login.sh where a cluster would use ssh. Ranks on one machine talk over shared
-# memory, ranks on different machines over TCP across the cable, as on a cluster.
+# (tests/dist/machines.sh); mpirun runs on the first with a hostfile that lists both with 2 slots.
+# Ranks on one machine talk over shared memory, ranks on different machines over TCP across the
+# cable, as on a cluster.
 # 1. 4 ranks land 2 per machine, and the [mpi] collective test passes there: each machine numbers
 #    its ranks from 0, as the launcher does (a rank trains on cuda:<local rank>);
 # 2. EfficientViT-B0 (the model, data and config of dist_checks.sh) on 4 ranks, 2 per machine:
@@ -21,50 +20,13 @@ evit=$1 tests=$2 mpirun=$3 work=$4
 rm -rf "$work"
 mkdir -p "$work"
 source "$(dirname "$0")/common.sh"
-login="$(cd "$(dirname "$0")" && pwd)/netns_login.sh"
+source "$(dirname "$0")/machines.sh"
 
-skip() { echo "SKIPPED: $*"; exit 77; }
-command -v ip > /dev/null || skip "no 'ip' command to make the machines (Debian: apt-get install iproute2)"
-# Names unique to this run; the cable's ends are named in this machine's namespace first (15
-# characters at most).
-ns1=evit-$$-1 ns2=evit-$$-2 end1=evit$$a end2=evit$$b
-cleanup() {
-  for ns in "$ns1" "$ns2"; do
-    # shellcheck disable=SC2046  # one pid per word
-    kill -9 $(ip netns pids "$ns" 2> /dev/null) 2> /dev/null || true
-    ip netns del "$ns" 2> /dev/null || true
-  done
-}
-trap cleanup EXIT
-ip netns add "$ns1" 2> "$work/netns.err" ||
-  skip "cannot make a network namespace ($(cat "$work/netns.err")): this needs root with CAP_NET_ADMIN"
-ip netns exec "$ns1" unshare --uts true 2> "$work/uts.err" ||
-  skip "cannot give a namespace a host name of its own ($(cat "$work/uts.err")): this needs CAP_SYS_ADMIN"
-ip netns add "$ns2"
-ip link add "$end1" type veth peer name "$end2"
-ip link set "$end1" netns "$ns1"
-ip link set "$end2" netns "$ns2"
-ip -n "$ns1" addr add 10.77.0.1/24 dev "$end1"
-ip -n "$ns2" addr add 10.77.0.2/24 dev "$end2"
-ip -n "$ns1" link set lo up
-ip -n "$ns2" link set lo up
-ip -n "$ns1" link set "$end1" up
-ip -n "$ns2" link set "$end2" up
-export EVIT_TEST_MACHINES="10.77.0.1:$ns1:node1 10.77.0.2:$ns2:node2"
-printf '10.77.0.1 slots=2\n10.77.0.2 slots=2\n' > "$work/hostfile"
-
-mpirun_on_two_machines() {  # mpirun_on_two_machines [MPIRUN OPTIONS] PROGRAM ARGUMENTS...: 4 ranks, 2 per machine
-  ip netns exec "$ns1" unshare --uts sh -c 'hostname node1 && exec "$@"' sh \
-    "$mpirun" -n 4 --hostfile "$work/hostfile" --bind-to none --mca plm_rsh_agent "$login" \
-    --mca btl self,vader,tcp --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 "$@"
-}
-on_two_machines() {  # on_two_machines LOG PROGRAM ARGUMENTS...: the same, its output in LOG, which must succeed
+make_two_machines || { echo "SKIPPED: $machines_unavailable"; exit 77; }
+on_two_machines() {  # on_two_machines LOG PROGRAM ARGUMENTS...: 4 ranks, 2 per machine, which must succeed
   local log=$1
   shift
-  mpirun_on_two_machines "$@" > "$log" 2>&1 || { cat "$log"; fail "$(basename "$1") $2 on 4 ranks over two machines failed"; }
-}
-bytes_sent() {  # what the first machine has sent down the cable so far
-  ip netns exec "$ns1" cat "/sys/class/net/$end1/statistics/tx_bytes"
+  mpirun_on_two_machines 2 "$@" > "$log" 2>&1 || { cat "$log"; fail "$(basename "$1") $2 on 4 ranks over two machines failed"; }
 }
 
 step "4 ranks on two machines, 2 on each: where they land, and the collectives"
@@ -78,9 +40,9 @@ step "EfficientViT-B0, 3 steps: 1 process, then 4 ranks on two machines"
 write_b0_config
 "$evit" train "$work/config.json" --set output_dir="$work/w1" > "$work/w1.log" 2>&1 ||
   { cat "$work/w1.log"; fail "the single-process run failed"; }
-before=$(bytes_sent)
+before=$(cable_bytes_sent)
 on_two_machines "$work/w4.log" "$evit" train "$work/config.json" --set output_dir="$work/w4"
-sent=$(($(bytes_sent) - before))
+sent=$(($(cable_bytes_sent) - before))
 grep -q "data-parallel: MPI rank 0 of 4" "$work/w4.log" || { cat "$work/w4.log"; fail "the run did not say it had 4 ranks"; }
 same_state "$work/w1" "$work/w4"
 cmp "$work/w1/metrics.jsonl" "$work/w4/metrics.jsonl" || fail "the logs (losses, evaluation) differ on two machines"
@@ -96,7 +58,7 @@ step "the cable cut mid-run: the job ends, and resumes from its last checkpoint"
 # 1 s apart.
 keepalive=(--mca oob_tcp_keepalive_time 2 --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 2)
 cut="$work/cut"
-mpirun_on_two_machines "${keepalive[@]}" "$evit" train "$work/config.json" --set output_dir="$cut" \
+mpirun_on_two_machines 2 "${keepalive[@]}" "$evit" train "$work/config.json" --set output_dir="$cut" \
   --set train.steps=100000 > "$cut.log" 2>&1 &
 launcher=$!
 wait_for_checkpoint "$cut"
