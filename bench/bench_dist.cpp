@@ -2,14 +2,15 @@
 // job's ranks (run it under mpirun for W > 1), one thread per rank unless told otherwise.
 //
 //   [mpirun -n W] bench_dist [--model efficientvit-b1] [--batch 16] [--size 224] [--micro 4]
-//                            [--runs 5] [--threads 1] [--plain] [--no-overlap]
+//                            [--runs 5] [--threads 1] [--plain] [--no-overlap] [--bucket-mb 16]
 //
 // Each timed step: every rank draws the whole global batch from a generator of the step (fresh
 // random inputs, the same on every rank), runs forward and backward on its micro-batches, reduces
 // in the fixed tree (train/data_parallel.h) and takes an AdamW step. --plain times the ordinary
 // one-batch step of a single process instead (no micro-batches, no reduction): the baseline
 // bench/run_dist_bench.sh compares against. --no-overlap sends the gradient buckets only after the
-// last backward (DataParallelOptions::overlap_backward off). Rank 0 prints one JSON line:
+// last backward (DataParallelOptions::overlap_backward off); --bucket-mb sets the MiB per
+// gradient bucket sent during backward (config train.bucket_mb). Rank 0 prints one JSON line:
 //   {"ranks": W, "micro_batches": K, "batch": B, "median_ms": step, "reduce_ms": reduction, "runs": n}
 #include <algorithm>
 #include <chrono>
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   std::string model_name = "efficientvit-b1";
   int64_t batch = 16, size = 224, micro = 4;
   int runs = 5, threads = 1;
+  int64_t bucket = train::DataParallelOptions{}.bucket_elements;
   bool plain = false, overlap = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -61,6 +63,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::stoi(value());
     else if (a == "--plain") plain = true;
     else if (a == "--no-overlap") overlap = false;
+    else if (a == "--bucket-mb") bucket = train::bucket_elements(std::stod(value()));
     else {
       std::fprintf(stderr, "bench_dist: unknown argument '%s'\n", a.c_str());
       return 2;
@@ -75,7 +78,8 @@ int main(int argc, char** argv) {
     optim::AdamW opt({{model->named_parameters(), 1e-4, 0.05}});
     std::unique_ptr<train::DataParallelStep> dp;
     if (!plain) dp = std::make_unique<train::DataParallelStep>(*model, comm, micro,
-                                                                   train::DataParallelOptions{.overlap_backward = overlap});
+                                                                   train::DataParallelOptions{.overlap_backward = overlap,
+                                                                                              .bucket_elements = bucket});
     EVIT_CHECK(plain || batch % micro == 0, "bench_dist: --batch ", batch, " does not split into ", micro, " micro-batches");
     const int64_t per_micro = plain ? batch : batch / micro;
     std::vector<double> steps, reduces;

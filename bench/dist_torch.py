@@ -3,6 +3,10 @@ single process (RANKS = 1) or with DistributedDataParallel over the gloo backend
 processes of this machine, one thread each.
 
     python3 bench/dist_torch.py RANKS [--model efficientvit-b1] [--batch 16] [--size 224] [--runs 5]
+                               [--rank R --init tcp://ADDRESS:PORT]
+
+With --rank this process is that one rank of the job, started by the caller on its own machine
+(CABLE=... bench/run_dist_bench.sh starts one per machine), and --init is where the ranks meet.
 
 Each timed step: every rank draws the global batch from a generator of the step (fresh random
 inputs), takes its contiguous share, forward, cross-entropy, backward (DDP averages the gradients
@@ -28,11 +32,11 @@ import efficientvit_ref as ev  # noqa: E402
 WARMUP = 2
 
 
-def run(rank, args, init_file):
+def run(rank, args, init_method):
     torch.set_num_threads(1)
     ranks = args.ranks
     if ranks > 1:
-        dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=ranks)
+        dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=ranks)
     torch.manual_seed(0)
     model = ev.create_model(args.model)
     model.train()
@@ -68,14 +72,20 @@ def main():
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--rank", type=int, help="run this one rank of the job (with --init)")
+    p.add_argument("--init", help="where the ranks meet, tcp://ADDRESS:PORT (with --rank)")
     args = p.parse_args()
     assert args.batch % args.ranks == 0, "the global batch must split evenly over the ranks"
+    assert (args.rank is None) == (args.init is None), "--rank and --init go together"
+    if args.rank is not None:
+        run(args.rank, args, args.init)
+        return 0
     with tempfile.TemporaryDirectory() as d:
-        init_file = os.path.join(d, "init")
+        init_method = "file://" + os.path.join(d, "init")
         if args.ranks == 1:
-            run(0, args, init_file)
+            run(0, args, init_method)
         else:
-            mp.spawn(run, args=(args, init_file), nprocs=args.ranks)
+            mp.spawn(run, args=(args, init_method), nprocs=args.ranks)
     return 0
 
 

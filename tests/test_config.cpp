@@ -54,6 +54,7 @@ TEST_CASE("a valid training config loads and gets its defaults", "[config]") {
   REQUIRE_FALSE(c["schedule"].contains("warmup_steps"));
   REQUIRE(c["train"]["seed"] == 0);
   REQUIRE(c["train"]["grad_clip_mode"] == "value");
+  REQUIRE(c["train"]["bucket_mb"] == 16.0);
   REQUIRE(c["model"]["num_classes"].is_null());
   // An integral float for an integer field is accepted and stored as an integer.
   json f = valid_config();
@@ -110,6 +111,8 @@ TEST_CASE("malformed configs give the expected one-line error", "[config]") {
       {"unknown top-level key far from any", [](json& c) { c["zzzzzz"] = 1; },
        "cfg.json: config.zzzzzz: unknown key (known keys: 'task', 'model', 'data', 'optimizer', 'schedule', "
        "'ema', 'train', 'output_dir')"},
+      {"empty gradient buckets", [](json& c) { c["train"]["bucket_mb"] = 0; },
+       "cfg.json: config.train.bucket_mb: must be > 0, got 0"},
       {"keyword array item", [](json& c) { c["optimizer"]["no_decay_keywords"] = {"norm", 3}; },
        "cfg.json: config.optimizer.no_decay_keywords[1]: expected string, got integer"},
   };

@@ -546,6 +546,13 @@ TEST_CASE("gradient buckets sent while backward runs give the bits of one proces
   });
 }
 
+TEST_CASE("train.bucket_mb counts f32 gradient values, at least one per bucket", "[dist]") {
+  REQUIRE(train::bucket_elements(16) == train::DataParallelOptions{}.bucket_elements);  // the default: 4M values
+  REQUIRE(train::bucket_elements(4) == int64_t{1} << 20);
+  REQUIRE(train::bucket_elements(0.25) == int64_t{1} << 16);
+  REQUIRE(train::bucket_elements(1e-9) == 1);
+}
+
 TEST_CASE("CUDA gradient buckets sent while backward runs give the bits of one process", "[cuda][.]") {
   EVIT_REQUIRE_GPU();
   // Through host memory (which does not overlap) the buckets go after backward.

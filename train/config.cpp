@@ -581,6 +581,10 @@ const Schema& training_config_schema() {
                                            "data-parallel: send gradient buckets to the other processes while backward "
                                            "still runs (CPU models, and CUDA models on NCCL); false: after backward. The "
                                            "bits are the same either way")},
+                  {"bucket_mb", S::number().min(0, true).default_value(16.0).doc(
+                                    "data-parallel: MiB of gradients per bucket sent while backward runs (at least; a "
+                                    "bucket ends at a parameter's end). Larger buckets pay over slower networks, where "
+                                    "each bucket's start costs a round trip; the bits are the same either way")},
                   {"device", S::string().default_value("cpu").doc("\"cpu\", \"cuda\" or \"cuda:N\"")},
                   {"amp", S::string().one_of({"off", "f16", "bf16"}).default_value("off").doc(
                               "CUDA mixed precision: GEMMs and convolutions in f16/bf16 (f16 adds a loss scaler)")},

@@ -1,6 +1,7 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "autograd/grad_mode.h"
 #include "core/copy.h"
@@ -201,6 +202,10 @@ double DataParallelStep::finish_step() {
     add_(bn->num_batches_tracked, 1.0);
   }
   return static_cast<double>(tail[params_.size()]) * scale;
+}
+
+int64_t bucket_elements(double mib) {
+  return std::max<int64_t>(1, std::llround(mib * double(int64_t{1} << 20) / double(sizeof(float))));
 }
 
 std::shared_ptr<dist::Communicator> gradient_communicator(dist::Communicator& job, Device device,

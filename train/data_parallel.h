@@ -41,9 +41,14 @@ struct DataParallelOptions {
   // order (several ranks, fixed tree; CPU models, and CUDA models when the communicator's device
   // exchanges run beside the compute stream: NCCL). The bits are the same either way.
   bool overlap_backward = true;
-  // Gradient values per bucket (at least; buckets end at a parameter's end).
-  int64_t bucket_elements = int64_t{1} << 20;
+  // Gradient values per bucket (at least; buckets end at a parameter's end): 16 MiB of f32. Each
+  // bucket's exchange costs a round trip between ranks, which over a network outweighs the gain
+  // of smaller buckets (less left to send after backward); docs/distributed.md has the measurements.
+  int64_t bucket_elements = int64_t{1} << 22;
 };
+
+// The f32 values in `mib` MiB (config train.bucket_mb), at least one.
+int64_t bucket_elements(double mib);
 
 class DataParallelStep {
  public:

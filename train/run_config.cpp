@@ -124,6 +124,7 @@ RunConfig parse_run_config(const json& cfg) {
     tc.library_allreduce = t.at("allreduce").get<std::string>() == "library";
     tc.gpu_transport = t.at("gpu_transport").get<std::string>();
     tc.overlap_backward = t.at("overlap_backward").get<bool>();
+    tc.bucket_mb = t.at("bucket_mb").get<double>();
     tc.device = t.at("device").get<std::string>();
     tc.amp = t.at("amp").get<std::string>();
     tc.resume = optional_field<std::string>(t, "resume");

@@ -98,6 +98,7 @@ struct TrainLoopConfig {
   bool library_allreduce = false;  // allreduce = "library": MPI's own sum, not the fixed tree
   std::string gpu_transport;       // auto | nccl | host: how CUDA gradients travel between ranks
   bool overlap_backward = true;    // gradient buckets cross the ranks while backward runs
+  double bucket_mb = 16;           // MiB of f32 gradients per bucket sent during backward
   std::string device;  // cpu | cuda | cuda:N
   std::string amp;     // off | f16 | bf16
   std::optional<std::string> resume;

@@ -83,7 +83,8 @@ Trainer::Trainer(const json& config, dist::Communicator* comm)
     data_parallel_ = std::make_unique<DataParallelStep>(*model_, gradient_comm_ ? *gradient_comm_ : *comm_,
                                                         rc_.data.micro_batches,
                                                         DataParallelOptions{.library_allreduce = rc_.train.library_allreduce,
-                                                                            .overlap_backward = rc_.train.overlap_backward});
+                                                                            .overlap_backward = rc_.train.overlap_backward,
+                                                                            .bucket_elements = bucket_elements(rc_.train.bucket_mb)});
   }
   build_optimizer();
   if (t.resume) load_checkpoint(*t.resume);
